@@ -6,7 +6,7 @@
 
 import type { Dtab } from "./dtab.js";
 import type { BoundName, Name } from "./name.js";
-import { sameBound } from "./name.js";
+import { sameName } from "./name.js";
 import { type NameTree, Neg, simplify, type Weighted } from "./name-tree.js";
 import { Path } from "./path.js";
 import { failed, ok, PENDING, type Read, type State } from "./var.js";
@@ -135,7 +135,8 @@ export function transformLeaves(
       return t.transformLeaf(tree.value, read);
     case "alt":
     case "union": {
-      const parts = tree.kind === "alt" ? tree.trees.map((x) => ({ weight: 1, tree: x })) : tree.trees;
+      const parts =
+        tree.kind === "alt" ? tree.trees.map((x) => ({ weight: 1, tree: x })) : tree.trees;
       const out: Weighted<BoundName>[] = [];
       for (const w of parts) {
         const s = transformLeaves(w.tree, t, read);
@@ -155,13 +156,13 @@ export function transformLeaves(
   }
 }
 
-/** Structural equality of bound trees, so a rebind that changes nothing is not an event. */
-export function boundTreeEquals(a: NameTree<BoundName>, b: NameTree<BoundName>): boolean {
+/** Structural equality of name trees, so a rebind that changes nothing is not an event. */
+export function boundTreeEquals<N extends Name>(a: NameTree<N>, b: NameTree<N>): boolean {
   if (a === b) return true;
   if (a.kind !== b.kind) return false;
   switch (a.kind) {
     case "leaf":
-      return sameBound(a.value, (b as typeof a).value);
+      return sameName(a.value, (b as typeof a).value);
     case "alt": {
       const bt = (b as typeof a).trees;
       return a.trees.length === bt.length && a.trees.every((t, i) => boundTreeEquals(t, bt[i]!));
@@ -178,9 +179,9 @@ export function boundTreeEquals(a: NameTree<BoundName>, b: NameTree<BoundName>):
   }
 }
 
-export function boundStateEquals(
-  a: State<NameTree<BoundName>>,
-  b: State<NameTree<BoundName>>,
+export function boundStateEquals<N extends Name>(
+  a: State<NameTree<N>>,
+  b: State<NameTree<N>>,
 ): boolean {
   if (a === b) return true;
   if (a.status !== b.status) return false;

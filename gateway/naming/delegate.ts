@@ -3,9 +3,9 @@
 // what each dentry would do. A node's `path` is the name at that step and its `dentry`
 // the rule that produced that name (null at the root and for names a namer produced).
 
+import { lookup, MAX_DEPTH, type NamingContext } from "./bind.js";
 import type { Dentry } from "./dtab.js";
 import { rewrite } from "./dtab.js";
-import { lookup, MAX_DEPTH, type NamingContext } from "./bind.js";
 import type { BoundName, Name } from "./name.js";
 import type { NameTree } from "./name-tree.js";
 import { Path } from "./path.js";
@@ -147,7 +147,13 @@ export function delegatePath(ctx: NamingContext, path: Path, read: Read): Delega
         pending = true;
         after = exception(before.id, current.dentry, "a transformer has not answered yet");
       }
-      current = { type: "transformation", path: node.path, name: t.name, bound: before, tree: after };
+      current = {
+        type: "transformation",
+        path: node.path,
+        name: t.name,
+        bound: before,
+        tree: after,
+      };
     }
     return current;
   };
@@ -157,7 +163,12 @@ export function delegatePath(ctx: NamingContext, path: Path, read: Read): Delega
       case "leaf":
         return { type: "leaf", path: tree.value.id, dentry, bound: tree.value };
       case "alt":
-        return { type: "alt", path: p, dentry, alt: tree.trees.map((t) => fromBound(p, dentry, t)) };
+        return {
+          type: "alt",
+          path: p,
+          dentry,
+          alt: tree.trees.map((t) => fromBound(p, dentry, t)),
+        };
       case "union":
         return {
           type: "union",
@@ -183,7 +194,13 @@ function collapse(node: DelegateNode & { type: "delegate" }): DelegateNode {
   const c = node.delegate;
   if (c.type === "neg" || c.type === "fail" || c.type === "empty") return node;
   if (c.type === "transformation" || !c.path.equals(node.path)) return node;
-  if (c.type === "delegate" || c.type === "alt" || c.type === "union" || c.type === "leaf" || c.type === "exception") {
+  if (
+    c.type === "delegate" ||
+    c.type === "alt" ||
+    c.type === "union" ||
+    c.type === "leaf" ||
+    c.type === "exception"
+  ) {
     return { ...c, dentry: node.dentry } as DelegateNode;
   }
   return node;

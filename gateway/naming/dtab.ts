@@ -30,9 +30,7 @@ export class Prefix {
 
   get show(): string {
     if (this.elems.length === 0) return "/";
-    return this.elems
-      .map((el) => (el === ANY ? "/*" : Path.fromTrusted([el]).show))
-      .join("");
+    return this.elems.map((el) => (el === ANY ? "/*" : Path.fromTrusted([el]).show)).join("");
   }
 }
 

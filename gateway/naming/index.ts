@@ -10,4 +10,6 @@ export * from "./name.js";
 export * from "./name-tree.js";
 export * from "./parse.js";
 export * from "./path.js";
+export * from "./path-pattern.js";
 export * from "./var.js";
+export * from "./var-cache.js";

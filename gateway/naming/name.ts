@@ -39,7 +39,14 @@ export interface Namer {
   lookup(path: Path): Activity<NameTree<Name>>;
 }
 
-/** Two bound names are the same destination when id, residual and address source match. */
-export function sameBound(a: BoundName, b: BoundName): boolean {
-  return a === b || (a.addr === b.addr && a.id.equals(b.id) && a.residual.equals(b.residual));
+/**
+ * Two bound names are the same destination when id, residual and address source match;
+ * two path names when their paths are equal.
+ */
+export function sameName(a: Name, b: Name): boolean {
+  if (a === b) return true;
+  if (a.kind === "path") return b.kind === "path" && a.path.equals(b.path);
+  return (
+    b.kind === "bound" && a.addr === b.addr && a.id.equals(b.id) && a.residual.equals(b.residual)
+  );
 }

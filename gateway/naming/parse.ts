@@ -121,10 +121,12 @@ class Parser {
     while (this.pos < this.src.length) {
       const c = this.src[this.pos]!;
       if (c === "\\") {
-        if (this.src[this.pos + 1] !== "x") this.fail("expected 'x' after '\\' (escapes are \\xNN)", this.pos + 1);
+        if (this.src[this.pos + 1] !== "x")
+          this.fail("expected 'x' after '\\' (escapes are \\xNN)", this.pos + 1);
         const h1 = this.src[this.pos + 2];
         const h2 = this.src[this.pos + 3];
-        if (!isHex(h1) || !isHex(h2)) this.fail("expected two hex digits after '\\x'", this.pos + 2);
+        if (!isHex(h1) || !isHex(h2))
+          this.fail("expected two hex digits after '\\x'", this.pos + 2);
         bytes.push(Number.parseInt(`${h1}${h2}`, 16));
         this.pos += 4;
       } else if (isShowableChar(c)) {

@@ -90,7 +90,8 @@ export class Path {
   /** The printable form, e.g. `/svc/users`; the empty path shows as `/`. */
   get show(): string {
     if (this.shown === undefined) {
-      this.shown = this.segments.length === 0 ? "/" : `/${this.segments.map(showSegment).join("/")}`;
+      this.shown =
+        this.segments.length === 0 ? "/" : `/${this.segments.map(showSegment).join("/")}`;
     }
     return this.shown;
   }

@@ -1,0 +1,97 @@
+// The `lintel` command line: check, delegate (and run, once the data plane exists).
+
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { checkCommand } from "./check.js";
+import { delegateCommand } from "./delegate.js";
+
+const USAGE = `usage: lintel <command> [options]
+
+commands:
+  check CONFIG...                       validate configs; print every error with its line
+  delegate CONFIG [--router LABEL] PATH [--dtab DENTRIES] [--json] [--timeout MS]
+                                        show how a router resolves PATH and what it binds to
+  version                               print the version`;
+
+/** Reads the version from package.json, found upwards from this file (src or dist). */
+function version(): string {
+  for (const up of ["../../package.json", "../../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), "utf8")) as {
+        name?: string;
+        version: string;
+      };
+      if (pkg.name === "lintel") return pkg.version;
+    } catch {
+      // not here; look one level further up
+    }
+  }
+  return "unknown";
+}
+
+export async function main(
+  argv: string[],
+  out: (s: string) => void = (s) => process.stdout.write(`${s}\n`),
+): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "check":
+      return checkCommand(rest, out);
+    case "delegate": {
+      let parsed: ReturnType<typeof parseDelegate>;
+      try {
+        parsed = parseDelegate(rest);
+      } catch (e) {
+        out(`${(e as Error).message}\n\n${USAGE}`);
+        return 2;
+      }
+      const { values, positionals } = parsed;
+      if (positionals.length !== 2) {
+        out(`delegate needs CONFIG and PATH\n\n${USAGE}`);
+        return 2;
+      }
+      const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout);
+      if (timeoutMs !== undefined && !(timeoutMs > 0)) {
+        out("--timeout must be a number of milliseconds");
+        return 2;
+      }
+      return delegateCommand(
+        {
+          config: positionals[0]!,
+          path: positionals[1]!,
+          router: values.router,
+          dtab: values.dtab,
+          json: values.json ?? false,
+          timeoutMs,
+        },
+        out,
+      );
+    }
+    case "version":
+    case "--version":
+      out(`lintel ${version()}`);
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      out(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      out(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+function parseDelegate(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      router: { type: "string", short: "r" },
+      dtab: { type: "string", short: "d" },
+      json: { type: "boolean" },
+      timeout: { type: "string" },
+    },
+  });
+}

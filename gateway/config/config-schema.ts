@@ -1,0 +1,188 @@
+// The shape of a lintel config: a Linkerd 1 config for the `http` protocol, key for key,
+// with lintel's extensions in the same style. Defaults follow Linkerd 1.
+
+import type { Registry } from "../plugins/registry.js";
+import { pluginSchema } from "./plugin-schema.js";
+import { client, defaultKind, kinded, service } from "./policy-schemas.js";
+import {
+  boolean,
+  def,
+  dtabString,
+  filePath,
+  host,
+  type Infer,
+  integer,
+  list,
+  nonEmptyString,
+  number,
+  object,
+  oneOrList,
+  opt,
+  pathString,
+  port,
+  req,
+  type Schema,
+  show,
+  string,
+} from "./schema.js";
+import { didYouMean } from "./suggest.js";
+
+const UNSUPPORTED_PROTOCOLS: Readonly<Record<string, string>> = {
+  thrift: "lintel routes HTTP only; thrift routers are not supported",
+  mux: "lintel routes HTTP only; mux routers are not supported",
+  thriftmux: "lintel routes HTTP only; thriftmux routers are not supported",
+  h2: "HTTP/2 routers are not supported yet; use protocol: http",
+};
+
+function protocol(): Schema<"http"> {
+  const expected = 'a protocol ("http")';
+  return {
+    expected,
+    decode(v, path, cx) {
+      if (v === "http") return "http";
+      if (typeof v === "string" && UNSUPPORTED_PROTOCOLS[v]) {
+        return cx.report(path, `protocol "${v}" is not supported: ${UNSUPPORTED_PROTOCOLS[v]}`);
+      }
+      const hint = typeof v === "string" ? didYouMean(v, ["http"]) : "";
+      return cx.report(path, `expected ${expected}, got ${show(v)}${hint}`);
+    },
+  };
+}
+
+const serverTls = object({
+  certPath: opt(filePath("a certificate file")),
+  keyPath: opt(filePath("a key file")),
+  intermediateCertsPath: opt(filePath("a certificate chain file")),
+  caCertPath: opt(filePath("a CA certificate file")),
+  requireClientAuth: def(boolean(), false),
+  protocols: opt(list(nonEmptyString("a TLS protocol such as TLSv1.2"))),
+  ciphers: opt(list(nonEmptyString("a cipher name"))),
+});
+
+const forwardedLabeler = kinded("forwarded header labeler", {
+  ip: object({}),
+  "ip:port": object({}),
+  connectionRandom: object({}),
+  requestRandom: object({}),
+  router: object({}),
+  static: object({ label: req(nonEmptyString()) }),
+});
+
+/** Linkerd's `addForwardedHeader: {by, for}`; `true` is lintel's shorthand for the defaults. */
+function forwardedHeader() {
+  const full = object({ by: opt(forwardedLabeler), for: opt(forwardedLabeler) });
+  const schema: Schema<Infer<typeof full> | undefined> = {
+    expected: full.expected,
+    decode(v, path, cx) {
+      if (v === false) return undefined;
+      if (v === true) return { by: undefined, for: undefined };
+      return full.decode(v, path, cx);
+    },
+  };
+  return schema;
+}
+
+const server = object({
+  port: def(port(), 4140),
+  ip: def(host(), "127.0.0.1"),
+  tls: opt(serverTls),
+  maxConcurrentRequests: opt(integer({ min: 1 })),
+  clearContext: def(boolean(), false),
+  timeoutMs: opt(integer({ min: 1 })),
+  addForwardedHeader: opt(forwardedHeader()),
+  maxCallDepth: def(integer({ min: 1 }), 1000),
+  announce: opt(list(string())),
+});
+
+const bindingCache = object({
+  paths: def(integer({ min: 1 }), 1000),
+  trees: def(integer({ min: 1 }), 1000),
+  bounds: def(integer({ min: 1 }), 1000),
+  clients: def(integer({ min: 1 }), 1000),
+  idleTtlSecs: def(integer({ min: 1 }), 600),
+});
+
+export function routerSchema(registry: Registry) {
+  return object(
+    {
+      protocol: req(protocol()),
+      label: opt(nonEmptyString("a router label")),
+      dstPrefix: def(pathString(), "/svc"),
+      dtab: def(dtabString(), ""),
+      identifier: def(oneOrList(pluginSchema(registry, "identifier")), {
+        kind: "io.l5d.header.token",
+      }),
+      interpreter: def(pluginSchema(registry, "interpreter"), { kind: "default" }),
+      bindingTimeoutMs: def(integer({ min: 1 }), 10_000),
+      bindingCache: def(bindingCache, {}),
+      servers: def(list(server), [{}]),
+      client: def(defaultKind(client, "io.l5d.global"), { kind: "io.l5d.global" }),
+      service: def(defaultKind(service, "io.l5d.global"), { kind: "io.l5d.global" }),
+      originator: def(boolean(), false),
+      httpAccessLog: opt(filePath("a log file path")),
+      maxHeadersKB: def(integer({ min: 1 }), 8),
+      maxInitialLineKB: def(integer({ min: 1 }), 4),
+      maxRequestKB: opt(integer({ min: 1 })),
+      maxResponseKB: opt(integer({ min: 1 })),
+      maxChunkKB: opt(integer({ min: 1 })),
+      streamingEnabled: def(boolean(), true),
+      compressionLevel: opt(integer({ min: -1, max: 9 })),
+    },
+    {
+      unsupported: {
+        announcers: "service announcement is not supported",
+        tracePropagator: "tracing is not supported yet",
+        httpAccessLogRollPolicy:
+          "access log rotation is left to the log shipper (logrotate with copytruncate)",
+      },
+    },
+  );
+}
+
+const admin = object({
+  ip: def(host(), "127.0.0.1"),
+  port: def(port(), 9990),
+  shutdownGraceMs: def(integer({ min: 0 }), 10_000),
+});
+
+const telemeter = kinded(
+  "telemeter",
+  {
+    "io.l5d.prometheus": object({
+      path: def(nonEmptyString(), "/admin/metrics/prometheus"),
+      prefix: def(string(), ""),
+    }),
+    "io.l5d.recentRequests": object({
+      sampleRate: req(number({ min: 0, max: 1, expected: "a fraction from 0 to 1" })),
+      capacity: def(integer({ min: 1 }), 10),
+    }),
+  },
+  {
+    "io.l5d.zipkin": "Zipkin tracing is not supported",
+    "io.l5d.statsd": "statsd is not supported; scrape /admin/metrics/prometheus",
+    "io.l5d.influxdb": "InfluxDB is not supported; scrape /admin/metrics/prometheus",
+    "io.l5d.tracelog": "the trace log telemeter is not supported",
+    "io.l5d.commonMetrics": "metrics are always on; scrape /admin/metrics/prometheus",
+  },
+);
+
+const usage = object({ enabled: def(boolean(), false), orgId: opt(string()) });
+
+export function configSchema(registry: Registry) {
+  return object(
+    {
+      admin: def(admin, {}),
+      namers: def(list(pluginSchema(registry, "namer")), []),
+      routers: req(list(routerSchema(registry), { minItems: 1 })),
+      telemetry: def(list(telemeter), []),
+      usage: def(usage, {}),
+      /** lintel: plugin modules to load before the rest is read (paths). */
+      plugins: def(list(filePath("a plugin module path")), []),
+    },
+    { expected: "a lintel (Linkerd 1) config mapping" },
+  );
+}
+
+export type LintelConfig = Infer<ReturnType<typeof configSchema>>;
+export type RouterConfig = LintelConfig["routers"][number];
+export type ServerConfig = RouterConfig["servers"][number];

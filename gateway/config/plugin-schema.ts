@@ -1,0 +1,136 @@
+// Decodes `{kind: ..., ...}` blocks: finds the plugin for the kind in the registry and
+// lets its schema decode the rest, adding the fields every plugin of the category has
+// (namers: prefix and transformers; transformers: prefix; interpreters: transformers).
+
+import type { Path } from "../naming/index.js";
+import { readPath } from "../naming/index.js";
+import type { AnyPlugin, Category, Plugin, Registry } from "../plugins/registry.js";
+import {
+  type DecodeContext,
+  type Field,
+  INVALID,
+  isPlainObject,
+  keyPath,
+  list,
+  type ObjectSchema,
+  object,
+  opt,
+  pathString,
+  type Schema,
+  show,
+} from "./schema.js";
+import { didYouMean } from "./suggest.js";
+
+export interface PluginConfig<C extends Category = Category> {
+  readonly kind: string;
+  readonly plugin: Plugin<C>;
+  /** The plugin's own decoded fields. */
+  readonly config: unknown;
+  /** Namers: where they are mounted, `/#/<prefix>`. Transformers: `/%/<prefix>`. */
+  readonly prefix?: Path;
+  readonly transformers?: readonly PluginConfig<"transformer">[];
+}
+
+/** Kinds Linkerd has that lintel names as unsupported rather than unknown. */
+const UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
+  "io.l5d.consul": "the Consul namer is not built in; use io.l5d.fs, io.l5d.k8s or a plugin",
+  "io.l5d.marathon": "the Marathon namer is not built in",
+  "io.l5d.zk": "the ZooKeeper namer is not built in",
+  "io.l5d.serversets": "the ZooKeeper serversets namer is not built in",
+  "io.l5d.curator": "the Curator namer is not built in",
+  "io.l5d.dnssrv": "the DNS SRV namer is not built in",
+  "io.l5d.namerd": "the namerd thrift interpreter is not supported; use io.l5d.namerd.http",
+  "io.l5d.mesh": "the namerd mesh (gRPC) interpreter is not supported; use io.l5d.namerd.http",
+};
+
+export function pluginSchema<C extends Category>(
+  registry: Registry,
+  category: C,
+): Schema<PluginConfig<C>> {
+  const expected = `a ${category} (a mapping with a kind)`;
+  const combined = new Map<string, ObjectSchema<Record<string, unknown>>>();
+  const schemaFor = (plugin: AnyPlugin) => {
+    let s = combined.get(plugin.kind);
+    if (!s) {
+      s = object(
+        { ...plugin.schema.fields, ...commonFields(registry, category) },
+        { ignore: ["kind"] },
+      );
+      combined.set(plugin.kind, s);
+    }
+    return s;
+  };
+  return {
+    expected,
+    decode(v: unknown, path: string, cx: DecodeContext) {
+      if (!isPlainObject(v)) return cx.report(path, `expected ${expected}, got ${show(v)}`);
+      const kind = v.kind;
+      if (typeof kind !== "string" || kind === "") {
+        return cx.report(
+          keyPath(path, "kind"),
+          `missing (expected one of: ${registry.kinds(category).join(", ")})`,
+        );
+      }
+      const plugin = registry.get(category, kind);
+      if (!plugin) {
+        const known = registry.kinds(category);
+        const why = UNSUPPORTED_KINDS[kind];
+        return cx.report(
+          keyPath(path, "kind"),
+          why
+            ? `${category} kind "${kind}" is not supported: ${why}`
+            : `unknown ${category} kind "${kind}"${didYouMean(kind, known)}; known kinds: ${known.join(", ")}`,
+        );
+      }
+      const decoded = schemaFor(plugin).decode(v, path, cx);
+      if (decoded === INVALID) return INVALID;
+      const { prefix, transformers, ...own } = decoded as Record<string, unknown>;
+      const config = pickOwn(plugin, own);
+      for (const problem of plugin.validate?.(config) ?? []) cx.report(path, problem);
+      const defaultPrefix = () => readPath(plugin.defaultPrefix?.(config) ?? `/${kind}`);
+      return {
+        kind,
+        plugin: plugin as Plugin<C>,
+        config,
+        prefix:
+          category === "namer" || category === "transformer"
+            ? ((prefix as Path | undefined) ?? defaultPrefix())
+            : undefined,
+        transformers: transformers as PluginConfig<"transformer">[] | undefined,
+      };
+    },
+  };
+}
+
+function pickOwn(plugin: AnyPlugin, decoded: Record<string, unknown>): unknown {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(plugin.schema.fields)) out[k] = decoded[k];
+  return out;
+}
+
+function commonFields(registry: Registry, category: Category): Record<string, Field<unknown>> {
+  switch (category) {
+    case "namer":
+      return {
+        prefix: opt(pathString()),
+        transformers: opt(list(lazyTransformer(registry))),
+      };
+    case "transformer":
+      return { prefix: opt(pathString()) };
+    case "interpreter":
+      return { transformers: opt(list(lazyTransformer(registry))) };
+    default:
+      return {};
+  }
+}
+
+function lazyTransformer(registry: Registry): Schema<PluginConfig<"transformer">> {
+  let s: Schema<PluginConfig<"transformer">> | undefined;
+  return {
+    expected: "a transformer (a mapping with a kind)",
+    decode: (v, path, cx) => {
+      s ??= pluginSchema(registry, "transformer");
+      return s.decode(v, path, cx);
+    },
+  };
+}

@@ -1,0 +1,117 @@
+// Reads a config file (YAML or JSON) into plain values plus a map from each value's
+// config path (e.g. `routers[0].servers[0].port`) to its line, so every error can say
+// where it is. `${VAR}` and `${VAR:-default}` are replaced from the environment first.
+
+import { readFileSync } from "node:fs";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+
+export interface Position {
+  /** 1-based line of the value. */
+  readonly line: number;
+  /** 1-based line of the key that holds the value (same as `line` for list items). */
+  readonly keyLine: number;
+  /** For block scalars (`|`, `>`): the value's text starts on the next line. */
+  readonly block: boolean;
+}
+
+export interface SourceIssue {
+  readonly path: string;
+  readonly message: string;
+  readonly line?: number;
+}
+
+export interface ConfigSource {
+  readonly file: string;
+  readonly value: unknown;
+  readonly positions: ReadonlyMap<string, Position>;
+  readonly issues: readonly SourceIssue[];
+}
+
+const ENV_REF = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Substitutes `${VAR}` / `${VAR:-default}`; `$${VAR}` stays as the literal `${VAR}`. */
+export function substituteEnv(
+  text: string,
+  env: NodeJS.ProcessEnv,
+): { text: string; issues: SourceIssue[] } {
+  const issues: SourceIssue[] = [];
+  const lines = text.split("\n");
+  const out = lines.map((line, i) => {
+    const commentOnly = /^\s*#/.test(line);
+    return line.replace(ENV_REF, (whole, escaped: string, name: string, fallback?: string) => {
+      if (escaped) return whole.slice(1);
+      const v = env[name];
+      if (v !== undefined) return v;
+      if (fallback !== undefined) return fallback;
+      if (!commentOnly) {
+        issues.push({
+          path: "",
+          message: `environment variable ${name} is not set (use \${${name}:-default} for a default)`,
+          line: i + 1,
+        });
+      }
+      return whole;
+    });
+  });
+  return { text: out.join("\n"), issues };
+}
+
+export function readConfigSource(file: string, env: NodeJS.ProcessEnv = process.env): ConfigSource {
+  let raw: string;
+  try {
+    raw = readFileSync(file, "utf8");
+  } catch (e) {
+    const msg =
+      (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
+    return {
+      file,
+      value: undefined,
+      positions: new Map(),
+      issues: [{ path: "", message: `cannot read ${file}: ${msg}` }],
+    };
+  }
+  return parseConfigText(raw, file, env);
+}
+
+export function parseConfigText(
+  raw: string,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ConfigSource {
+  const { text, issues } = substituteEnv(raw, env);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const line = (offset: number) => lineCounter.linePos(offset).line;
+  for (const e of doc.errors) {
+    issues.push({
+      path: "",
+      message: `not valid YAML: ${e.message.split("\n")[0]}`,
+      line: line(e.pos[0]),
+    });
+  }
+  if (doc.errors.length > 0) return { file, value: undefined, positions: new Map(), issues };
+
+  const positions = new Map<string, Position>();
+  const walk = (node: Node | null | undefined, path: string, keyLine: number) => {
+    if (!node || isAlias(node)) return;
+    const start = node.range?.[0] ?? 0;
+    const block = isScalar(node) && (node.type === "BLOCK_LITERAL" || node.type === "BLOCK_FOLDED");
+    positions.set(path, { line: line(start), keyLine, block });
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const kl = isScalar(pair.key) && pair.key.range ? line(pair.key.range[0]) : line(start);
+        const childPath = path === "" ? key : `${path}.${key}`;
+        if (pair.value) walk(pair.value as Node, childPath, kl);
+        else positions.set(childPath, { line: kl, keyLine: kl, block: false });
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => {
+        const il = (item as Node | null)?.range ? line((item as Node).range![0]) : line(start);
+        walk(item as Node, `${path}[${i}]`, il);
+      });
+    }
+  };
+  walk(doc.contents as Node | null, "", 1);
+  return { file, value: doc.toJS({ maxAliasCount: 100 }), positions, issues };
+}

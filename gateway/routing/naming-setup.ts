@@ -1,0 +1,100 @@
+// Builds the naming side of every router from a decoded config: the DNS resolver, the
+// `/$/` namers, the configured namers mounted at `/#/<prefix>` (with their transformers),
+// and per router its identifier chain and interpreter.
+
+import type { LintelConfig, RouterConfig } from "../config/config-schema.js";
+import type { PluginConfig } from "../config/plugin-schema.js";
+import { firstMatch, type Identifier } from "../identifiers/identifier.js";
+import type { Interpreter } from "../interpreters/interpreter.js";
+import type { Logger } from "../log.js";
+import { type HostResolver, PollingResolver } from "../namers/dns.js";
+import { createGlobalNamer } from "../namers/global.js";
+import {
+  CONFIGURED_NAMER_ROOT,
+  globalLookup,
+  type MountedNamer,
+  namerLookup,
+  TRANSFORMER_ROOT,
+  withTransformers,
+} from "../namers/mount.js";
+import type { Path, Transformer } from "../naming/index.js";
+import type { NamerInstance } from "../plugins/types.js";
+
+export interface RouterNaming {
+  readonly label: string;
+  readonly dstPrefix: Path;
+  readonly identifier: Identifier;
+  readonly interpreter: Interpreter;
+  readonly bindingTimeoutMs: number;
+}
+
+export interface NamingSetup {
+  readonly resolver: HostResolver;
+  readonly routers: ReadonlyMap<string, RouterNaming>;
+  close(): void;
+}
+
+export interface NamingOptions {
+  readonly log: Logger;
+  readonly resolver?: HostResolver;
+}
+
+export function routerLabel(r: RouterConfig): string {
+  return r.label ?? r.protocol;
+}
+
+export function buildNaming(config: LintelConfig, opts: NamingOptions): NamingSetup {
+  const { log } = opts;
+  const resolver = opts.resolver ?? new PollingResolver({ log: log.child({ component: "dns" }) });
+  const global = createGlobalNamer(resolver);
+  const globalNamers = globalLookup(global);
+
+  const transformer = (pc: PluginConfig<"transformer">): Transformer =>
+    pc.plugin.create(pc.config, {
+      log: log.child({ transformer: pc.kind }),
+      prefix: TRANSFORMER_ROOT.concat(pc.prefix!),
+      globalNamers,
+      resolver,
+    });
+
+  const namerInstances: NamerInstance[] = [];
+  const mounted: MountedNamer[] = config.namers.map((pc) => {
+    const prefix = CONFIGURED_NAMER_ROOT.concat(pc.prefix!);
+    const instance = pc.plugin.create(pc.config, { log: log.child({ namer: pc.kind }), prefix });
+    namerInstances.push(instance);
+    return { prefix, namer: withTransformers(instance, (pc.transformers ?? []).map(transformer)) };
+  });
+  const namers = namerLookup(mounted, global);
+
+  const routers = new Map<string, RouterNaming>();
+  for (const r of config.routers) {
+    const label = routerLabel(r);
+    const rlog = log.child({ router: label });
+    const identifier = firstMatch(
+      r.identifier.map((pc) => pc.plugin.create(pc.config, { log: rlog, dstPrefix: r.dstPrefix })),
+    );
+    const interpreter = r.interpreter.plugin.create(r.interpreter.config, {
+      log: rlog,
+      label,
+      routerDtab: r.dtab.dtab,
+      namers,
+      transformers: (r.interpreter.transformers ?? []).map(transformer),
+    });
+    routers.set(label, {
+      label,
+      dstPrefix: r.dstPrefix,
+      identifier,
+      interpreter,
+      bindingTimeoutMs: r.bindingTimeoutMs,
+    });
+  }
+
+  return {
+    resolver,
+    routers,
+    close() {
+      for (const r of routers.values()) r.interpreter.close();
+      for (const n of namerInstances) n.close?.();
+    },
+  };
+}
