@@ -115,7 +115,7 @@ export function routerSchema(registry: Registry) {
       interpreter: def(pluginSchema(registry, "interpreter"), { kind: "default" }),
       bindingTimeoutMs: def(integer({ min: 1 }), 10_000),
       bindingCache: def(bindingCache, {}),
-      servers: def(list(server), [{}]),
+      servers: def(list(server, { expected: "a list of servers" }), [{}]),
       client: def(defaultKind(client, "io.l5d.global"), { kind: "io.l5d.global" }),
       service: def(defaultKind(service, "io.l5d.global"), { kind: "io.l5d.global" }),
       originator: def(boolean(), false),
@@ -172,8 +172,8 @@ export function configSchema(registry: Registry) {
   return object(
     {
       admin: def(admin, {}),
-      namers: def(list(pluginSchema(registry, "namer")), []),
-      routers: req(list(routerSchema(registry), { minItems: 1 })),
+      namers: def(list(pluginSchema(registry, "namer"), { expected: "a list of namers" }), []),
+      routers: req(list(routerSchema(registry), { minItems: 1, expected: "a list of routers" })),
       telemetry: def(list(telemeter), []),
       usage: def(usage, {}),
       /** lintel: plugin modules to load before the rest is read (paths). */

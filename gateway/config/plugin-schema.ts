@@ -33,7 +33,7 @@ export interface PluginConfig<C extends Category = Category> {
 
 /** Kinds Linkerd has that lintel names as unsupported rather than unknown. */
 const UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
-  "io.l5d.consul": "the Consul namer is not built in; use io.l5d.fs, io.l5d.k8s or a plugin",
+  "io.l5d.consul": "the Consul namer is not built in; use io.l5d.fs or a plugin",
   "io.l5d.marathon": "the Marathon namer is not built in",
   "io.l5d.zk": "the ZooKeeper namer is not built in",
   "io.l5d.serversets": "the ZooKeeper serversets namer is not built in",
@@ -86,7 +86,10 @@ export function pluginSchema<C extends Category>(
       if (decoded === INVALID) return INVALID;
       const { prefix, transformers, ...own } = decoded as Record<string, unknown>;
       const config = pickOwn(plugin, own);
-      for (const problem of plugin.validate?.(config) ?? []) cx.report(path, problem);
+      for (const problem of plugin.validate?.(config) ?? []) {
+        if (typeof problem === "string") cx.report(path, problem);
+        else cx.report(keyPath(path, problem.field), problem.message);
+      }
       const defaultPrefix = () => readPath(plugin.defaultPrefix?.(config) ?? `/${kind}`);
       return {
         kind,

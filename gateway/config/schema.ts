@@ -158,8 +158,11 @@ export function host(): Schema<string> {
   };
 }
 
-export function list<T>(item: Schema<T>, opts: { minItems?: number } = {}): Schema<T[]> {
-  const expected = `a list of ${item.expected}`;
+export function list<T>(
+  item: Schema<T>,
+  opts: { minItems?: number; expected?: string } = {},
+): Schema<T[]> {
+  const expected = opts.expected ?? `a list of ${item.expected}`;
   return {
     expected,
     decode: (v, path, cx) => {

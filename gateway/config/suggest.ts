@@ -27,5 +27,5 @@ export function didYouMean(word: string, candidates: Iterable<string>): string {
     }
   }
   const limit = Math.max(2, Math.floor(word.length / 3));
-  return best !== undefined && bestD <= limit && bestD > 0 ? ` (did you mean "${best}"?)` : "";
+  return best !== undefined && bestD <= limit && best !== word ? ` (did you mean "${best}"?)` : "";
 }

@@ -103,13 +103,13 @@ export const fsInterpreter = definePlugin({
   }),
   validate(config) {
     if (!statSync(config.dtabFile, { throwIfNoEntry: false })?.isFile()) {
-      return [`dtabFile ${config.dtabFile} does not exist or is not a file`];
+      return [{ field: "dtabFile", message: `${config.dtabFile} does not exist or is not a file` }];
     }
     try {
       readDtabFile(config.dtabFile);
       return [];
     } catch (e) {
-      return [`dtabFile ${(e as Error).message}`];
+      return [{ field: "dtabFile", message: (e as Error).message }];
     }
   },
   create(config, ctx) {

@@ -214,8 +214,9 @@ export const fsNamer = definePlugin({
   }),
   validate(config) {
     const st = statSync(config.rootDir, { throwIfNoEntry: false });
-    if (!st) return [`rootDir ${config.rootDir} does not exist`];
-    if (!st.isDirectory()) return [`rootDir ${config.rootDir} is not a directory`];
+    if (!st) return [{ field: "rootDir", message: `${config.rootDir} does not exist` }];
+    if (!st.isDirectory())
+      return [{ field: "rootDir", message: `${config.rootDir} is not a directory` }];
     return [];
   },
   create(config, ctx) {

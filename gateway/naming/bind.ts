@@ -58,7 +58,11 @@ type Unbound = NameTree<Name | Path>;
 /** Binds `path` once, reading namer state through `read` (which records dependencies). */
 export function bindPath(ctx: NamingContext, path: Path, read: Read): State<NameTree<BoundName>> {
   let lookups = 0;
+  // Running out of lookups fails the whole binding, even inside a union (where an
+  // ordinary failed branch would just be dropped).
+  let exhausted: State<never> | undefined;
   const bindTree = (tree: Unbound, depth: number): State<NameTree<BoundName>> => {
+    if (exhausted) return exhausted;
     switch (tree.kind) {
       case "neg":
       case "fail":
@@ -77,12 +81,13 @@ export function bindPath(ctx: NamingContext, path: Path, read: Read): State<Name
           );
         }
         if (++lookups > MAX_LOOKUPS) {
-          return failed(
+          exhausted = failed(
             new BindingError(
               "LINTEL_BIND_TOO_COMPLEX",
               `binding ${path.show} took more than ${MAX_LOOKUPS} lookups; simplify the dtab`,
             ),
           );
+          return exhausted;
         }
         const found = lookup(ctx, next, read);
         if (found.status !== "ok") return found;
@@ -108,6 +113,7 @@ export function bindPath(ctx: NamingContext, path: Path, read: Read): State<Name
           if (s.status === "ok") oks.push({ weight: w.weight, tree: s.value });
           else if (s.status === "failed" && firstFailure === undefined) firstFailure = s;
         }
+        if (exhausted) return exhausted;
         if (oks.length > 0) return ok(simplify({ kind: "union", trees: oks }));
         return firstFailure ?? PENDING;
       }

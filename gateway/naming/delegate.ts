@@ -1,7 +1,8 @@
 // The delegation explainer: every step of resolving a name, as Linkerd's delegator shows
 // it. Unlike binding, every alternate and union branch is followed, so the tree shows
 // what each dentry would do. A node's `path` is the name at that step and its `dentry`
-// the rule that produced that name (null at the root and for names a namer produced).
+// the rule that produced that name (null at the root). Names a namer produces keep the
+// dentry that led to the namer, as Linkerd's delegator shows them.
 
 import { lookup, MAX_DEPTH, type NamingContext } from "./bind.js";
 import type { Dentry } from "./dtab.js";
@@ -110,7 +111,9 @@ export function delegatePath(ctx: NamingContext, path: Path, read: Read): Delega
     }
     const matches = ctx.dtab.matching(p);
     let child: DelegateNode;
-    if (matches.length === 0) {
+    // Binding asks the namers when the dtab's answer is neg: no dentry matched, or the one
+    // that did says `~`. Explain the same thing.
+    if (matches.length === 0 || (matches.length === 1 && matches[0]!.dst.kind === "neg")) {
       const found = lookup(ctx, p, read);
       if (found.status === "pending") {
         pending = true;
@@ -133,29 +136,26 @@ export function delegatePath(ctx: NamingContext, path: Path, read: Read): Delega
     return collapse({ type: "delegate", path: p, dentry, delegate: child });
   };
 
-  // Transformers (on the interpreter) show as transformation nodes above each bound leaf.
-  const transformed = (node: DelegateNode & { type: "leaf" }, r: Read): DelegateNode => {
-    let current: DelegateNode = node;
-    for (const t of ctx.transformers ?? []) {
-      if (current.type !== "leaf") break;
-      const s = t.transformLeaf(current.bound, r);
-      const before = current.bound;
-      let after: DelegateNode;
-      if (s.status === "ok") after = fromBound(before.id, current.dentry, s.value);
-      else if (s.status === "failed") after = exception(before.id, current.dentry, s.error.message);
-      else {
-        pending = true;
-        after = exception(before.id, current.dentry, "a transformer has not answered yet");
-      }
-      current = {
-        type: "transformation",
-        path: node.path,
-        name: t.name,
-        bound: before,
-        tree: after,
-      };
+  // Interpreter transformers show as transformation nodes above each bound leaf, nested in
+  // the order they apply: the second transforms what the first produced, and so on.
+  const transformed = (node: DelegateNode & { type: "leaf" }, r: Read, from = 0): DelegateNode => {
+    const transformers = ctx.transformers ?? [];
+    if (from >= transformers.length) return node;
+    const t = transformers[from]!;
+    const before = node.bound;
+    const s = t.transformLeaf(before, r);
+    let after: DelegateNode;
+    if (s.status === "ok") {
+      after = mapLeaves(fromBound(before.id, node.dentry, s.value), (leaf) =>
+        transformed(leaf, r, from + 1),
+      );
+    } else if (s.status === "failed") {
+      after = exception(before.id, node.dentry, s.error.message);
+    } else {
+      pending = true;
+      after = exception(before.id, node.dentry, "a transformer has not answered yet");
     }
-    return current;
+    return { type: "transformation", path: node.path, name: t.name, bound: before, tree: after };
   };
 
   const fromBound = (p: Path, dentry: Dentry | null, tree: NameTree<BoundName>): DelegateNode => {
@@ -186,6 +186,22 @@ export function delegatePath(ctx: NamingContext, path: Path, read: Read): Delega
   };
 
   return { tree: resolve(path, null, 0), pending };
+}
+
+function mapLeaves(
+  n: DelegateNode,
+  f: (leaf: DelegateNode & { type: "leaf" }) => DelegateNode,
+): DelegateNode {
+  switch (n.type) {
+    case "leaf":
+      return f(n);
+    case "alt":
+      return { ...n, alt: n.alt.map((c) => mapLeaves(c, f)) };
+    case "union":
+      return { ...n, union: n.union.map((w) => ({ ...w, tree: mapLeaves(w.tree, f) })) };
+    default:
+      return n;
+  }
 }
 
 // Linkerd's simplification: a delegate whose child names the same path (a namer binding

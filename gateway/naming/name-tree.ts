@@ -54,8 +54,9 @@ export function mapTree<T, U>(tree: NameTree<T>, f: (value: T) => U): NameTree<U
 }
 
 /**
- * Finagle's `simplified`: drops negative branches, flattens single-child alternates
- * and unions, and turns empty alternates/unions into neg.
+ * Finagle's `simplified`: alternates drop neg branches and end at the first fail; unions
+ * drop neg and fail branches; a single child stands for its parent; nothing left is neg.
+ * Nested alternates are flattened (evaluation-equivalent).
  */
 export function simplify<T>(tree: NameTree<T>): NameTree<T> {
   switch (tree.kind) {
@@ -66,6 +67,7 @@ export function simplify<T>(tree: NameTree<T>): NameTree<T> {
         if (s.kind === "neg") continue;
         if (s.kind === "alt") kept.push(...s.trees);
         else kept.push(s);
+        if (s.kind === "fail") break;
       }
       if (kept.length === 0) return Neg;
       if (kept.length === 1) return kept[0]!;
@@ -75,7 +77,7 @@ export function simplify<T>(tree: NameTree<T>): NameTree<T> {
       const kept: Weighted<T>[] = [];
       for (const w of tree.trees) {
         const s = simplify(w.tree);
-        if (s.kind !== "neg") kept.push({ weight: w.weight, tree: s });
+        if (s.kind !== "neg" && s.kind !== "fail") kept.push({ weight: w.weight, tree: s });
       }
       if (kept.length === 0) return Neg;
       if (kept.length === 1) return kept[0]!.tree;
@@ -84,6 +86,14 @@ export function simplify<T>(tree: NameTree<T>): NameTree<T> {
     default:
       return tree;
   }
+}
+
+/** A weight as the parser reads it back: plain decimal digits, never exponent notation. */
+export function formatWeight(w: number): string {
+  const s = String(w);
+  if (!s.includes("e")) return s;
+  if (w >= 1) return BigInt(Math.round(w)).toString();
+  return w.toFixed(20).replace(/0+$/, "");
 }
 
 /** Prints a tree in dtab syntax; `showLeaf` prints a leaf value. */
@@ -106,7 +116,9 @@ export function showTree<T>(tree: NameTree<T>, showLeaf: (value: T) => string): 
     t.kind === "union"
       ? t.trees
           .map((w) =>
-            w.weight === DEFAULT_WEIGHT ? simple(w.tree) : `${w.weight} * ${simple(w.tree)}`,
+            w.weight === DEFAULT_WEIGHT
+              ? simple(w.tree)
+              : `${formatWeight(w.weight)} * ${simple(w.tree)}`,
           )
           .join(" & ")
       : simple(t);

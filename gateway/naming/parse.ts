@@ -32,9 +32,17 @@ export class NameParseError extends Error {
     this.name = "NameParseError";
   }
 
-  /** 1-based line and column of the error within the parsed text. */
+  /**
+   * 1-based line and column of the error within the parsed text. An error at the end of
+   * the input points just after the last non-blank character, not at a trailing newline.
+   */
   get position(): { line: number; column: number } {
-    return lineAndColumn(this.source, this.offset);
+    return lineAndColumn(this.source, this.visibleOffset);
+  }
+
+  private get visibleOffset(): number {
+    if (this.offset < this.source.length) return this.offset;
+    return this.source.trimEnd().length;
   }
 
   /** The offending source line with a caret under the error. */
@@ -64,6 +72,7 @@ function describeOffset(source: string, offset: number): string {
   return `line ${line}, column ${column} (${what})`;
 }
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
 const isDigit = (c: string | undefined) => c !== undefined && c >= "0" && c <= "9";
 const isHex = (c: string | undefined) => c !== undefined && /^[0-9A-Fa-f]$/.test(c);
 
@@ -112,15 +121,21 @@ class Parser {
     const start = this.pos;
     const bytes: number[] = [];
     let text = "";
+    let escapeStart = start;
     const flush = () => {
-      if (bytes.length > 0) {
-        text += Buffer.from(bytes).toString("utf8");
-        bytes.length = 0;
+      if (bytes.length === 0) return;
+      try {
+        text += UTF8.decode(Uint8Array.from(bytes));
+      } catch {
+        // Segments are text; two different invalid byte sequences must not read as one name.
+        this.fail("escaped bytes are not valid UTF-8", escapeStart);
       }
+      bytes.length = 0;
     };
     while (this.pos < this.src.length) {
       const c = this.src[this.pos]!;
       if (c === "\\") {
+        if (bytes.length === 0) escapeStart = this.pos;
         if (this.src[this.pos + 1] !== "x")
           this.fail("expected 'x' after '\\' (escapes are \\xNN)", this.pos + 1);
         const h1 = this.src[this.pos + 2];

@@ -8,14 +8,17 @@ import type { PluginContexts, PluginInstances } from "./types.js";
 export const CATEGORIES = ["identifier", "namer", "transformer", "interpreter"] as const;
 export type Category = (typeof CATEGORIES)[number];
 
+/** A problem with the whole block, or with one of its fields. */
+export type ValidationProblem = string | { readonly field: string; readonly message: string };
+
 export interface Plugin<C extends Category = Category, Config = unknown> {
   readonly category: C;
   /** The `kind` users write in the config, e.g. `io.l5d.header.token`. */
   readonly kind: string;
   /** The plugin's own fields (`kind` and the category's common fields are added for it). */
   readonly schema: ObjectSchema<Config>;
-  /** Checks that span several fields; returns error messages. */
-  validate?(config: Config): string[];
+  /** Checks beyond the schema (files exist, fields agree); returns the problems found. */
+  validate?(config: Config): ValidationProblem[];
   create(config: Config, ctx: PluginContexts[C]): PluginInstances[C];
   /** Namers and transformers: the prefix used when the config gives none (default `/<kind>`). */
   defaultPrefix?(config: Config): string;
