@@ -39,8 +39,8 @@ const UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
   "io.l5d.serversets": "the ZooKeeper serversets namer is not built in",
   "io.l5d.curator": "the Curator namer is not built in",
   "io.l5d.dnssrv": "the DNS SRV namer is not built in",
-  "io.l5d.namerd": "the namerd thrift interpreter is not supported; use io.l5d.namerd.http",
-  "io.l5d.mesh": "the namerd mesh (gRPC) interpreter is not supported; use io.l5d.namerd.http",
+  "io.l5d.namerd": "the namerd thrift interpreter is not supported",
+  "io.l5d.mesh": "the namerd mesh (gRPC) interpreter is not supported",
 };
 
 export function pluginSchema<C extends Category>(
