@@ -93,6 +93,8 @@ export class PollingResolver implements HostResolver {
         }
         cell.set(next);
       }
+      // Setting the cell may have made the last observer leave.
+      if (stopped) return;
       timer = setTimeout(() => void once(), this.refreshMs);
       timer.unref();
     };

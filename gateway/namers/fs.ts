@@ -28,6 +28,9 @@ import { definePlugin } from "../plugins/registry.js";
 import type { NamerInstance } from "../plugins/types.js";
 import { parseAddressFile } from "./address-file.js";
 
+/** One neg state for every missing name, so a periodic check that finds nothing new is no event. */
+const NEG_STATE: State<NameTree<Name>> = ok(Neg);
+
 /** Address files larger than this are refused (they are endpoint lists, not data). */
 const MAX_FILE_BYTES = 1 << 20;
 
@@ -109,7 +112,7 @@ export class FsNamer implements NamerInstance {
       return ok(leaf<Name>(boundName(id, this.fileAddr(full), residual)));
     }
     entry.boundKey = undefined;
-    return ok(Neg);
+    return NEG_STATE;
   }
 
   private fileAddr(file: string): Cell<Addr> {
@@ -140,6 +143,8 @@ export class FsNamer implements NamerInstance {
         return addrFailed(`${w.file}: larger than ${MAX_FILE_BYTES} bytes`);
       text = readFileSync(w.file, "utf8");
     } catch (e) {
+      // Forget the text: a file re-created with the same content must bind again.
+      w.content = undefined;
       return addrFailed(`${w.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     if (text === w.content && w.cell) return w.cell.sample();

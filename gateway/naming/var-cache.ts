@@ -22,10 +22,10 @@ export class VarCache<K, T> {
     const found = this.entries.get(key);
     if (found) return found.shared;
     const inner = create();
-    if (inner.constant) return inner;
     const entry: Entry<T> = {
       observers: 0,
       shared: {
+        constant: inner.constant,
         sample: () => inner.sample(),
         observe: (listener: Listener<T>) => {
           entry.observers++;
