@@ -14,7 +14,7 @@ import {
   readDtab,
   readPath,
 } from "../naming/index.js";
-import { boundJson, delegateJson } from "../routing/delegate-json.js";
+import { delegationJson } from "../routing/delegate-json.js";
 import { explanationText } from "../routing/delegate-text.js";
 import { explain } from "../routing/explain.js";
 import { buildNaming } from "../routing/naming-setup.js";
@@ -60,26 +60,6 @@ function hasAddress(tree: NameTree<BoundName>): boolean {
   }
 }
 
-function boundTreeJson(tree: NameTree<BoundName>): unknown {
-  switch (tree.kind) {
-    case "leaf":
-      return { type: "leaf", bound: boundJson(tree.value) };
-    case "alt":
-      return { type: "alt", alt: tree.trees.map(boundTreeJson) };
-    case "union":
-      return {
-        type: "union",
-        union: tree.trees.map((w) => ({
-          type: "weighted",
-          weight: w.weight,
-          tree: boundTreeJson(w.tree),
-        })),
-      };
-    default:
-      return { type: tree.kind };
-  }
-}
-
 export async function delegateCommand(
   args: DelegateArgs,
   out: (s: string) => void,
@@ -117,17 +97,7 @@ export async function delegateCommand(
     );
     const binds = e.bound.status === "ok" && hasAddress(e.bound.value);
     if (args.json) {
-      const tree =
-        "error" in e.delegation
-          ? { type: "exception", path: path.show, message: e.delegation.error.message }
-          : delegateJson(e.delegation.tree);
-      const binding =
-        e.bound.status === "ok"
-          ? boundTreeJson(e.bound.value)
-          : e.bound.status === "failed"
-            ? { type: "exception", message: e.bound.error.message }
-            : { type: "pending" };
-      out(JSON.stringify({ ...tree, binding }, null, 2));
+      out(JSON.stringify(delegationJson(e, path), null, 2));
     } else {
       out(explanationText(e));
     }

@@ -4,10 +4,14 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { checkCommand } from "./check.js";
 import { delegateCommand } from "./delegate.js";
+import { demoCommand } from "./demo.js";
+import { runCommand } from "./run.js";
 
 const USAGE = `usage: lintel <command> [options]
 
 commands:
+  run CONFIG                            run lintel on a config (until SIGTERM or POST /admin/shutdown)
+  demo                                  run the demo: an edge router in front of a sample app
   check CONFIG...                       validate configs; print every error with its line
   delegate CONFIG [--router LABEL] PATH [--dtab DENTRIES] [--json] [--timeout MS]
                                         show how a router resolves PATH and what it binds to
@@ -35,6 +39,10 @@ export async function main(
 ): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case "run":
+      return runCommand(rest, out);
+    case "demo":
+      return demoCommand(out);
     case "check":
       return checkCommand(rest, out);
     case "delegate": {

@@ -16,6 +16,7 @@ import {
   nonEmptyString,
   number,
   object,
+  oneOf,
   oneOrList,
   opt,
   pathString,
@@ -85,6 +86,8 @@ function forwardedHeader() {
 const server = object({
   port: def(port(), 4140),
   ip: def(host(), "127.0.0.1"),
+  /** lintel: the listener engine. node: full HTTP/1.x; uws: faster, with the limits in docs/engines.md. */
+  engine: def(oneOf(["node", "uws"]), "node"),
   tls: opt(serverTls),
   maxConcurrentRequests: opt(integer({ min: 1 })),
   clearContext: def(boolean(), false),

@@ -7,8 +7,11 @@ import {
   type BoundName,
   type DelegateNode,
   type Dentry,
+  type NameTree,
+  type Path,
   showPathTree,
 } from "../naming/index.js";
+import type { Explanation } from "./explain.js";
 
 export interface JsonDentry {
   readonly prefix: string;
@@ -101,4 +104,43 @@ export function delegateJson(n: DelegateNode): JsonNode {
     default:
       return { type: n.type, path: n.path.show, dentry: dentryJson(n.dentry) };
   }
+}
+
+/** The binding the router uses, in the same vocabulary. */
+export function boundTreeJson(tree: NameTree<BoundName>): JsonNode {
+  switch (tree.kind) {
+    case "leaf":
+      return { type: "leaf", bound: boundJson(tree.value) };
+    case "alt":
+      return { type: "alt", alt: tree.trees.map(boundTreeJson) };
+    case "union":
+      return {
+        type: "union",
+        union: tree.trees.map((w) => ({
+          type: "weighted",
+          weight: w.weight,
+          tree: boundTreeJson(w.tree),
+        })),
+      };
+    default:
+      return { type: tree.kind };
+  }
+}
+
+/**
+ * What `lintel delegate --json` and /delegator.json answer: Linkerd's delegation tree,
+ * plus a `binding` field with what the router actually binds.
+ */
+export function delegationJson(e: Explanation, path: Path): JsonNode {
+  const tree =
+    "error" in e.delegation
+      ? { type: "exception", path: path.show, dentry: null, message: e.delegation.error.message }
+      : delegateJson(e.delegation.tree);
+  const binding =
+    e.bound.status === "ok"
+      ? boundTreeJson(e.bound.value)
+      : e.bound.status === "failed"
+        ? { type: "exception", message: e.bound.error.message }
+        : { type: "pending" };
+  return { ...tree, binding };
 }

@@ -1,0 +1,163 @@
+// The admin server (default 127.0.0.1:9990): liveness and readiness for load balancers
+// and Kubernetes, the delegator API Linkerd's dashboard used, the running config, and
+// graceful shutdown. A module of its own; metrics and the UI plug in here later.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Logger } from "../log.js";
+import { Dtab, NameParseError, readDtab, readPath } from "../naming/index.js";
+import { delegationJson } from "../routing/delegate-json.js";
+import { explain } from "../routing/explain.js";
+import type { RouterNaming } from "../routing/naming-setup.js";
+
+export interface AdminContext {
+  readonly log: Logger;
+  readonly routers: ReadonlyMap<string, RouterNaming>;
+  /** The config as written (before environment substitution, so secrets stay out). */
+  readonly configJson: () => unknown;
+  /** 200 from /admin/ready only when this says so. */
+  readonly isReady: () => boolean;
+  readonly shutdown: () => void;
+}
+
+export interface AdminServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** How long /delegator.json waits for namers before answering with what it has. */
+const DELEGATE_TIMEOUT_MS = 2000;
+/** Largest POST body the admin server reads. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+function send(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  type = "text/plain; charset=utf-8",
+): void {
+  res.writeHead(status, {
+    "content-type": type,
+    "content-length": Buffer.byteLength(body),
+    "cache-control": "no-store",
+  });
+  res.end(body);
+}
+
+const sendJson = (res: ServerResponse, status: number, value: unknown) =>
+  send(res, status, `${JSON.stringify(value, null, 2)}\n`, "application/json");
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error(`request body over ${MAX_BODY_BYTES} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+async function delegator(
+  ctx: AdminContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
+  let namespace: string | null;
+  let dtabText: string | null;
+  let pathText: string | null;
+  if (req.method === "POST") {
+    let body: { namespace?: unknown; dtab?: unknown; path?: unknown };
+    try {
+      body = JSON.parse(await readBody(req));
+    } catch (e) {
+      return send(res, 400, `malformed delegation request: ${(e as Error).message}\n`);
+    }
+    namespace = typeof body.namespace === "string" ? body.namespace : null;
+    dtabText = typeof body.dtab === "string" ? body.dtab : null;
+    pathText = typeof body.path === "string" ? body.path : null;
+  } else if (req.method === "GET") {
+    namespace = url.searchParams.get("namespace");
+    dtabText = url.searchParams.get("dtab");
+    pathText = url.searchParams.get("path");
+  } else {
+    return send(res, 405, "use GET or POST\n");
+  }
+  const labels = [...ctx.routers.keys()];
+  const label = namespace ?? (labels.length === 1 ? labels[0]! : null);
+  if (label === null)
+    return send(res, 400, `namespace (a router label) is required: ${labels.join(", ")}\n`);
+  const router = ctx.routers.get(label);
+  if (!router)
+    return send(res, 404, `no router labelled "${label}"; routers: ${labels.join(", ")}\n`);
+  if (!pathText) return send(res, 400, "path is required\n");
+  let path: ReturnType<typeof readPath>;
+  let local: Dtab;
+  try {
+    path = readPath(pathText);
+  } catch (e) {
+    return send(res, 400, `Invalid path: ${e instanceof NameParseError ? e.message : String(e)}\n`);
+  }
+  try {
+    local = dtabText ? readDtab(dtabText) : Dtab.empty;
+  } catch (e) {
+    return send(res, 400, `Invalid dtab: ${e instanceof NameParseError ? e.message : String(e)}\n`);
+  }
+  const e = await explain(router.interpreter, local, path, DELEGATE_TIMEOUT_MS);
+  sendJson(res, 200, delegationJson(e, path));
+}
+
+export function startAdminServer(
+  ctx: AdminContext,
+  ip: string,
+  port: number,
+): Promise<AdminServer> {
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://admin");
+    const route = `${req.method} ${url.pathname}`;
+    const handle = async () => {
+      switch (url.pathname) {
+        case "/admin/ping":
+          return send(res, 200, "pong");
+        case "/admin/ready":
+          return ctx.isReady() ? send(res, 200, "ready\n") : send(res, 503, "not ready\n");
+        case "/config.json":
+          return sendJson(res, 200, ctx.configJson());
+        case "/delegator.json":
+          return delegator(ctx, req, res, url);
+        case "/admin/shutdown":
+          if (req.method !== "POST") return send(res, 405, "use POST\n");
+          send(res, 202, "shutting down\n");
+          ctx.shutdown();
+          return;
+        default:
+          return send(res, 404, `not found: ${url.pathname}\n`);
+      }
+    };
+    handle().catch((e: Error) => {
+      ctx.log.error("admin request failed", { route, error: e.message });
+      if (!res.headersSent) send(res, 500, `${e.message}\n`);
+      else res.destroy();
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, ip, () => {
+      server.off("error", reject);
+      const a = server.address();
+      resolve({
+        port: typeof a === "object" && a ? a.port : port,
+        close: () =>
+          new Promise((r) => {
+            server.close(() => r());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}

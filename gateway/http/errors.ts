@@ -1,0 +1,44 @@
+// Errors lintel answers itself, each with a stable code, the HTTP status Linkerd 1 uses
+// for it, and a message naming the service and the reason (sent in `l5d-err` and the body).
+
+export type ProxyErrorCode =
+  | "LINTEL_UNIDENTIFIED"
+  | "LINTEL_BAD_DTAB"
+  | "LINTEL_CALL_DEPTH"
+  | "LINTEL_NO_ROUTE"
+  | "LINTEL_BIND_FAILED"
+  | "LINTEL_NO_ADDRESSES"
+  | "LINTEL_BIND_TIMEOUT"
+  | "LINTEL_CONNECT"
+  | "LINTEL_UPSTREAM"
+  | "LINTEL_SHUTTING_DOWN";
+
+const STATUS: Record<ProxyErrorCode, number> = {
+  LINTEL_UNIDENTIFIED: 400,
+  LINTEL_BAD_DTAB: 400,
+  LINTEL_CALL_DEPTH: 400,
+  LINTEL_NO_ROUTE: 502,
+  LINTEL_BIND_FAILED: 502,
+  LINTEL_NO_ADDRESSES: 502,
+  LINTEL_BIND_TIMEOUT: 503,
+  LINTEL_CONNECT: 502,
+  LINTEL_UPSTREAM: 502,
+  LINTEL_SHUTTING_DOWN: 503,
+};
+
+export class ProxyError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ProxyErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ProxyError";
+    this.status = STATUS[code];
+  }
+}
+
+/** `l5d-err` carries the message URL-encoded, as Linkerd does. */
+export function l5dErrValue(message: string): string {
+  return encodeURIComponent(message);
+}

@@ -1,0 +1,48 @@
+// The request/response interface every listener engine (uws, node) provides, so routing,
+// policy and telemetry never know which engine a request came from.
+// Headers are flat arrays [name, value, ...] with lower-case names.
+
+import type { Readable } from "node:stream";
+
+export interface ServerExchange {
+  readonly method: string;
+  /** Origin-form target (path and query). Absolute-form targets are already split. */
+  readonly url: string;
+  /** "1.1" or "1.0". */
+  readonly httpVersion: string;
+  readonly headers: readonly string[];
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly secure: boolean;
+  /** Content-Length of the request, undefined when chunked or absent. */
+  readonly contentLength: number | undefined;
+  /** True when the request has a body to forward (a length above 0, or chunked). */
+  readonly hasBody: boolean;
+  /** The request body, with backpressure toward the client. */
+  body(): Readable;
+
+  /** True once the client went away before the response completed. */
+  readonly aborted: boolean;
+  /** Calls `cb` once if the client goes away before the response completed. */
+  onAbort(cb: () => void): void;
+
+  /** Starts the response; `length` undefined means the length is not known in advance. */
+  writeHead(status: number, headers: readonly string[], length: number | undefined): void;
+  /** Writes body bytes; false means the client is slower than the upstream: wait for onWritable. */
+  write(chunk: Buffer): boolean;
+  onWritable(cb: () => void): void;
+  /** Completes the response (with trailers where the engine and the framing allow). */
+  end(trailers?: readonly string[]): void;
+  /** Closes the connection without completing the response (the client sees it truncated). */
+  destroy(): void;
+  /** Asks the engine to close the connection after this response (draining). */
+  closeAfterResponse(): void;
+}
+
+/** Splits an absolute-form request target (`http://host:port/path?q`) into authority and path. */
+export function splitAbsoluteForm(target: string): { authority: string; path: string } | undefined {
+  const m = /^https?:\/\/([^/?#]*)([^#]*)/i.exec(target);
+  if (!m) return undefined;
+  const rest = m[2]!;
+  return { authority: m[1]!, path: rest === "" ? "/" : rest.startsWith("?") ? `/${rest}` : rest };
+}

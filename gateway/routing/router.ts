@@ -1,0 +1,420 @@
+// A router serves one `routers[]` entry: for each request it applies the server's policy,
+// identifies the service name, binds it (router dtab + per-request dentries) from the
+// binding cache, picks a bound destination and an endpoint, and forwards.
+//
+//   call depth → identify → per-request dtab → bind → choose a branch → client → endpoint → forward
+
+import type { ClientCache } from "../client/client-cache.js";
+import { l5dErrValue, ProxyError } from "../http/errors.js";
+import type { ServerExchange } from "../http/exchange.js";
+import {
+  appendVia,
+  connectionListed,
+  getHeader,
+  getHeaders,
+  HOP_BY_HOP,
+  viaCount,
+} from "../http/headers.js";
+import type { RequestView } from "../identifiers/identifier.js";
+import type { Logger } from "../log.js";
+import {
+  type BoundName,
+  Dtab,
+  NameParseError,
+  type NameTree,
+  type Path,
+  readDtab,
+} from "../naming/index.js";
+import type { AccessLog } from "./access-log.js";
+import { BindingCache } from "./binding-cache.js";
+import { ForwardHandler, type ForwardPolicy } from "./forward.js";
+import type { RouterNaming } from "./naming-setup.js";
+import { newRequestId } from "./request-id.js";
+
+/** What a server (listener) adds to its router's behaviour. */
+export interface ServerPolicy extends ForwardPolicy {
+  readonly maxCallDepth: number;
+}
+
+export interface RouterOptions {
+  readonly naming: RouterNaming;
+  readonly clients: ClientCache;
+  readonly log: Logger;
+  readonly accessLog?: AccessLog;
+  readonly bindingCacheSize: number;
+  readonly bindingIdleTtlMs: number;
+  readonly rng?: () => number;
+}
+
+const TEXT_PLAIN = "text/plain; charset=utf-8";
+
+/** The request as identifiers see it; l5d-* headers are hidden on clearContext servers. */
+class View implements RequestView {
+  constructor(
+    private readonly ex: ServerExchange,
+    private readonly clearContext: boolean,
+  ) {}
+  get method() {
+    return this.ex.method;
+  }
+  get url() {
+    return this.ex.url;
+  }
+  get httpVersion() {
+    return this.ex.httpVersion;
+  }
+  header(name: string): string | undefined {
+    if (this.clearContext && name.startsWith("l5d-")) return undefined;
+    return getHeader(this.ex.headers, name);
+  }
+}
+
+/** Picks one bound name from a bound tree: a union's branch by weight. */
+function choose(
+  tree: NameTree<BoundName>,
+  service: Path,
+  rng: () => number,
+): BoundName | ProxyError {
+  switch (tree.kind) {
+    case "leaf":
+      return tree.value;
+    case "union": {
+      let total = 0;
+      for (const w of tree.trees) total += w.weight;
+      let r = rng() * total;
+      for (const w of tree.trees) {
+        r -= w.weight;
+        if (r < 0) return choose(w.tree, service, rng);
+      }
+      return choose(tree.trees[tree.trees.length - 1]!.tree, service, rng);
+    }
+    case "alt":
+      return tree.trees.length > 0 ? choose(tree.trees[0]!, service, rng) : noRoute(service);
+    case "neg":
+      return noRoute(service);
+    case "fail":
+      return new ProxyError("LINTEL_BIND_FAILED", `the dtab fails ${service.show} (!)`);
+    case "empty":
+      return new ProxyError("LINTEL_NO_ADDRESSES", `${service.show} is bound to no endpoints ($)`);
+  }
+}
+
+function noRoute(service: Path): ProxyError {
+  return new ProxyError(
+    "LINTEL_NO_ROUTE",
+    `no route for ${service.show}: no dentry or namer binds it`,
+  );
+}
+
+export class Router {
+  private readonly bindings: BindingCache;
+  private readonly rng: () => number;
+  draining = false;
+  inflight = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly label: string,
+    private readonly opts: RouterOptions,
+  ) {
+    this.bindings = new BindingCache(
+      opts.naming.interpreter,
+      opts.bindingCacheSize,
+      opts.bindingIdleTtlMs,
+    );
+    this.rng = opts.rng ?? Math.random;
+  }
+
+  /** Serves one request that arrived on a server with `policy`. */
+  handle(ex: ServerExchange, policy: ServerPolicy): void {
+    this.inflight++;
+    const start = performance.now();
+    if (this.draining) ex.closeAfterResponse();
+    const state: RequestState = {
+      policy,
+      start,
+      service: undefined,
+      client: undefined,
+      status: 0,
+      bytes: 0,
+    };
+    try {
+      this.route(ex, state);
+    } catch (e) {
+      this.fail(
+        ex,
+        state,
+        e instanceof ProxyError ? e : new ProxyError("LINTEL_UPSTREAM", (e as Error).message),
+      );
+    }
+  }
+
+  private route(ex: ServerExchange, st: RequestState): void {
+    const { policy } = st;
+    const headers = ex.headers;
+    if (viaCount(headers) >= policy.maxCallDepth) {
+      throw new ProxyError(
+        "LINTEL_CALL_DEPTH",
+        `maximum call depth (${policy.maxCallDepth}) exceeded: the request passed ${viaCount(headers)} proxies; check for a routing loop`,
+      );
+    }
+    const id = this.opts.naming.identifier.identify(new View(ex, policy.clearContext));
+    if (!id.ok)
+      throw new ProxyError("LINTEL_UNIDENTIFIED", `cannot identify the request: ${id.reason}`);
+    st.service = id.dst.show;
+    const local = policy.clearContext ? Dtab.empty : requestDtab(headers);
+    const entry = this.bindings.get(local, local.size === 0 ? "" : local.show, id.dst);
+    if (entry.state.status === "pending") {
+      void this.bindings.settled(entry, this.opts.naming.bindingTimeoutMs).then(() => {
+        if (ex.aborted) return this.finish(ex, st);
+        try {
+          this.continueWith(ex, st, entry.state, id.dst, id.url ?? ex.url, local);
+        } catch (e) {
+          this.fail(ex, st, e as ProxyError);
+        }
+      });
+      return;
+    }
+    this.continueWith(ex, st, entry.state, id.dst, id.url ?? ex.url, local);
+  }
+
+  private continueWith(
+    ex: ServerExchange,
+    st: RequestState,
+    state: BindingState,
+    service: Path,
+    url: string,
+    local: Dtab,
+  ): void {
+    if (state.status === "pending") {
+      throw new ProxyError(
+        "LINTEL_BIND_TIMEOUT",
+        `binding ${service.show} timed out after ${this.opts.naming.bindingTimeoutMs} ms`,
+      );
+    }
+    if (state.status === "failed") {
+      throw new ProxyError(
+        "LINTEL_BIND_FAILED",
+        `cannot bind ${service.show}: ${state.error.message}`,
+      );
+    }
+    const chosen = choose(state.value, service, this.rng);
+    if (chosen instanceof ProxyError) throw chosen;
+    const client = this.opts.clients.get(chosen);
+    st.client = chosen.id.show;
+    if (client.state.kind === "pending") {
+      const timeout = setTimeout(() => {}, 0);
+      clearTimeout(timeout);
+      void Promise.race([
+        client.whenResolved(),
+        new Promise((r) => setTimeout(r, this.opts.naming.bindingTimeoutMs)),
+      ]).then(() => {
+        if (ex.aborted) return this.finish(ex, st);
+        try {
+          this.send(ex, st, chosen, client, service, url, local);
+        } catch (e) {
+          this.fail(ex, st, e as ProxyError);
+        }
+      });
+      return;
+    }
+    this.send(ex, st, chosen, client, service, url, local);
+  }
+
+  private send(
+    ex: ServerExchange,
+    st: RequestState,
+    bound: BoundName,
+    client: ReturnType<ClientCache["get"]>,
+    service: Path,
+    url: string,
+    local: Dtab,
+  ): void {
+    const a = client.state;
+    switch (a.kind) {
+      case "pending":
+        throw new ProxyError(
+          "LINTEL_BIND_TIMEOUT",
+          `resolving ${bound.id.show} for ${service.show} timed out after ${this.opts.naming.bindingTimeoutMs} ms`,
+        );
+      case "neg":
+        throw new ProxyError(
+          "LINTEL_NO_ROUTE",
+          `no route for ${service.show}: ${bound.id.show} does not exist`,
+        );
+      case "failed":
+        throw new ProxyError(
+          "LINTEL_BIND_FAILED",
+          `cannot resolve ${bound.id.show} for ${service.show}: ${a.error.message}`,
+        );
+    }
+    const endpoint = client.pick();
+    if (!endpoint) {
+      throw new ProxyError(
+        "LINTEL_NO_ADDRESSES",
+        `${bound.id.show} has no addresses for ${service.show}`,
+      );
+    }
+    const handler = new ForwardHandler(
+      ex,
+      endpoint,
+      st.policy,
+      service.show,
+      this.respondError,
+      this.onForwarded,
+    );
+    (handler as ForwardHandlerWithState).state = st;
+    endpoint.dispatch(
+      {
+        path: url,
+        method: ex.method as "GET",
+        headers: upstreamHeaders(ex.headers, st.policy.clearContext, service, bound, local),
+        body: ex.hasBody ? ex.body() : null,
+      },
+      handler,
+    );
+  }
+
+  private readonly onForwarded = (h: ForwardHandler) => {
+    const st = (h as ForwardHandlerWithState).state;
+    st.status = h.outcome.status;
+    st.bytes = h.outcome.bytes;
+    this.finish(undefined, st, h);
+  };
+
+  private readonly respondError = (ex: ServerExchange, err: ProxyError) => {
+    respondWithError(ex, err, this.opts.log);
+  };
+
+  private fail(ex: ServerExchange, st: RequestState, err: ProxyError): void {
+    st.status = err.status;
+    respondWithError(ex, err, this.opts.log);
+    this.finish(ex, st);
+  }
+
+  private finish(ex: ServerExchange | undefined, st: RequestState, h?: ForwardHandler): void {
+    const log = this.opts.accessLog;
+    if (log) {
+      const e = ex ?? (h as unknown as { ex: ServerExchange }).ex;
+      log.write({
+        remote: e.remoteAddress,
+        method: e.method,
+        url: e.url,
+        httpVersion: e.httpVersion,
+        status: st.status || 499,
+        bytes: st.bytes,
+        referer: getHeader(e.headers, "referer"),
+        userAgent: getHeader(e.headers, "user-agent"),
+        service: st.service,
+        client: st.client,
+        durationMs: performance.now() - st.start,
+      });
+    }
+    if (--this.inflight === 0 && this.idleWaiters.length > 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const r of w) r();
+    }
+  }
+
+  /** Resolves when no request is in flight. */
+  idle(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  close(): void {
+    this.bindings.close();
+  }
+}
+
+type BindingState = import("../naming/index.js").State<NameTree<BoundName>>;
+
+interface RequestState {
+  readonly policy: ServerPolicy;
+  readonly start: number;
+  service: string | undefined;
+  client: string | undefined;
+  status: number;
+  bytes: number;
+}
+
+type ForwardHandlerWithState = ForwardHandler & { state: RequestState };
+
+/** The per-request dentries: l5d-ctx-dtab (from upstream proxies), then l5d-dtab. */
+function requestDtab(headers: readonly string[]): Dtab {
+  const texts = [...getHeaders(headers, "l5d-ctx-dtab"), ...getHeaders(headers, "l5d-dtab")];
+  if (texts.length === 0) return Dtab.empty;
+  let d = Dtab.empty;
+  for (const t of texts) {
+    try {
+      d = d.concat(readDtab(t));
+    } catch (e) {
+      const why =
+        e instanceof NameParseError ? `${e.reason} at column ${e.position.column}` : String(e);
+      throw new ProxyError("LINTEL_BAD_DTAB", `invalid l5d-dtab header (${why}): ${t}`);
+    }
+  }
+  return d;
+}
+
+/** Request headers for the upstream: hop-by-hop removed, Via appended, Linkerd context set. */
+function upstreamHeaders(
+  headers: readonly string[],
+  clearContext: boolean,
+  service: Path,
+  bound: BoundName,
+  local: Dtab,
+): string[] {
+  const listed = connectionListed(headers);
+  const out: string[] = [];
+  const via: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    if (name === "via") {
+      via.push(headers[i + 1]!);
+      continue;
+    }
+    // The engine answered Expect: 100-continue itself; the body follows without waiting.
+    if (name === "expect") continue;
+    if (name.startsWith("l5d-")) {
+      if (clearContext) continue;
+      if (
+        name === "l5d-dtab" ||
+        name === "l5d-ctx-dtab" ||
+        name === "l5d-reqid" ||
+        name.startsWith("l5d-dst-")
+      )
+        continue;
+    }
+    out.push(name, headers[i + 1]!);
+  }
+  out.push(
+    "via",
+    appendVia(via),
+    "l5d-dst-service",
+    service.show,
+    "l5d-dst-client",
+    bound.id.show,
+    "l5d-reqid",
+    newRequestId(),
+  );
+  if (!bound.residual.isEmpty) out.push("l5d-dst-residual", bound.residual.show);
+  // Per-request dentries travel on to the next hops as context (Linkerd's Dtab.local).
+  if (local.size > 0) out.push("l5d-ctx-dtab", local.show);
+  return out;
+}
+
+export function respondWithError(ex: ServerExchange, err: ProxyError, log: Logger): void {
+  if (ex.aborted) return;
+  log.debug("request failed", { code: err.code, status: err.status, error: err.message });
+  const body = Buffer.from(`${err.message}\n`);
+  ex.writeHead(
+    err.status,
+    ["content-type", TEXT_PLAIN, "l5d-err", l5dErrValue(err.message), "via", "1.1 lintel"],
+    body.length,
+  );
+  ex.write(body);
+  ex.end();
+}

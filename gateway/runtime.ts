@@ -1,0 +1,164 @@
+// A running lintel: the routers of a config with their listeners, clients and naming,
+// and the admin server. Starts completely or not at all (a listener that cannot bind
+// stops everything already started), and shuts down gracefully.
+
+import { type AdminServer, startAdminServer } from "./admin/admin-server.js";
+import { ClientCache } from "./client/client-cache.js";
+import { clientParamsResolver } from "./client/params.js";
+import type { LintelConfig } from "./config/config-schema.js";
+import type { Logger } from "./log.js";
+import { AccessLog } from "./routing/access-log.js";
+import { buildNaming, type NamingSetup, routerLabel } from "./routing/naming-setup.js";
+import { Router } from "./routing/router.js";
+import type { Listener } from "./server/listener.js";
+import { listenNode } from "./server/node-engine.js";
+import { listenUws } from "./server/uws-engine.js";
+
+export interface RuntimeOptions {
+  readonly log: Logger;
+  /** The config as written, served at /config.json. */
+  readonly configJson?: () => unknown;
+  /** Called when shutdown was requested through the admin server. */
+  readonly onShutdownRequest?: () => void;
+}
+
+export interface BoundListener {
+  readonly router: string;
+  readonly server: number;
+  readonly ip: string;
+  readonly listener: Listener;
+}
+
+export class Runtime {
+  ready = false;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    private readonly config: LintelConfig,
+    private readonly log: Logger,
+    readonly naming: NamingSetup,
+    readonly routers: Router[],
+    private readonly clients: ClientCache[],
+    private readonly accessLogs: AccessLog[],
+    readonly listeners: BoundListener[],
+    public admin: AdminServer | undefined,
+  ) {}
+
+  static async start(config: LintelConfig, opts: RuntimeOptions): Promise<Runtime> {
+    const log = opts.log;
+    const naming = buildNaming(config, { log });
+    const routers: Router[] = [];
+    const clients: ClientCache[] = [];
+    const accessLogs: AccessLog[] = [];
+    const listeners: BoundListener[] = [];
+    const rt = new Runtime(config, log, naming, routers, clients, accessLogs, listeners, undefined);
+    try {
+      for (const r of config.routers) {
+        const label = routerLabel(r);
+        const rlog = log.child({ router: label });
+        const cache = new ClientCache(
+          clientParamsResolver(r.client),
+          r.bindingCache.clients,
+          r.bindingCache.idleTtlSecs * 1000,
+          rlog,
+        );
+        clients.push(cache);
+        const accessLog = r.httpAccessLog ? new AccessLog(r.httpAccessLog, rlog) : undefined;
+        if (accessLog) accessLogs.push(accessLog);
+        const router = new Router(label, {
+          naming: naming.routers.get(label)!,
+          clients: cache,
+          log: rlog,
+          accessLog,
+          bindingCacheSize: r.bindingCache.paths,
+          bindingIdleTtlMs: r.bindingCache.idleTtlSecs * 1000,
+        });
+        routers.push(router);
+        for (const [j, s] of r.servers.entries()) {
+          const policy = {
+            clearContext: s.clearContext,
+            maxCallDepth: s.maxCallDepth,
+            engineWritesDate: s.engine === "uws",
+          };
+          const listen = s.engine === "uws" ? listenUws : listenNode;
+          let listener: Listener;
+          try {
+            listener = await listen(
+              {
+                ip: s.ip,
+                port: s.port,
+                maxHeaderBytes: (r.maxHeadersKB + r.maxInitialLineKB) * 1024,
+              },
+              (ex) => router.handle(ex, policy),
+            );
+          } catch (e) {
+            const err = e as NodeJS.ErrnoException;
+            throw new Error(
+              `router ${label} (routers[${config.routers.indexOf(r)}].servers[${j}]) cannot listen on ${s.ip}:${s.port}: ${err.code ?? err.message}`,
+            );
+          }
+          listeners.push({ router: label, server: j, ip: s.ip, listener });
+          rlog.info("listening", { engine: s.engine, address: `${s.ip}:${listener.port}` });
+        }
+      }
+      rt.admin = await startAdminServer(
+        {
+          log: log.child({ component: "admin" }),
+          routers: naming.routers,
+          configJson: opts.configJson ?? (() => ({})),
+          isReady: () => rt.ready,
+          shutdown: () => opts.onShutdownRequest?.(),
+        },
+        config.admin.ip,
+        config.admin.port,
+      ).catch((e: NodeJS.ErrnoException) => {
+        throw new Error(
+          `the admin server cannot listen on ${config.admin.ip}:${config.admin.port}: ${e.code ?? e.message}`,
+        );
+      });
+      log.info("admin server listening", { address: `${config.admin.ip}:${rt.admin.port}` });
+    } catch (e) {
+      await rt.shutdown(0);
+      throw e;
+    }
+    rt.ready = true;
+    return rt;
+  }
+
+  /**
+   * Stops accepting, lets requests in flight finish for up to `graceMs` (the admin
+   * `shutdownGraceMs` by default), then closes everything.
+   */
+  shutdown(graceMs = this.config.admin.shutdownGraceMs): Promise<void> {
+    this.stopping ??= this.drainAndClose(graceMs);
+    return this.stopping;
+  }
+
+  private async drainAndClose(graceMs: number): Promise<void> {
+    this.ready = false;
+    for (const r of this.routers) r.draining = true;
+    for (const l of this.listeners) {
+      l.listener.stopAccepting();
+      l.listener.closeIdle();
+    }
+    const inflight = this.routers.reduce((n, r) => n + r.inflight, 0);
+    if (inflight > 0) this.log.info("draining", { inflight, graceMs });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.routers.map((r) => r.idle())),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    const left = this.routers.reduce((n, r) => n + r.inflight, 0);
+    if (left > 0)
+      this.log.warn("grace period over; closing requests still in flight", { inflight: left });
+    for (const l of this.listeners) l.listener.destroy();
+    for (const r of this.routers) r.close();
+    await Promise.all(this.clients.map((c) => c.close()));
+    this.naming.close();
+    await Promise.all(this.accessLogs.map((a) => a.close()));
+    await this.admin?.close();
+  }
+}

@@ -1,0 +1,27 @@
+// What a listener engine offers the router: start accepting on ip:port, hand each request
+// to the handler as a ServerExchange, stop accepting, and report connections for draining.
+
+import type { ServerExchange } from "../http/exchange.js";
+
+export type Engine = "uws" | "node";
+
+export interface ListenerOptions {
+  readonly ip: string;
+  readonly port: number;
+  /** Largest request head (request line plus headers) accepted, in bytes. */
+  readonly maxHeaderBytes: number;
+}
+
+export type ExchangeHandler = (exchange: ServerExchange) => void;
+
+export interface Listener {
+  readonly engine: Engine;
+  /** The port actually bound (differs from the configured one when that was 0). */
+  readonly port: number;
+  /** Stops accepting new connections; open ones keep being served. */
+  stopAccepting(): void;
+  /** Closes connections with no request in flight (after stopAccepting, while draining). */
+  closeIdle(): void;
+  /** Closes everything now. */
+  destroy(): void;
+}

@@ -1,0 +1,144 @@
+// The `node` engine: Node's own HTTP/1.x server. Full HTTP semantics — HTTP/1.0,
+// absolute-form targets (http_proxy clients), any header names, trailers — at a lower
+// request rate than uws. Linkerd node proxies and the egress pool need it.
+
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Readable } from "node:stream";
+import { type ServerExchange, splitAbsoluteForm } from "../http/exchange.js";
+import type { ExchangeHandler, Listener, ListenerOptions } from "./listener.js";
+
+class NodeExchange implements ServerExchange {
+  readonly method: string;
+  readonly url: string;
+  readonly httpVersion: string;
+  readonly headers: string[];
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly secure = false;
+  readonly contentLength: number | undefined;
+  readonly hasBody: boolean;
+  aborted = false;
+  private abortHandlers: (() => void)[] | undefined;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.method = req.method ?? "GET";
+    this.httpVersion = req.httpVersion === "1.0" ? "1.0" : "1.1";
+    const raw = req.rawHeaders;
+    const headers: string[] = new Array(raw.length);
+    for (let i = 0; i < raw.length; i += 2) {
+      headers[i] = raw[i]!.toLowerCase();
+      headers[i + 1] = raw[i + 1]!;
+    }
+    const target = req.url ?? "/";
+    const absolute = target.startsWith("/") ? undefined : splitAbsoluteForm(target);
+    if (absolute) {
+      // RFC 9112 §3.2.2: with an absolute-form target the authority replaces Host.
+      const withoutHost: string[] = [];
+      for (let i = 0; i < headers.length; i += 2) {
+        if (headers[i] !== "host") withoutHost.push(headers[i]!, headers[i + 1]!);
+      }
+      withoutHost.push("host", absolute.authority);
+      this.headers = withoutHost;
+      this.url = absolute.path;
+    } else {
+      this.headers = headers;
+      this.url = target;
+    }
+    this.remoteAddress = req.socket.remoteAddress ?? "";
+    this.remotePort = req.socket.remotePort ?? 0;
+    const cl = req.headers["content-length"];
+    this.contentLength = cl === undefined ? undefined : Number(cl);
+    this.hasBody = (this.contentLength ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined;
+    res.on("close", this.onClose);
+  }
+
+  private readonly onClose = () => {
+    if (this.res.writableFinished) return;
+    this.aborted = true;
+    const handlers = this.abortHandlers;
+    this.abortHandlers = undefined;
+    if (handlers) for (const h of handlers) h();
+  };
+
+  body(): Readable {
+    return this.req;
+  }
+
+  onAbort(cb: () => void): void {
+    if (this.aborted) cb();
+    else {
+      this.abortHandlers ??= [];
+      this.abortHandlers.push(cb);
+    }
+  }
+
+  writeHead(status: number, headers: readonly string[], length: number | undefined): void {
+    const out = length === undefined ? headers : [...headers, "content-length", String(length)];
+    this.res.writeHead(status, out as string[]);
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+
+  onWritable(cb: () => void): void {
+    this.res.once("drain", cb);
+  }
+
+  end(trailers?: readonly string[]): void {
+    if (trailers && trailers.length > 0 && this.res.chunkedEncoding) {
+      const t: Record<string, string> = {};
+      for (let i = 0; i < trailers.length; i += 2) t[trailers[i]!] = trailers[i + 1]!;
+      this.res.addTrailers(t);
+    }
+    this.res.end();
+  }
+
+  destroy(): void {
+    this.res.destroy();
+  }
+
+  closeAfterResponse(): void {
+    this.res.shouldKeepAlive = false;
+  }
+}
+
+export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Promise<Listener> {
+  const sockets = new Set<Socket>();
+  const server = createServer(
+    {
+      maxHeaderSize: opts.maxHeaderBytes,
+      // Timeouts for slow clients are set per server policy; keep-alive idle like Linkerd's.
+      keepAliveTimeout: 10_000,
+      requestTimeout: 0,
+      headersTimeout: 60_000,
+    },
+    (req, res) => handler(new NodeExchange(req, res)),
+  );
+  server.on("connection", (s: Socket) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.ip, () => {
+      server.off("error", reject);
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : opts.port;
+      resolve({
+        engine: "node",
+        port,
+        stopAccepting: () => server.close(),
+        closeIdle: () => server.closeIdleConnections(),
+        destroy: () => {
+          server.close();
+          for (const s of sockets) s.destroy();
+        },
+      });
+    });
+  });
+}
