@@ -1,17 +1,23 @@
 // Path: a hierarchical name such as /svc/users, the unit every dtab and namer works on.
 // Segments are kept as strings; `show` escapes characters Finagle does not print bare.
 
-const SHOWABLE = /^[0-9A-Za-z_:.#$%-]$/;
+// Characters Finagle prints bare in a path segment: [0-9A-Za-z_:.#$%-]. A table, because
+// every service name a request carries is shown once (binding cache keys).
+const SHOWABLE = new Uint8Array(128);
+for (const c of "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_:.#$%-")
+  SHOWABLE[c.charCodeAt(0)] = 1;
 
 /** True when `ch` may appear unescaped in a shown path segment. */
 export function isShowableChar(ch: string): boolean {
-  return SHOWABLE.test(ch);
+  const c = ch.charCodeAt(0);
+  return ch.length === 1 && c < 128 && SHOWABLE[c] === 1;
 }
 
 function showSegment(seg: string): string {
   let plain = true;
   for (let i = 0; i < seg.length; i++) {
-    if (!isShowableChar(seg[i]!)) {
+    const c = seg.charCodeAt(i);
+    if (c >= 128 || SHOWABLE[c] !== 1) {
       plain = false;
       break;
     }

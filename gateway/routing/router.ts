@@ -268,7 +268,7 @@ export class Router {
       {
         path: url,
         method: ex.method as "GET",
-        headers: upstreamHeaders(ex.headers, st.policy.clearContext, service, bound, local),
+        headers: upstreamHeaders(ex, st.policy.clearContext, service, bound, local),
         body: ex.hasBody ? ex.body() : null,
       },
       handler,
@@ -360,12 +360,13 @@ function requestDtab(headers: readonly string[]): Dtab {
 
 /** Request headers for the upstream: hop-by-hop removed, Via appended, Linkerd context set. */
 function upstreamHeaders(
-  headers: readonly string[],
+  ex: ServerExchange,
   clearContext: boolean,
   service: Path,
   bound: BoundName,
   local: Dtab,
 ): string[] {
+  const headers = ex.headers;
   const listed = connectionListed(headers);
   const out: string[] = [];
   const via: string[] = [];
@@ -378,6 +379,8 @@ function upstreamHeaders(
     }
     // The engine answered Expect: 100-continue itself; the body follows without waiting.
     if (name === "expect") continue;
+    // One Content-Length, the one the engine framed the body with, is set below.
+    if (name === "content-length") continue;
     if (name.startsWith("l5d-")) {
       if (clearContext) continue;
       if (
@@ -390,6 +393,7 @@ function upstreamHeaders(
     }
     out.push(name, headers[i + 1]!);
   }
+  if (ex.contentLength !== undefined) out.push("content-length", String(ex.contentLength));
   out.push(
     "via",
     appendVia(via),

@@ -55,6 +55,8 @@ class UwsExchange implements ServerExchange {
   readonly secure: boolean;
   readonly contentLength: number | undefined;
   readonly hasBody: boolean;
+  /** Bytes of the request line target and headers, to enforce the head size limit. */
+  readonly headBytes: number;
   aborted = false;
   private abortHandlers: (() => void)[] | undefined;
   private readonly bodyStream: UwsBody | undefined;
@@ -79,9 +81,12 @@ class UwsExchange implements ServerExchange {
     const q = req.getQuery();
     this.url = q ? `${req.getUrl()}?${q}` : req.getUrl();
     const headers = this.headers;
+    let headBytes = this.url.length;
     req.forEach((k, v) => {
       headers.push(k, v);
+      headBytes += k.length + v.length + 4;
     });
+    this.headBytes = headBytes;
     this.remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
     const cl = req.getHeader("content-length");
     this.contentLength = cl === "" ? undefined : Number(cl);
@@ -211,7 +216,16 @@ export function listenUws(opts: ListenerOptions, handler: ExchangeHandler): Prom
   const uws = loadUws();
   const app = uws.App();
   app.any("/*", (res, req) => {
-    handler(new UwsExchange(res, req, false));
+    const ex = new UwsExchange(res, req, false);
+    // uws's own limit is far above Linkerd's maxHeadersKB; enforce the configured one.
+    if (ex.headBytes > opts.maxHeaderBytes) {
+      const body = "request headers too large\n";
+      ex.closeAfterResponse();
+      ex.writeHead(431, ["content-type", "text/plain; charset=utf-8"], body.length);
+      ex.write(Buffer.from(body));
+      return;
+    }
+    handler(ex);
   });
   return new Promise((resolve, reject) => {
     app.listen(opts.ip, opts.port, (ls: us_listen_socket | false) => {

@@ -1,0 +1,46 @@
+// HAProxy configs for the benchmark: the proxy lintel is compared with (one thread,
+// keep-alive to the backend), and the fast backend itself (HAProxy answering from memory,
+// so the backend is never what limits either proxy).
+
+export function proxyConfig(listenPort: number, backendPort: number): string {
+  return `global
+  nbthread 1
+  maxconn 4096
+  tune.bufsize 131072
+
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  http-reuse always
+
+frontend bench
+  bind 127.0.0.1:${listenPort}
+  default_backend app
+
+backend app
+  server app 127.0.0.1:${backendPort} maxconn 4096
+`;
+}
+
+/** A backend answering every request with `bodyFile`'s bytes (200, keep-alive). */
+export function backendConfig(listenPort: number, bodyFile: string, bodyBytes: number): string {
+  // The answer is built in one buffer: make room for the body plus headers.
+  const bufsize = Math.max(16_384, bodyBytes + 4096);
+  return `global
+  nbthread 1
+  maxconn 4096
+  tune.bufsize ${bufsize}
+
+defaults
+  mode http
+  timeout client 60s
+  option http-keep-alive
+
+frontend backend
+  bind 127.0.0.1:${listenPort}
+  http-request return status 200 content-type application/octet-stream file ${bodyFile}
+`;
+}
