@@ -21,6 +21,7 @@ import {
   opt,
   pathString,
   port,
+  refine,
   req,
   type Schema,
   show,
@@ -50,7 +51,7 @@ function protocol(): Schema<"http"> {
   };
 }
 
-const serverTls = object({
+const serverTlsFields = object({
   certPath: opt(filePath("a certificate file")),
   keyPath: opt(filePath("a key file")),
   intermediateCertsPath: opt(filePath("a certificate chain file")),
@@ -59,6 +60,12 @@ const serverTls = object({
   protocols: opt(list(nonEmptyString("a TLS protocol such as TLSv1.2"))),
   ciphers: opt(list(nonEmptyString("a cipher name"))),
 });
+
+const serverTls = refine(serverTlsFields, (t) =>
+  (t.certPath === undefined) !== (t.keyPath === undefined)
+    ? "certPath and keyPath go together: give both or neither"
+    : undefined,
+);
 
 const forwardedLabeler = kinded("forwarded header labeler", {
   ip: object({}),
@@ -83,19 +90,23 @@ function forwardedHeader() {
   return schema;
 }
 
-const server = object({
-  port: def(port(), 4140),
-  ip: def(host(), "127.0.0.1"),
-  /** lintel: the listener engine. node: full HTTP/1.x; uws: faster, with the limits in docs/engines.md. */
-  engine: def(oneOf(["node", "uws"]), "node"),
-  tls: opt(serverTls),
-  maxConcurrentRequests: opt(integer({ min: 1 })),
-  clearContext: def(boolean(), false),
-  timeoutMs: opt(integer({ min: 1 })),
-  addForwardedHeader: opt(forwardedHeader()),
-  maxCallDepth: def(integer({ min: 1 }), 1000),
-  announce: opt(list(string())),
-});
+const server = object(
+  {
+    port: def(port(), 4140),
+    ip: def(host(), "127.0.0.1"),
+    /** lintel: the listener engine. node: full HTTP/1.x; uws: faster, with the limits in docs/engines.md. */
+    engine: def(oneOf(["node", "uws"]), "node"),
+    tls: opt(serverTls),
+    maxConcurrentRequests: opt(integer({ min: 1 })),
+    clearContext: def(boolean(), false),
+    timeoutMs: opt(integer({ min: 1 })),
+    addForwardedHeader: opt(forwardedHeader()),
+    maxCallDepth: def(integer({ min: 1 }), 1000),
+  },
+  {
+    unsupported: { announce: "service announcement is not supported" },
+  },
+);
 
 const bindingCache = object({
   paths: def(integer({ min: 1 }), 1000),
@@ -118,7 +129,7 @@ export function routerSchema(registry: Registry) {
       interpreter: def(pluginSchema(registry, "interpreter"), { kind: "default" }),
       bindingTimeoutMs: def(integer({ min: 1 }), 10_000),
       bindingCache: def(bindingCache, {}),
-      servers: def(list(server, { expected: "a list of servers" }), [{}]),
+      servers: def(list(server, { expected: "a list of servers", minItems: 1 }), [{}]),
       client: def(defaultKind(client, "io.l5d.global"), { kind: "io.l5d.global" }),
       service: def(defaultKind(service, "io.l5d.global"), { kind: "io.l5d.global" }),
       originator: def(boolean(), false),

@@ -31,16 +31,20 @@ export interface PluginConfig<C extends Category = Category> {
   readonly transformers?: readonly PluginConfig<"transformer">[];
 }
 
-/** Kinds Linkerd has that lintel names as unsupported rather than unknown. */
-const UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
-  "io.l5d.consul": "the Consul namer is not built in; use io.l5d.fs or a plugin",
-  "io.l5d.marathon": "the Marathon namer is not built in",
-  "io.l5d.zk": "the ZooKeeper namer is not built in",
-  "io.l5d.serversets": "the ZooKeeper serversets namer is not built in",
-  "io.l5d.curator": "the Curator namer is not built in",
-  "io.l5d.dnssrv": "the DNS SRV namer is not built in",
-  "io.l5d.namerd": "the namerd thrift interpreter is not supported",
-  "io.l5d.mesh": "the namerd mesh (gRPC) interpreter is not supported",
+/** Kinds Linkerd has that lintel names as unsupported rather than unknown, by category. */
+const UNSUPPORTED_KINDS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  namer: {
+    "io.l5d.consul": "the Consul namer is not built in; use io.l5d.fs or a plugin",
+    "io.l5d.marathon": "the Marathon namer is not built in",
+    "io.l5d.zk": "the ZooKeeper namer is not built in",
+    "io.l5d.serversets": "the ZooKeeper serversets namer is not built in",
+    "io.l5d.curator": "the Curator namer is not built in",
+    "io.l5d.dnssrv": "the DNS SRV namer is not built in",
+  },
+  interpreter: {
+    "io.l5d.namerd": "the namerd thrift interpreter is not supported",
+    "io.l5d.mesh": "the namerd mesh (gRPC) interpreter is not supported",
+  },
 };
 
 export function pluginSchema<C extends Category>(
@@ -74,7 +78,7 @@ export function pluginSchema<C extends Category>(
       const plugin = registry.get(category, kind);
       if (!plugin) {
         const known = registry.kinds(category);
-        const why = UNSUPPORTED_KINDS[kind];
+        const why = UNSUPPORTED_KINDS[category]?.[kind];
         return cx.report(
           keyPath(path, "kind"),
           why

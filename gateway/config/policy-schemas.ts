@@ -17,6 +17,7 @@ import {
   type ObjectSchema,
   object,
   opt,
+  refine,
   req,
   type Schema,
   show,
@@ -86,7 +87,10 @@ export const loadBalancer = kinded("load balancer", {
 
 const backoff = kinded("backoff", {
   constant: object({ ms: def(integer({ min: 0 }), 0) }),
-  jittered: object({ minMs: req(integer({ min: 0 })), maxMs: req(integer({ min: 0 })) }),
+  jittered: refine(
+    object({ minMs: req(integer({ min: 0 })), maxMs: req(integer({ min: 0 })) }),
+    (b) => (b.minMs > b.maxMs ? `minMs (${b.minMs}) is larger than maxMs (${b.maxMs})` : undefined),
+  ),
 });
 
 export const failureAccrual = kinded("failure accrual policy", {

@@ -278,10 +278,13 @@ export function filePath(expected = "a file path"): Schema<string> {
 }
 
 /** Adds a check after decoding: `check` returns an error message or undefined. */
-export function refine<T>(schema: Schema<T>, check: (value: T) => string | undefined): Schema<T> {
+export function refine<T, S extends Schema<T>>(
+  schema: S & Schema<T>,
+  check: (value: T) => string | undefined,
+): S {
   return {
-    expected: schema.expected,
-    decode: (v, path, cx) => {
+    ...schema,
+    decode: (v: unknown, path: string, cx: DecodeContext) => {
       const d = schema.decode(v, path, cx);
       if (d === INVALID) return d;
       const problem = check(d);

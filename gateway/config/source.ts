@@ -41,8 +41,9 @@ export function substituteEnv(
     return line.replace(ENV_REF, (whole, escaped: string, name: string, fallback?: string) => {
       if (escaped) return whole.slice(1);
       const v = env[name];
+      // As in the shell: `:-` takes the default when the variable is unset or empty.
+      if (fallback !== undefined) return v === undefined || v === "" ? fallback : v;
       if (v !== undefined) return v;
-      if (fallback !== undefined) return fallback;
       if (!commentOnly) {
         issues.push({
           path: "",

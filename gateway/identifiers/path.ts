@@ -28,7 +28,10 @@ export const pathIdentifier = definePlugin({
         if (!config.consume) return identified(dst);
         const q = req.url.indexOf("?");
         const query = q < 0 ? "" : req.url.slice(q);
-        return identified(dst, `/${segs.slice(n).join("/")}${query}`);
+        const rest = segs.slice(n);
+        const trailing =
+          rest.length > 0 && (q < 0 ? req.url : req.url.slice(0, q)).endsWith("/") ? "/" : "";
+        return identified(dst, `/${rest.join("/")}${trailing}${query}`);
       },
     };
   },

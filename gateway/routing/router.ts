@@ -64,8 +64,9 @@ class View implements RequestView {
     return this.ex.httpVersion;
   }
   header(name: string): string | undefined {
-    if (this.clearContext && name.startsWith("l5d-")) return undefined;
-    return getHeader(this.ex.headers, name);
+    const lower = name.toLowerCase();
+    if (this.clearContext && lower.startsWith("l5d-")) return undefined;
+    return getHeader(this.ex.headers, lower);
   }
 }
 

@@ -57,9 +57,7 @@ describe("lintel delegate", () => {
     expect(out).toContain("/srv/users/x   (/svc=>/srv)");
     expect(out).toContain("transformer io.l5d.port: /#/io.l5d.fs/users");
     expect(out).toContain("Binding (what the router uses):");
-    expect(out).toContain(
-      "/%/io.l5d.port/4141/#/io.l5d.fs/users [127.0.0.1:4141, 127.0.0.1:4141*3], residual /x",
-    );
+    expect(out).toContain("/%/io.l5d.port/4141/#/io.l5d.fs/users [127.0.0.1:4141*4], residual /x");
   });
 
   it("exits 1 and says neg when nothing binds", async () => {

@@ -100,6 +100,11 @@ describe("environment substitution", () => {
     expect(issues).toEqual([]);
   });
 
+  it("takes the default for an empty variable too, as the shell does", () => {
+    expect(substituteEnv("a: ${A:-d}\n", { A: "" }).text).toBe("a: d\n");
+    expect(substituteEnv("a: ${A}\n", { A: "" }).text).toBe("a: \n");
+  });
+
   it("reports an unset variable with its line, but not inside a comment line", () => {
     const { issues } = substituteEnv("a: 1\n# ${NOPE}\nb: ${NOPE}\n", {});
     expect(issues).toHaveLength(1);

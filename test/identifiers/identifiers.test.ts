@@ -198,6 +198,12 @@ describe("io.l5d.path", () => {
     ).toBe("/svc/users/v2 url=/photos/7?size=large&x=/y");
   });
 
+  it("consume keeps a trailing slash on what it forwards", () => {
+    expect(id(pathIdentifier, { consume: true }, request({ url: "/users/list/?all=1" }))).toBe(
+      "/svc/users url=/list/?all=1",
+    );
+  });
+
   it("consume leaves `/` when nothing is left", () => {
     expect(id(pathIdentifier, { consume: true }, request({ url: "/users" }))).toBe(
       "/svc/users url=/",

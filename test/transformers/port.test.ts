@@ -54,6 +54,18 @@ describe("io.l5d.port", () => {
     ]);
   });
 
+  it("makes addresses on one host a single endpoint carrying their combined weight", () => {
+    const t = transformerEnv().make(portTransformer, { port: 4141 }, PREFIX);
+    const { name } = cellBound("/#/io.l5d.fs/users", [
+      ["192.0.2.1", 8080],
+      ["192.0.2.1", 8081, 2],
+      ["192.0.2.7", 8080],
+    ]);
+    expect(addrText(onlyBound(t.transformLeaf(name, sampleRead)).addr.sample())).toBe(
+      "192.0.2.1:4141*3,192.0.2.7:4141",
+    );
+  });
+
   it("returns the same BoundName object for the same input on repeated calls", () => {
     const t = transformerEnv().make(portTransformer, { port: 4141 }, PREFIX);
     const { name } = cellBound("/#/io.l5d.fs/users", [["192.0.2.1", 8080]]);
