@@ -62,7 +62,7 @@ describe("io.l5d.port", () => {
       ["192.0.2.7", 8080],
     ]);
     expect(addrText(onlyBound(t.transformLeaf(name, sampleRead)).addr.sample())).toBe(
-      "192.0.2.1:4141*3,192.0.2.7:4141",
+      "192.0.2.1:4141*3,192.0.2.7:4141*1",
     );
   });
 
