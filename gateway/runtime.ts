@@ -156,7 +156,8 @@ export class Runtime {
       this.log.warn("grace period over; closing requests still in flight", { inflight: left });
     for (const l of this.listeners) l.listener.destroy();
     for (const r of this.routers) r.close();
-    await Promise.all(this.clients.map((c) => c.close()));
+    // The grace period is over: cut whatever upstream requests remain.
+    await Promise.all(this.clients.map((c) => c.close(true)));
     this.naming.close();
     await Promise.all(this.accessLogs.map((a) => a.close()));
     await this.admin?.close();

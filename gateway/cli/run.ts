@@ -2,9 +2,8 @@
 // starts every router, and runs until SIGTERM/SIGINT or POST /admin/shutdown, then
 // drains gracefully and exits 0.
 
-import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
 import { formatConfigError, loadConfig } from "../config/load.js";
+import { readConfigAsWritten } from "../config/source.js";
 import { createLogger, type Logger } from "../log.js";
 import { Runtime } from "../runtime.js";
 
@@ -28,9 +27,9 @@ export async function startFromFile(
   // Served at /config.json as written: ${VAR} references stay unexpanded, so no secrets.
   const written = (): unknown => {
     try {
-      return parseYaml(readFileSync(loaded.file, "utf8"));
-    } catch {
-      return {};
+      return readConfigAsWritten(loaded.file);
+    } catch (e) {
+      return { error: `cannot read ${loaded.file}: ${(e as Error).message}` };
     }
   };
   let requestShutdown: () => void = () => {};

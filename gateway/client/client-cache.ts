@@ -61,10 +61,11 @@ export class ClientCache {
     }
   }
 
-  async close(): Promise<void> {
+  /** Closes every client; with `now`, requests still in flight are cut. */
+  async close(now = false): Promise<void> {
     clearInterval(this.sweeper);
     const all = [...this.clients.values()];
     this.clients.clear();
-    await Promise.all(all.map((c) => c.close()));
+    await Promise.all(all.map((c) => c.close(now)));
   }
 }

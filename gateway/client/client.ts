@@ -68,11 +68,12 @@ export class Client {
     }
   }
 
-  close(): Promise<void> {
+  /** Stops using the client: with `now`, requests still in flight are cut. */
+  close(now = false): Promise<void> {
     this.stopObserving();
     const eps = [...this.byKey.values()];
     this.byKey.clear();
     this.endpoints = [];
-    return Promise.all(eps.map((e) => e.close())).then(() => {});
+    return Promise.all(eps.map((e) => (now ? e.destroy() : e.close()))).then(() => {});
   }
 }

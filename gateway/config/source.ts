@@ -3,7 +3,16 @@
 // where it is. `${VAR}` and `${VAR:-default}` are replaced from the environment first.
 
 import { readFileSync } from "node:fs";
-import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import {
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+  parse as parseYaml,
+} from "yaml";
 
 export interface Position {
   /** 1-based line of the value. */
@@ -115,4 +124,29 @@ export function parseConfigText(
   };
   walk(doc.contents as Node | null, "", 1);
   return { file, value: doc.toJS({ maxAliasCount: 100 }), positions, issues };
+}
+
+/**
+ * The config as written, for display (/config.json): `${VAR}` references stay as they
+ * are, so secrets passed through the environment are not shown. References are swapped
+ * for placeholders while parsing, so they may sit anywhere a value can (flow mappings too).
+ */
+export function readConfigAsWritten(file: string): unknown {
+  const refs: string[] = [];
+  const text = readFileSync(file, "utf8").replace(ENV_REF, (whole: string) => {
+    refs.push(whole);
+    return `__lintel_env_${refs.length - 1}__`;
+  });
+  const restore = (v: unknown): unknown => {
+    if (typeof v === "string")
+      return v.replace(/__lintel_env_(\d+)__/g, (_m, i: string) => refs[Number(i)]!);
+    if (Array.isArray(v)) return v.map(restore);
+    if (v !== null && typeof v === "object") {
+      return Object.fromEntries(
+        Object.entries(v).map(([k, x]) => [restore(k) as string, restore(x)]),
+      );
+    }
+    return v;
+  };
+  return restore(parseYaml(text, { maxAliasCount: 100 }));
 }

@@ -24,9 +24,10 @@ export interface ForwardOutcome {
   bytes: number;
 }
 
+// Errors that mean the connection was never made (a reset after connecting is an
+// upstream failure, not a connect failure).
 const CONNECT_CODES = new Set([
   "ECONNREFUSED",
-  "ECONNRESET",
   "EHOSTUNREACH",
   "ENETUNREACH",
   "ETIMEDOUT",

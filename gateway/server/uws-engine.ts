@@ -1,7 +1,8 @@
 // The `uws` engine: uWebSockets.js, the fast path for edge traffic. Its limits (measured
-// with the 20.30 build): connections carrying HTTP/1.0, absolute-form targets, header
-// names with `_`, more than ~50 headers, `OPTIONS *` or CONNECT are closed with no
-// response; it adds `Date` and `uWebSockets: 20` headers and cannot send trailers.
+// with the 20.30 build): requests using HTTP/1.0, absolute-form targets, header names
+// with `_`, more than ~50 headers, `OPTIONS *`, CONNECT or a Content-Length of 10 digits
+// or more get no response (the connection is left to uws's ~10 s idle timeout); it adds
+// `Date` and `uWebSockets: 20` headers and cannot send trailers.
 
 import { STATUS_CODES } from "node:http";
 import { Readable } from "node:stream";
@@ -57,6 +58,8 @@ class UwsExchange implements ServerExchange {
   readonly hasBody: boolean;
   /** Bytes of the request line target and headers, to enforce the head size limit. */
   readonly headBytes: number;
+  /** The client sent `Connection: close`. */
+  private readonly clientWantsClose: boolean;
   aborted = false;
   private abortHandlers: (() => void)[] | undefined;
   private readonly bodyStream: UwsBody | undefined;
@@ -91,6 +94,7 @@ class UwsExchange implements ServerExchange {
     const cl = req.getHeader("content-length");
     this.contentLength = cl === "" ? undefined : Number(cl);
     this.hasBody = (this.contentLength ?? 0) > 0 || req.getHeader("transfer-encoding") !== "";
+    this.clientWantsClose = /(^|,)\s*close\s*(,|$)/i.test(req.getHeader("connection"));
     res.onAborted(this.onAborted);
     if (this.hasBody) {
       // uws delivers body data only to a handler registered now, synchronously.
@@ -190,7 +194,12 @@ class UwsExchange implements ServerExchange {
       const noBody = this.method === "HEAD" || this.status === 204 || this.status === 304;
       if (noBody && !this.headWritten) {
         this.flushHead();
-        this.res.endWithoutBody(this.status === 204 ? undefined : this.length, this.closeAfter);
+        const length = this.status === 204 ? undefined : this.length;
+        // uws closes after a bodiless response only when given a length (an explicit
+        // undefined becomes 2^63); so a closing 204 states Content-Length: 0.
+        if (this.closeAfter || this.clientWantsClose) this.res.endWithoutBody(length ?? 0, true);
+        else if (length === undefined) this.res.endWithoutBody();
+        else this.res.endWithoutBody(length);
         return;
       }
       this.flushHead();
