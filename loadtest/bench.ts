@@ -70,7 +70,8 @@ async function main(): Promise<number> {
   const connections = Number(values.connections ?? 64);
   const bodyBytes = Number(values.body ?? 64);
   const rounds = Number(values.rounds ?? (quick ? 2 : 3));
-  const warmupS = quick ? 1 : 2;
+  // Long enough for the JIT to settle and every connection pool to fill.
+  const warmupS = quick ? 2 : 4;
 
   const missing = ["wrk", "haproxy", "taskset"].filter((c) => !commandExists(c));
   if (missing.length > 0) {

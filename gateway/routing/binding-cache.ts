@@ -1,6 +1,7 @@
 // Bindings in use, by (per-request dentries, service name). Each entry observes its live
 // binding, so a request finds the current bound tree with one map lookup; entries are
-// dropped when the cache is full (least recently used first) or idle too long.
+// dropped when the cache is full (least recently used first) or idle too long. A hit only
+// stamps the entry; the order is worked out when something must be evicted.
 
 import type { Interpreter } from "../interpreters/interpreter.js";
 import type { Activity, BoundName, Dtab, NameTree, Path, State } from "../naming/index.js";
@@ -36,9 +37,6 @@ export class BindingCache {
     const e = this.entries.get(key);
     if (e) {
       e.lastUsed = this.now();
-      // Move to the end: the map's order is least to most recently used.
-      this.entries.delete(key);
-      this.entries.set(key, e);
       return e;
     }
     const act: Activity<NameTree<BoundName>> = this.interpreter.bind(local, path);
@@ -59,10 +57,7 @@ export class BindingCache {
     });
     entry.state = act.sample();
     this.entries.set(key, entry);
-    if (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next().value as string;
-      this.evict(oldest);
-    }
+    if (this.entries.size > this.capacity) this.evictLeastRecent();
     return entry;
   }
 
@@ -76,6 +71,12 @@ export class BindingCache {
         resolve();
       });
     });
+  }
+
+  private evictLeastRecent(): void {
+    let oldest: BindingEntry | undefined;
+    for (const e of this.entries.values()) if (!oldest || e.lastUsed < oldest.lastUsed) oldest = e;
+    if (oldest) this.evict(oldest.key);
   }
 
   private evict(key: string): void {
