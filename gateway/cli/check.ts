@@ -13,6 +13,7 @@ export async function checkCommand(files: string[], out: (s: string) => void): P
     const name = file;
     if (r.ok) {
       out(`${name}: ok`);
+      for (const w of r.warnings) out(`  warning: ${formatConfigError(w)}`);
       continue;
     }
     failures++;

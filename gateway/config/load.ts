@@ -8,6 +8,7 @@ import { loadPluginModule } from "../plugins/user-plugins.js";
 import { configSchema, type LintelConfig } from "./config-schema.js";
 import { DecodeContext, type DecodeIssue, INVALID } from "./schema.js";
 import { type ConfigSource, readConfigSource } from "./source.js";
+import { unappliedSettings } from "./unapplied.js";
 
 export interface ConfigError {
   readonly path: string;
@@ -21,6 +22,8 @@ export type LoadResult =
       readonly config: LintelConfig;
       readonly registry: Registry;
       readonly file: string;
+      /** Settings read but not applied yet (see unapplied.ts). */
+      readonly warnings: readonly ConfigError[];
     }
   | { readonly ok: false; readonly errors: readonly ConfigError[]; readonly file: string };
 
@@ -86,13 +89,27 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
   if (pluginErrors.length > 0) return fail(pluginErrors);
 
   const decoded = configSchema(registry).decode(source.value, "", cx);
-  if (decoded !== INVALID) crossCheck(decoded, cx);
+  let warnings: ConfigError[] = [];
+  if (decoded !== INVALID) {
+    crossCheck(decoded, cx);
+    for (const u of unappliedSettings(decoded)) {
+      if (u.fatal) cx.report(u.path, u.message);
+    }
+    warnings = unappliedSettings(decoded)
+      .filter((u) => !u.fatal)
+      .map((u) => ({
+        path: u.path,
+        message: u.message,
+        line: lineOf(source, { path: u.path, message: "" }),
+      }))
+      .sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  }
   if (decoded === INVALID || cx.issues.length > 0) {
     return fail(
       cx.issues.map((i) => ({ path: i.path, message: i.message, line: lineOf(source, i) })),
     );
   }
-  return { ok: true, config: decoded, registry, file: abs };
+  return { ok: true, config: decoded, registry, file: abs, warnings };
 }
 
 /** Checks across blocks: router labels are unique, no two listeners share ip:port. */

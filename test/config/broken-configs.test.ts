@@ -52,6 +52,22 @@ describe("lintel check on the shipped configs", () => {
     });
   }
 
+  it("warns about settings it reads but does not apply yet, and still exits 0", async () => {
+    const { code, out } = await check(["test/fixtures/warnings.yaml"]);
+    expect(code).toBe(0);
+    expect(out).toBe(
+      [
+        "test/fixtures/warnings.yaml: ok",
+        "  warning: telemetry[0]: telemeter io.l5d.prometheus is not applied yet; it has no effect (line 2)",
+        "  warning: routers[0].client.loadBalancer: load balancer ewma is not applied yet; p2c is used (line 6)",
+        "  warning: routers[0].client.failureAccrual: failure accrual is not applied yet; it has no effect (line 7)",
+        "  warning: routers[0].service.totalTimeoutMs: totalTimeoutMs is not applied yet; it has no effect (line 9)",
+        "  warning: routers[0].servers[0].maxConcurrentRequests: maxConcurrentRequests is not applied yet; it has no effect (line 12)",
+        "",
+      ].join("\n"),
+    );
+  });
+
   it("exits 1 when any of several configs is broken, and reports each", async () => {
     const { code, out } = await check([`configs/${configs[0]}`, `${dir}/bad-port.yaml`]);
     expect(code).toBe(1);
