@@ -1,9 +1,9 @@
-// One upstream address: a keep-alive connection pool (undici) and the count of requests
-// in flight on it, which the load balancer reads.
+// One upstream address: a pool of keep-alive connections and the count of requests in
+// flight on it, which the load balancer reads.
 
-import type { Dispatcher } from "undici";
-import { Pool } from "undici";
 import { type Address, addressKey } from "../naming/index.js";
+import type { UpstreamHandler, UpstreamRequest } from "./http1/connection.js";
+import { Http1Pool } from "./http1/pool.js";
 
 export interface EndpointOptions {
   /** Most connections to this address; unlimited when undefined (Linkerd's default). */
@@ -17,24 +17,19 @@ export class Endpoint {
   readonly key: string;
   /** Requests dispatched and not yet finished. */
   inflight = 0;
-  private readonly pool: Pool;
-  private closing = false;
+  private readonly pool: Http1Pool;
 
   constructor(
     readonly address: Address,
     opts: EndpointOptions,
   ) {
     this.key = addressKey(address);
-    const host = address.host.includes(":") ? `[${address.host}]` : address.host;
-    this.pool = new Pool(`http://${host}:${address.port}`, {
-      connections: opts.maxConnections ?? null,
-      pipelining: 1,
-      keepAliveTimeout: opts.idleTimeMs ?? 10_000,
-      keepAliveMaxTimeout: Math.max(opts.idleTimeMs ?? 10_000, 10_000),
-      connect: { timeout: opts.connectTimeoutMs ?? 10_000 },
-      // Streams, not buffered bodies: no timeout between body chunks beyond the defaults.
-      headersTimeout: 300_000,
-      bodyTimeout: 300_000,
+    this.pool = new Http1Pool({
+      host: address.host,
+      port: address.port,
+      maxConnections: opts.maxConnections,
+      idleTimeMs: opts.idleTimeMs,
+      connectTimeoutMs: opts.connectTimeoutMs,
     });
   }
 
@@ -42,9 +37,9 @@ export class Endpoint {
     return this.address.weight;
   }
 
-  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  dispatch(req: UpstreamRequest, handler: UpstreamHandler): void {
     this.inflight++;
-    this.pool.dispatch(opts, handler);
+    this.pool.dispatch(req, handler);
   }
 
   release(): void {
@@ -53,13 +48,11 @@ export class Endpoint {
 
   /** Stops taking requests; the ones in flight finish first. */
   close(): Promise<void> {
-    if (this.closing) return Promise.resolve();
-    this.closing = true;
     return this.pool.close();
   }
 
+  /** Closes now; requests in flight fail. */
   destroy(): Promise<void> {
-    this.closing = true;
     return this.pool.destroy();
   }
 }

@@ -1,16 +1,14 @@
 // Sends one request upstream and streams the answer back. One handler object per
-// request carries the whole exchange (no closures per request on the data path): undici
-// calls it as the response arrives; a slow client pauses the upstream read, a client
+// request carries the whole exchange (no closures per request on the data path): the
+// upstream connection calls it as the response arrives; a slow client pauses the upstream read, a client
 // that goes away aborts the upstream request, an upstream that dies mid-response
 // truncates the client's response rather than leaving it hanging.
 
-import type { Dispatcher } from "undici";
 import type { Endpoint } from "../client/endpoint.js";
+import type { UpstreamControl, UpstreamHandler } from "../client/http1/connection.js";
 import { ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
 import { appendVia, HOP_BY_HOP } from "../http/headers.js";
-
-type Controller = Dispatcher.DispatchController;
 
 export interface ForwardPolicy {
   /** Drop every l5d-* header from the response (clearContext servers). */
@@ -36,45 +34,47 @@ const CONNECT_CODES = new Set([
   "EAI_AGAIN",
 ]);
 
-/** Builds the response head for the client from the upstream's. */
-function responseHeaders(
-  headers: Record<string, string | string[] | undefined>,
+/** Builds the response head for the client from the upstream's (flat, lower-case names). */
+export function responseHeaders(
+  headers: readonly string[],
   policy: ForwardPolicy,
 ): { out: string[]; length: number | undefined } {
   const out: string[] = [];
   let length: number | undefined;
   let via: string[] | undefined;
   let listed: Set<string> | undefined;
-  const connection = headers.connection;
-  if (connection !== undefined) {
-    for (const v of Array.isArray(connection) ? connection : [connection]) {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
+    if (name === "connection") {
       listed ??= new Set();
-      for (const t of v.split(",")) listed.add(t.trim().toLowerCase());
+      for (const t of value.split(",")) listed.add(t.trim().toLowerCase());
+      continue;
     }
-  }
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    if (HOP_BY_HOP.has(name)) continue;
     if (name === "content-length") {
-      length = Number(Array.isArray(value) ? value[0] : value);
+      length ??= Number(value);
       continue;
     }
     if (name === "via") {
-      via = Array.isArray(value) ? value : [value];
+      via ??= [];
+      via.push(value);
       continue;
     }
     if (policy.clearContext && name.startsWith("l5d-")) continue;
     if (policy.engineWritesDate && name === "date") continue;
-    if (Array.isArray(value)) for (const v of value) out.push(name, v);
-    else out.push(name, value);
+    out.push(name, value);
+  }
+  if (listed) {
+    // Connection may come after the headers it names: drop them now.
+    for (let i = out.length - 2; i >= 0; i -= 2) if (listed.has(out[i]!)) out.splice(i, 2);
   }
   out.push("via", appendVia(via ?? []));
   return { out, length };
 }
 
-export class ForwardHandler implements Dispatcher.DispatchHandler {
-  private controller: Controller | undefined;
+export class ForwardHandler implements UpstreamHandler {
+  private control: UpstreamControl | undefined;
   private started = false;
   private finished = false;
   readonly outcome: ForwardOutcome = { status: 0, bytes: 0 };
@@ -91,55 +91,38 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   private readonly clientGone = () => {
-    this.controller?.abort(new Error("the client closed the connection"));
+    this.control?.abort(new Error("the client closed the connection"));
   };
 
   private readonly resume = () => {
-    this.controller?.resume();
+    this.control?.resume();
   };
 
-  onRequestStart(controller: Controller): void {
-    this.controller = controller;
-    if (this.ex.aborted) controller.abort(new Error("the client closed the connection"));
+  onStart(control: UpstreamControl): void {
+    this.control = control;
+    if (this.ex.aborted) control.abort(new Error("the client closed the connection"));
   }
 
-  onResponseStart(
-    _controller: Controller,
-    statusCode: number,
-    headers: Record<string, string | string[] | undefined>,
-  ): void {
-    // 1xx answers (other than the final one) are not forwarded: the engine sent 100 Continue.
-    if (statusCode < 200) return;
+  onHead(status: number, headers: string[]): void {
     this.started = true;
-    this.outcome.status = statusCode;
+    this.outcome.status = status;
     const { out, length } = responseHeaders(headers, this.policy);
-    this.ex.writeHead(statusCode, out, length);
+    this.ex.writeHead(status, out, length);
   }
 
-  onResponseData(controller: Controller, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     this.outcome.bytes += chunk.length;
-    if (!this.ex.write(chunk)) {
-      controller.pause();
-      this.ex.onWritable(this.resume);
-    }
+    if (this.ex.write(chunk)) return true;
+    this.ex.onWritable(this.resume);
+    return false;
   }
 
-  onResponseEnd(
-    _controller: Controller,
-    trailers: Record<string, string | string[] | undefined>,
-  ): void {
-    let t: string[] | undefined;
-    for (const name in trailers) {
-      const v = trailers[name];
-      if (v === undefined) continue;
-      t ??= [];
-      t.push(name, Array.isArray(v) ? v.join(", ") : v);
-    }
-    this.ex.end(t);
+  onEnd(trailers: string[] | undefined): void {
+    this.ex.end(trailers);
     this.done();
   }
 
-  onResponseError(_controller: Controller, err: Error): void {
+  onError(err: Error): void {
     if (this.ex.aborted) {
       this.outcome.status = this.outcome.status || 499;
     } else if (this.started) {
@@ -155,7 +138,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
           )
         : new ProxyError(
             "LINTEL_UPSTREAM",
-            `${where} failed before answering for ${this.service}: ${code || err.message}`,
+            `${where} failed before answering for ${this.service}: ${err.message}`,
           );
       this.outcome.status = e.status;
       this.respondError(this.ex, e);

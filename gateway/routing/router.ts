@@ -267,10 +267,11 @@ export class Router {
     (handler as ForwardHandlerWithState).state = st;
     endpoint.dispatch(
       {
+        method: ex.method,
         path: url,
-        method: ex.method as "GET",
         headers: upstreamHeaders(ex, st.policy.clearContext, service, bound, local),
         body: ex.hasBody ? ex.body() : null,
+        contentLength: ex.hasBody ? ex.contentLength : undefined,
       },
       handler,
     );

@@ -54,6 +54,7 @@ class NodeExchange implements ServerExchange {
     this.contentLength = cl === undefined ? undefined : Number(cl);
     this.hasBody = (this.contentLength ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined;
     res.on("close", this.onClose);
+    req.on("error", NodeExchange.ignore);
   }
 
   private readonly onClose = () => {
@@ -67,6 +68,9 @@ class NodeExchange implements ServerExchange {
   body(): Readable {
     return this.req;
   }
+
+  /** A client that leaves mid-body must not become an uncaught exception. */
+  private static readonly ignore = () => {};
 
   onAbort(cb: () => void): void {
     if (this.aborted) cb();

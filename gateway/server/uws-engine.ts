@@ -12,6 +12,7 @@ import type { ExchangeHandler, Listener, ListenerOptions } from "./listener.js";
 import { loadUws } from "./uws-native.js";
 
 const STATUS_LINES: string[] = [];
+const ignore = () => {};
 function statusLine(status: number): string {
   let line = STATUS_LINES[status];
   if (line === undefined) {
@@ -27,6 +28,9 @@ class UwsBody extends Readable {
 
   constructor(private readonly exchange: UwsExchange) {
     super({ highWaterMark: 64 * 1024 });
+    // A client that leaves mid-body destroys this stream with an error; whoever reads the
+    // body hears of it, and with nobody reading it must not become an uncaught exception.
+    this.on("error", ignore);
   }
 
   feed(ab: ArrayBuffer, last: boolean): void {

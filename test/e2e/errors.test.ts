@@ -14,6 +14,7 @@ import {
   freePort,
   onCleanup,
   type Reply,
+  raw,
   startLintel,
   startUpstream,
 } from "./harness.js";
@@ -223,6 +224,28 @@ describe.each(ENGINES)("errors lintel answers on the %s engine", (engine) => {
     expectProxyError(r, 503, "/svc/users", "timed out after 300 ms");
     expect(took).toBeGreaterThanOrEqual(280);
     expect(took).toBeLessThan(2000);
+  });
+
+  // Regression: a request body destroyed by the client's leaving, before anything read it,
+  // was an unhandled 'error' event, which would have ended the process.
+  it("a client that leaves mid-body while its name is still binding does not crash lintel", async () => {
+    const up = await startUpstream("up");
+    const l = await startLintel(
+      config(engine, {
+        top: "plugins: [never.mjs]",
+        router: "  bindingTimeoutMs: 400",
+        dtab: `/svc/users => /#/test.never;/svc/ok => /$/inet/127.0.0.1/${up.port}`,
+      }).replace("namers:\n", "namers:\n- kind: test.never\n"),
+      { "never.mjs": NEVER_NAMER },
+    );
+    await raw(
+      l.port(),
+      "POST /x HTTP/1.1\r\nHost: users\r\nContent-Length: 100000\r\n\r\npartial",
+      100,
+    );
+    await new Promise((r) => setTimeout(r, 600));
+    const r = await call(l.port(), { headers: { host: "ok" } });
+    expect(r.status).toBe(200);
   });
 
   it("an upstream that resets the connection before answering → 502", async () => {

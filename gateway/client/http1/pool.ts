@@ -1,0 +1,192 @@
+// Keep-alive connections to one upstream address. Requests take an idle connection (the
+// most recently used first, so a quiet period lets the others expire), open a new one
+// while under `maxConnections`, or wait in order. Idle connections are closed after
+// `idleTimeMs` by one coarse sweep per pool, not a timer per connection.
+
+import { connect, type Socket } from "node:net";
+import {
+  type ConnectionOwner,
+  Http1Connection,
+  type UpstreamHandler,
+  type UpstreamRequest,
+} from "./connection.js";
+
+export interface PoolOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Unlimited when undefined. */
+  readonly maxConnections?: number;
+  /** Idle keep-alive connections are closed after this long (default 4 s, under the 5 s keep-alive timeout common upstream servers use). */
+  readonly idleTimeMs?: number;
+  readonly connectTimeoutMs?: number;
+}
+
+interface Waiting {
+  readonly req: UpstreamRequest;
+  readonly handler: UpstreamHandler;
+}
+
+/** How often idle connections are checked for expiry. */
+const SWEEP_MS = 1000;
+
+function connectError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+export class Http1Pool implements ConnectionOwner {
+  private readonly idle: Http1Connection[] = [];
+  private readonly all = new Set<Http1Connection>();
+  private connecting = 0;
+  private readonly queue: Waiting[] = [];
+  private sweeper: NodeJS.Timeout | undefined;
+  private closing: (() => void) | undefined;
+  private closed = false;
+  private readonly max: number;
+  private readonly idleTimeMs: number;
+  private readonly authority: string;
+
+  constructor(private readonly opts: PoolOptions) {
+    this.max = opts.maxConnections ?? Number.POSITIVE_INFINITY;
+    this.idleTimeMs = opts.idleTimeMs ?? 4000;
+    this.authority = opts.host.includes(":")
+      ? `[${opts.host}]:${opts.port}`
+      : `${opts.host}:${opts.port}`;
+  }
+
+  /** Open connections (busy or idle). */
+  get size(): number {
+    return this.all.size;
+  }
+
+  dispatch(req: UpstreamRequest, handler: UpstreamHandler): void {
+    if (this.closed) {
+      handler.onError(
+        connectError("LINTEL_POOL_CLOSED", `the connection pool to ${this.authority} is closed`),
+      );
+      return;
+    }
+    const conn = this.idle.pop();
+    if (conn) {
+      conn.send(req, handler);
+      return;
+    }
+    if (this.all.size + this.connecting < this.max) this.open(req, handler);
+    else this.queue.push({ req, handler });
+  }
+
+  private open(req: UpstreamRequest, handler: UpstreamHandler): void {
+    this.connecting++;
+    const socket: Socket = connect({ host: this.opts.host, port: this.opts.port, noDelay: true });
+    const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
+    const timer = setTimeout(() => {
+      socket.destroy(
+        connectError("ETIMEDOUT", `connecting to ${this.authority} took over ${timeoutMs} ms`),
+      );
+    }, timeoutMs);
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      this.connecting--;
+      handler.onError(err);
+      this.openForWaiting();
+    };
+    socket.once("error", onError);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.off("error", onError);
+      this.connecting--;
+      const conn = new Http1Connection(socket, this, this.authority);
+      this.all.add(conn);
+      this.ensureSweeper();
+      if (this.closed) {
+        handler.onError(
+          connectError("LINTEL_POOL_CLOSED", `the connection pool to ${this.authority} is closed`),
+        );
+        conn.destroy();
+        return;
+      }
+      conn.send(req, handler);
+    });
+  }
+
+  release(conn: Http1Connection): void {
+    const next = this.queue.shift();
+    if (next) {
+      conn.send(next.req, next.handler);
+      return;
+    }
+    if (this.closed) {
+      conn.destroy();
+      return;
+    }
+    this.idle.push(conn);
+  }
+
+  remove(conn: Http1Connection): void {
+    if (!this.all.delete(conn)) return;
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.openForWaiting();
+    if (this.all.size === 0 && this.connecting === 0) {
+      this.stopSweeper();
+      if (this.closing) this.closing();
+    }
+  }
+
+  retryStale(req: UpstreamRequest, handler: UpstreamHandler): boolean {
+    if (this.closed) return false;
+    // A fresh connection (another idle one may be just as stale); the failed one has
+    // already given its slot back.
+    this.open(req, handler);
+    return true;
+  }
+
+  private openForWaiting(): void {
+    while (this.queue.length > 0 && this.all.size + this.connecting < this.max) {
+      const w = this.queue.shift()!;
+      this.open(w.req, w.handler);
+    }
+  }
+
+  private ensureSweeper(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => {
+      const cutoff = Date.now() - this.idleTimeMs;
+      for (const c of [...this.idle]) if (c.lastUsed < cutoff) c.destroy();
+    }, SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  private stopSweeper(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  /** Takes no new requests; resolves once the requests in flight have finished. */
+  close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.queue.splice(0)) {
+      w.handler.onError(
+        connectError("LINTEL_POOL_CLOSED", `the connection pool to ${this.authority} is closed`),
+      );
+    }
+    for (const c of [...this.idle]) c.destroy();
+    if (this.all.size === 0 && this.connecting === 0) {
+      this.stopSweeper();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.closing = resolve;
+    });
+  }
+
+  /** Closes everything now; requests in flight fail. */
+  destroy(): Promise<void> {
+    const done = this.close();
+    for (const c of [...this.all])
+      c.abort(
+        connectError("LINTEL_POOL_CLOSED", `the connection pool to ${this.authority} was closed`),
+      );
+    for (const c of [...this.all]) c.destroy();
+    return done;
+  }
+}

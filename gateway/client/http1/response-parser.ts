@@ -1,0 +1,286 @@
+// An incremental HTTP/1.1 response parser for upstream connections: status line and
+// headers, then the body framed by Transfer-Encoding: chunked (with trailers),
+// Content-Length, or the connection closing. Interim 1xx answers are skipped. It never
+// copies body bytes: it hands out views of the buffers it is fed.
+
+/** Why a response could not be read; the connection is not reusable after one. */
+export class ResponseParseError extends Error {
+  readonly code = "LINTEL_BAD_RESPONSE";
+  constructor(
+    message: string,
+    /** The connection closed before a single byte of the answer arrived. */
+    readonly beforeAnswer = false,
+  ) {
+    super(message);
+    this.name = "ResponseParseError";
+  }
+}
+
+export interface ResponseEvents {
+  /** The final response head. `headers` is flat, names lower-cased. */
+  onHead(status: number, headers: string[]): void;
+  /** Body bytes; return false to stop parsing until `resume` (the rest is kept). */
+  onBody(chunk: Buffer): boolean;
+  /** The response is complete; trailers (flat, lower-case names) if chunked ones came. */
+  onEnd(trailers: string[] | undefined): void;
+}
+
+enum State {
+  Head,
+  Length,
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  Trailers,
+  UntilClose,
+  Done,
+}
+
+const CRLFCRLF = Buffer.from("\r\n\r\n");
+const CRLF = Buffer.from("\r\n");
+/** Largest response head accepted (Linkerd's maxHeadersKB is about requests; this is generous). */
+const MAX_HEAD_BYTES = 64 * 1024;
+/** Longest chunk-size line (hex digits plus chunk extensions). */
+const MAX_CHUNK_LINE = 4096;
+
+export class ResponseParser {
+  private state = State.Done;
+  private pending: Buffer | undefined;
+  private remaining = 0;
+  private noBody = false;
+  private events: ResponseEvents | undefined;
+  /** Set when the response says the connection cannot carry another request. */
+  keepAlive = true;
+  /** True once a byte of the current response has arrived. */
+  started = false;
+
+  /** Prepares for the response to a request with `method` (HEAD responses have no body). */
+  expect(method: string, events: ResponseEvents): void {
+    this.state = State.Head;
+    this.pending = undefined;
+    this.noBody = method === "HEAD";
+    this.events = events;
+    this.keepAlive = true;
+    this.started = false;
+  }
+
+  get done(): boolean {
+    return this.state === State.Done;
+  }
+
+  /** True while the body runs until the connection closes. */
+  get readsUntilClose(): boolean {
+    return this.state === State.UntilClose;
+  }
+
+  /**
+   * Feeds bytes. Returns the unconsumed rest when a body handler asked to pause (feed it
+   * again to continue), or undefined when everything was consumed. Throws ResponseParseError.
+   */
+  feed(input: Buffer): Buffer | undefined {
+    let buf = input;
+    if (buf.length > 0) this.started = true;
+    while (buf.length > 0) {
+      switch (this.state) {
+        case State.Head: {
+          const data = this.pending ? Buffer.concat([this.pending, buf]) : buf;
+          const end = data.indexOf(CRLFCRLF);
+          if (end < 0) {
+            if (data.length > MAX_HEAD_BYTES)
+              throw new ResponseParseError(`response head over ${MAX_HEAD_BYTES} bytes`);
+            this.pending = data === buf ? Buffer.from(buf) : data;
+            return undefined;
+          }
+          this.pending = undefined;
+          this.head(data.toString("latin1", 0, end));
+          buf = data.subarray(end + 4);
+          break;
+        }
+        case State.Length: {
+          const n = Math.min(this.remaining, buf.length);
+          const chunk = buf.subarray(0, n);
+          this.remaining -= n;
+          buf = buf.subarray(n);
+          if (this.remaining === 0) this.state = State.Done;
+          const go = this.events!.onBody(chunk);
+          if (this.state === State.Done) {
+            this.finish(undefined);
+            if (buf.length > 0) throw new ResponseParseError("bytes after the end of the response");
+            return undefined;
+          }
+          if (!go) return buf.length > 0 ? buf : undefined;
+          break;
+        }
+        case State.UntilClose:
+          // A pause needs no leftover here: the whole buffer was handed over.
+          this.events!.onBody(buf);
+          return undefined;
+        case State.ChunkSize: {
+          const data = this.pending ? Buffer.concat([this.pending, buf]) : buf;
+          const eol = data.indexOf(CRLF);
+          if (eol < 0) {
+            if (data.length > MAX_CHUNK_LINE)
+              throw new ResponseParseError("chunk size line too long");
+            this.pending = data === buf ? Buffer.from(buf) : data;
+            return undefined;
+          }
+          this.pending = undefined;
+          const line = data.toString("latin1", 0, eol);
+          const semi = line.indexOf(";");
+          const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+          if (!/^[0-9a-fA-F]{1,12}$/.test(hex))
+            throw new ResponseParseError(`invalid chunk size "${hex}"`);
+          this.remaining = Number.parseInt(hex, 16);
+          buf = data.subarray(eol + 2);
+          this.state = this.remaining === 0 ? State.Trailers : State.ChunkData;
+          break;
+        }
+        case State.ChunkData: {
+          const n = Math.min(this.remaining, buf.length);
+          const chunk = buf.subarray(0, n);
+          this.remaining -= n;
+          buf = buf.subarray(n);
+          if (this.remaining === 0) this.state = State.ChunkDataEnd;
+          if (!this.events!.onBody(chunk)) return buf.length > 0 ? buf : undefined;
+          break;
+        }
+        case State.ChunkDataEnd: {
+          const data = this.pending ? Buffer.concat([this.pending, buf]) : buf;
+          if (data.length < 2) {
+            this.pending = Buffer.from(data);
+            return undefined;
+          }
+          this.pending = undefined;
+          if (data[0] !== 13 || data[1] !== 10)
+            throw new ResponseParseError("missing CRLF after chunk data");
+          buf = data.subarray(2);
+          this.state = State.ChunkSize;
+          break;
+        }
+        case State.Trailers: {
+          const data = this.pending ? Buffer.concat([this.pending, buf]) : buf;
+          // No trailers: the terminating CRLF right away.
+          if (data.length >= 2 && data[0] === 13 && data[1] === 10) {
+            this.pending = undefined;
+            buf = data.subarray(2);
+            this.state = State.Done;
+            this.finish(undefined);
+            if (buf.length > 0) throw new ResponseParseError("bytes after the end of the response");
+            return undefined;
+          }
+          const end = data.indexOf(CRLFCRLF);
+          if (end < 0) {
+            if (data.length > MAX_HEAD_BYTES) throw new ResponseParseError("trailers too large");
+            this.pending = data === buf ? Buffer.from(buf) : data;
+            return undefined;
+          }
+          this.pending = undefined;
+          const trailers = parseFields(data.toString("latin1", 0, end));
+          buf = data.subarray(end + 4);
+          this.state = State.Done;
+          this.finish(trailers);
+          if (buf.length > 0) throw new ResponseParseError("bytes after the end of the response");
+          return undefined;
+        }
+        case State.Done:
+          throw new ResponseParseError("bytes the upstream sent without being asked");
+      }
+    }
+    return undefined;
+  }
+
+  /** The connection closed: completes a close-delimited body, else it is an error. */
+  closed(): void {
+    if (this.state === State.UntilClose) {
+      this.state = State.Done;
+      this.finish(undefined);
+      return;
+    }
+    if (this.state !== State.Done) {
+      const before = this.state === State.Head && !this.started;
+      throw new ResponseParseError(
+        before
+          ? "the upstream closed the connection without answering"
+          : "the upstream closed the connection in the middle of the response",
+        before,
+      );
+    }
+  }
+
+  private finish(trailers: string[] | undefined): void {
+    const events = this.events!;
+    this.events = undefined;
+    events.onEnd(trailers);
+  }
+
+  private head(text: string): void {
+    const lineEnd = text.indexOf("\r\n");
+    const statusLine = lineEnd < 0 ? text : text.slice(0, lineEnd);
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(statusLine);
+    if (!m) throw new ResponseParseError(`invalid status line "${statusLine.slice(0, 80)}"`);
+    const http10 = m[1] === "0";
+    const status = Number(m[2]);
+    const headers = lineEnd < 0 ? [] : parseFields(text.slice(lineEnd + 2));
+    // Interim answers (100 Continue, 103 Early Hints): wait for the final one.
+    if (status >= 100 && status < 200 && status !== 101) {
+      this.state = State.Head;
+      return;
+    }
+    let contentLength: number | undefined;
+    let chunked = false;
+    let connection: string | undefined;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (name === "content-length") {
+        const v = headers[i + 1]!;
+        if (!/^\d{1,15}$/.test(v)) throw new ResponseParseError(`invalid Content-Length "${v}"`);
+        const n = Number(v);
+        if (contentLength !== undefined && contentLength !== n)
+          throw new ResponseParseError("conflicting Content-Length headers");
+        contentLength = n;
+      } else if (name === "transfer-encoding") {
+        chunked = /(?:^|,)\s*chunked\s*$/i.test(headers[i + 1]!);
+        if (!chunked) this.keepAlive = false;
+      } else if (name === "connection") {
+        connection = connection === undefined ? headers[i + 1]! : `${connection},${headers[i + 1]}`;
+      }
+    }
+    const tokens = connection?.toLowerCase() ?? "";
+    if (/(?:^|,)\s*close\s*(?:,|$)/.test(tokens)) this.keepAlive = false;
+    else if (http10 && !/(?:^|,)\s*keep-alive\s*(?:,|$)/.test(tokens)) this.keepAlive = false;
+    this.events!.onHead(status, headers);
+    if (this.noBody || status === 204 || status === 304 || status === 101) {
+      this.state = State.Done;
+      this.finish(undefined);
+    } else if (chunked) {
+      // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; such a message ends the connection.
+      if (contentLength !== undefined) this.keepAlive = false;
+      this.state = State.ChunkSize;
+    } else if (contentLength !== undefined) {
+      this.remaining = contentLength;
+      this.state = contentLength === 0 ? State.Done : State.Length;
+      if (contentLength === 0) this.finish(undefined);
+    } else {
+      this.keepAlive = false;
+      this.state = State.UntilClose;
+    }
+  }
+}
+
+/** Header (or trailer) lines into a flat array with lower-case names. */
+function parseFields(text: string): string[] {
+  const out: string[] = [];
+  if (text === "") return out;
+  const lines = text.split("\r\n");
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
+      throw new ResponseParseError(`invalid header line "${line.slice(0, 80)}"`);
+    }
+    const name = line.slice(0, colon);
+    if (name.charCodeAt(name.length - 1) === 32)
+      throw new ResponseParseError(`space before colon in "${name}"`);
+    out.push(name.toLowerCase(), line.slice(colon + 1).trim());
+  }
+  return out;
+}
