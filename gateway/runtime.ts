@@ -2,6 +2,7 @@
 // and the admin server. Starts completely or not at all (a listener that cannot bind
 // stops everything already started), and shuts down gracefully.
 
+import type { CertificateStore } from "../tls/certificate-store.js";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.js";
 import { ClientCache } from "./client/client-cache.js";
 import { clientParamsResolver } from "./client/params.js";
@@ -12,6 +13,7 @@ import { buildNaming, type NamingSetup, routerLabel } from "./routing/naming-set
 import { Router } from "./routing/router.js";
 import type { Listener } from "./server/listener.js";
 import { listenNode } from "./server/node-engine.js";
+import { type ListenerTls, listenerTls } from "./server/tls-listener.js";
 import { listenUws } from "./server/uws-engine.js";
 
 export interface RuntimeOptions {
@@ -31,6 +33,8 @@ export interface BoundListener {
 
 export class Runtime {
   ready = false;
+  /** Certificate stores of the TLS listeners, stopped at shutdown. */
+  readonly tlsStores: CertificateStore[] = [];
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -81,6 +85,16 @@ export class Runtime {
             engineWritesDate: s.engine === "uws",
           };
           const listen = s.engine === "uws" ? listenUws : listenNode;
+          const where = `router ${label} (routers[${config.routers.indexOf(r)}].servers[${j}])`;
+          let tls: ListenerTls | undefined;
+          if (s.tls) {
+            try {
+              tls = listenerTls(s.tls, rlog.child({ server: `${s.ip}:${s.port}` }));
+            } catch (e) {
+              throw new Error(`${where}: TLS: ${(e as Error).message}`);
+            }
+            rt.tlsStores.push(tls.store);
+          }
           let listener: Listener;
           try {
             listener = await listen(
@@ -88,17 +102,23 @@ export class Runtime {
                 ip: s.ip,
                 port: s.port,
                 maxHeaderBytes: (r.maxHeadersKB + r.maxInitialLineKB) * 1024,
+                tls,
               },
               (ex) => router.handle(ex, policy),
             );
           } catch (e) {
             const err = e as NodeJS.ErrnoException;
             throw new Error(
-              `router ${label} (routers[${config.routers.indexOf(r)}].servers[${j}]) cannot listen on ${s.ip}:${s.port}: ${err.code ?? err.message}`,
+              `${where} cannot listen on ${s.ip}:${s.port}: ${err.code ?? err.message}`,
             );
           }
+          tls?.store.start();
           listeners.push({ router: label, server: j, ip: s.ip, listener });
-          rlog.info("listening", { engine: s.engine, address: `${s.ip}:${listener.port}` });
+          rlog.info("listening", {
+            engine: s.engine,
+            address: `${s.ip}:${listener.port}`,
+            tls: tls ? `${tls.store.current.names.size} names` : undefined,
+          });
         }
       }
       rt.admin = await startAdminServer(
@@ -155,6 +175,7 @@ export class Runtime {
     if (left > 0)
       this.log.warn("grace period over; closing requests still in flight", { inflight: left });
     for (const l of this.listeners) l.listener.destroy();
+    for (const t of this.tlsStores) t.stop();
     for (const r of this.routers) r.close();
     // The grace period is over: cut whatever upstream requests remain.
     await Promise.all(this.clients.map((c) => c.close(true)));

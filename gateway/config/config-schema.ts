@@ -10,8 +10,10 @@ import {
   dtabString,
   filePath,
   host,
+  INVALID,
   type Infer,
   integer,
+  isPlainObject,
   list,
   nonEmptyString,
   number,
@@ -51,21 +53,67 @@ function protocol(): Schema<"http"> {
   };
 }
 
+const passphraseFields = {
+  /** lintel: a file holding the key's passphrase. */
+  passphraseFile: opt(filePath("a passphrase file")),
+  /** lintel: an environment variable holding the key's passphrase. */
+  passphraseEnv: opt(nonEmptyString("an environment variable name")),
+};
+
+const certFiles = object({
+  certPath: req(filePath("a certificate file")),
+  keyPath: req(filePath("a key file")),
+  intermediateCertsPath: opt(filePath("a certificate chain file")),
+  ...passphraseFields,
+});
+
+const certDir = object({ dir: req(filePath("a folder of certificates")), ...passphraseFields });
+
+/** An entry of `tls.certs`: a certificate and key, or `{dir}` for every pair in a folder. */
+const certEntry: Schema<
+  { kind: "files"; files: Infer<typeof certFiles> } | { kind: "dir"; dir: Infer<typeof certDir> }
+> = {
+  expected: "{certPath, keyPath} or {dir}",
+  decode(v, path, cx) {
+    if (isPlainObject(v) && "dir" in v) {
+      const d = certDir.decode(v, path, cx);
+      return d === INVALID ? INVALID : { kind: "dir", dir: d };
+    }
+    const f = certFiles.decode(v, path, cx);
+    return f === INVALID ? INVALID : { kind: "files", files: f };
+  },
+};
+
+const TLS_VERSIONS = ["TLSv1.2", "TLSv1.3"] as const;
+
 const serverTlsFields = object({
   certPath: opt(filePath("a certificate file")),
   keyPath: opt(filePath("a key file")),
   intermediateCertsPath: opt(filePath("a certificate chain file")),
+  ...passphraseFields,
   caCertPath: opt(filePath("a CA certificate file")),
   requireClientAuth: def(boolean(), false),
-  protocols: opt(list(nonEmptyString("a TLS protocol such as TLSv1.2"))),
+  /** Enabled versions; lintel serves TLS 1.2 and 1.3 only. */
+  protocols: opt(list(oneOf(TLS_VERSIONS), { minItems: 1 })),
   ciphers: opt(list(nonEmptyString("a cipher name"))),
+  /** lintel: more certificates, served by SNI name (the names come from the certificates). */
+  certs: def(list(certEntry), []),
+  /** lintel: refuse the handshake when the client asks for a name no certificate has. */
+  strictSni: def(boolean(), false),
+  /** lintel: how often certificate files are checked for changes besides file-system events. */
+  checkIntervalMs: def(integer({ min: 100 }), 5000),
 });
 
-const serverTls = refine(serverTlsFields, (t) =>
-  (t.certPath === undefined) !== (t.keyPath === undefined)
-    ? "certPath and keyPath go together: give both or neither"
-    : undefined,
-);
+const serverTls = refine(serverTlsFields, (t) => {
+  if ((t.certPath === undefined) !== (t.keyPath === undefined)) {
+    return "certPath and keyPath go together: give both or neither";
+  }
+  if (t.certPath === undefined && t.certs.length === 0)
+    return "give a certificate: certPath and keyPath, or certs";
+  if (t.requireClientAuth && t.caCertPath === undefined)
+    return "requireClientAuth needs caCertPath (the CA client certificates must chain to)";
+  return undefined;
+});
 
 const forwardedLabeler = kinded("forwarded header labeler", {
   ip: object({}),

@@ -2,9 +2,11 @@
 // decode every block, then cross-checks. Errors name the config path and line.
 
 import { dirname, resolve } from "node:path";
+import { silentLogger } from "../log.js";
 import { builtinRegistry } from "../plugins/builtins.js";
 import type { Registry } from "../plugins/registry.js";
 import { loadPluginModule } from "../plugins/user-plugins.js";
+import { listenerTls } from "../server/tls-listener.js";
 import { configSchema, type LintelConfig } from "./config-schema.js";
 import { DecodeContext, type DecodeIssue, INVALID } from "./schema.js";
 import { type ConfigSource, readConfigSource } from "./source.js";
@@ -112,6 +114,39 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
   return { ok: true, config: decoded, registry, file: abs, warnings };
 }
 
+/** Loads a server's certificates once, so `lintel check` reports what startup would. */
+function checkCertificates(
+  tls: NonNullable<LintelConfig["routers"][number]["servers"][number]["tls"]>,
+  at: string,
+  cx: DecodeContext,
+): void {
+  try {
+    listenerTls(tls, silentLogger);
+  } catch (e) {
+    cx.report(at, (e as Error).message);
+  }
+}
+
+/** What the uws engine's TLS cannot do (docs/engines.md): refuse by name, verify clients, pick versions. */
+function uwsTlsLimits(
+  tls: NonNullable<LintelConfig["routers"][number]["servers"][number]["tls"]>,
+  at: string,
+  cx: DecodeContext,
+): void {
+  const needNode = (key: string, why: string) =>
+    cx.report(`${at}.${key}`, `${why}; use engine: node for this server`);
+  if (tls.strictSni)
+    needNode("strictSni", "the uws engine cannot refuse a handshake by server name");
+  if (tls.requireClientAuth || tls.caCertPath)
+    needNode(
+      tls.requireClientAuth ? "requireClientAuth" : "caCertPath",
+      "the uws engine cannot verify client certificates",
+    );
+  if (tls.protocols && !(tls.protocols.includes("TLSv1.2") && tls.protocols.includes("TLSv1.3"))) {
+    needNode("protocols", "the uws engine always offers TLS 1.2 and 1.3");
+  }
+}
+
 /** Checks across blocks: router labels are unique, no two listeners share ip:port. */
 function crossCheck(config: LintelConfig, cx: DecodeContext): void {
   const labels = new Map<string, number>();
@@ -146,7 +181,10 @@ function crossCheck(config: LintelConfig, cx: DecodeContext): void {
       labels.set(label, i);
     }
     r.servers.forEach((s, j) => {
-      bind(s.ip, s.port, `routers[${i}].servers[${j}]`);
+      const at = `routers[${i}].servers[${j}]`;
+      bind(s.ip, s.port, at);
+      if (s.tls && s.engine === "uws") uwsTlsLimits(s.tls, `${at}.tls`, cx);
+      if (s.tls) checkCertificates(s.tls, `${at}.tls`, cx);
     });
   });
 }

@@ -1,7 +1,7 @@
 // Settings lintel reads and checks but does not apply yet. Each is reported rather than
 // silently ignored: by `lintel check` and in the startup log. Where ignoring a setting
-// would be unsafe (TLS: traffic meant to be encrypted would go in the clear) it is an
-// error, so lintel does not start.
+// would be unsafe (client TLS: traffic meant to be encrypted would go in the clear) it is
+// an error, so lintel does not start.
 
 import type { LintelConfig } from "./config-schema.js";
 
@@ -29,7 +29,6 @@ export function unappliedSettings(config: LintelConfig): Unapplied[] {
     const at = `routers[${i}]`;
     r.servers.forEach((s, j) => {
       const sat = `${at}.servers[${j}]`;
-      if (s.tls) refuse(`${sat}.tls`, "TLS termination");
       if (s.maxConcurrentRequests !== undefined)
         warn(`${sat}.maxConcurrentRequests`, "maxConcurrentRequests");
       if (s.timeoutMs !== undefined) warn(`${sat}.timeoutMs`, "the server timeout");

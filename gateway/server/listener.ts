@@ -2,6 +2,7 @@
 // to the handler as a ServerExchange, stop accepting, and report connections for draining.
 
 import type { ServerExchange } from "../http/exchange.js";
+import type { ListenerTls } from "./tls-listener.js";
 
 export type Engine = "uws" | "node";
 
@@ -10,6 +11,8 @@ export interface ListenerOptions {
   readonly port: number;
   /** Largest request head (request line plus headers) accepted, in bytes. */
   readonly maxHeaderBytes: number;
+  /** Terminate TLS with these certificates. */
+  readonly tls?: ListenerTls;
 }
 
 export type ExchangeHandler = (exchange: ServerExchange) => void;

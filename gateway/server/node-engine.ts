@@ -2,11 +2,20 @@
 // absolute-form targets (http_proxy clients), any header names, trailers — at a lower
 // request rate than uws. Linkerd node proxies and the egress pool need it.
 
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingMessage,
+  type ServerOptions,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
+import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
+import type { LoadedCertificate } from "../../tls/certificate.js";
 import { type ServerExchange, splitAbsoluteForm } from "../http/exchange.js";
 import type { ExchangeHandler, Listener, ListenerOptions } from "./listener.js";
+import type { ListenerTls } from "./tls-listener.js";
 
 class NodeExchange implements ServerExchange {
   readonly method: string;
@@ -15,7 +24,7 @@ class NodeExchange implements ServerExchange {
   readonly headers: string[];
   readonly remoteAddress: string;
   readonly remotePort: number;
-  readonly secure = false;
+  readonly secure: boolean;
   readonly contentLength: number | undefined;
   readonly hasBody: boolean;
   aborted = false;
@@ -48,6 +57,7 @@ class NodeExchange implements ServerExchange {
       this.headers = headers;
       this.url = target;
     }
+    this.secure = (req.socket as TLSSocket).encrypted === true;
     this.remoteAddress = req.socket.remoteAddress ?? "";
     this.remotePort = req.socket.remotePort ?? 0;
     const cl = req.headers["content-length"];
@@ -111,18 +121,82 @@ class NodeExchange implements ServerExchange {
   }
 }
 
+/**
+ * TLS options for Node's server: one secure context per certificate, chosen by SNI, and
+ * replaced when the certificate store reloads.
+ */
+function tlsServerOptions(tls: ListenerTls): {
+  options: object;
+  onReload: (apply: (o: object) => void) => void;
+} {
+  let contexts = new Map<LoadedCertificate, SecureContext>();
+  const policy = {
+    minVersion: tls.minVersion,
+    maxVersion: tls.maxVersion,
+    ciphers: tls.ciphers,
+    ca: tls.clientCa,
+  };
+  const contextOf = (c: LoadedCertificate) => {
+    let ctx = contexts.get(c);
+    if (!ctx) {
+      ctx = createSecureContext({
+        ...policy,
+        key: c.keyPem,
+        passphrase: c.files.passphrase,
+        cert: c.chainPem,
+      });
+      contexts.set(c, ctx);
+    }
+    return ctx;
+  };
+  // Clients without SNI (or, unless strict, with an unknown name) get the default.
+  const defaults = () => {
+    const d = tls.store.current.defaultCert;
+    return tls.strictSni ? {} : { key: d.keyPem, passphrase: d.files.passphrase, cert: d.chainPem };
+  };
+  const options = {
+    ...policy,
+    ...defaults(),
+    requestCert: tls.clientCa !== undefined,
+    rejectUnauthorized: tls.requireClientAuth,
+    SNICallback(servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) {
+      const set = tls.store.current;
+      const c = set.match(servername) ?? (tls.strictSni ? undefined : set.defaultCert);
+      if (!c) cb(new Error(`no certificate for server name ${servername}`));
+      else cb(null, contextOf(c));
+    },
+  };
+  return {
+    options,
+    onReload(apply) {
+      tls.store.onChange(() => {
+        contexts = new Map();
+        apply({ ...policy, ...defaults() });
+      });
+    },
+  };
+}
+
 export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Promise<Listener> {
   const sockets = new Set<Socket>();
-  const server = createServer(
-    {
-      maxHeaderSize: opts.maxHeaderBytes,
-      // Timeouts for slow clients are set per server policy; keep-alive idle like Linkerd's.
-      keepAliveTimeout: 10_000,
-      requestTimeout: 0,
-      headersTimeout: 60_000,
-    },
-    (req, res) => handler(new NodeExchange(req, res)),
-  );
+  const httpOptions: ServerOptions = {
+    maxHeaderSize: opts.maxHeaderBytes,
+    // Timeouts for slow clients are set per server policy; keep-alive idle like Linkerd's.
+    keepAliveTimeout: 10_000,
+    requestTimeout: 0,
+    headersTimeout: 60_000,
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) =>
+    handler(new NodeExchange(req, res));
+  let server: ReturnType<typeof createServer>;
+  if (opts.tls) {
+    const t = tlsServerOptions(opts.tls);
+    const https = createHttpsServer({ ...httpOptions, ...t.options }, onRequest);
+    t.onReload((o) => https.setSecureContext(o));
+    server = https;
+  } else {
+    server = createServer(httpOptions, onRequest);
+  }
   server.on("connection", (s: Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));

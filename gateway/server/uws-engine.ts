@@ -4,12 +4,18 @@
 // or more get no response (the connection is left to uws's ~10 s idle timeout); it adds
 // `Date` and `uWebSockets: 20` headers and cannot send trailers.
 
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { STATUS_CODES } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import type { HttpRequest, HttpResponse, us_listen_socket } from "@trufflesuite/uws-js-unofficial";
+import type { LoadedCertificate } from "../../tls/certificate.js";
+import type { CertificateSet } from "../../tls/certificate-set.js";
 import type { ServerExchange } from "../http/exchange.js";
 import type { ExchangeHandler, Listener, ListenerOptions } from "./listener.js";
-import { loadUws } from "./uws-native.js";
+import type { ListenerTls } from "./tls-listener.js";
+import { loadUws, type Uws } from "./uws-native.js";
 
 const STATUS_LINES: string[] = [];
 const ignore = () => {};
@@ -225,11 +231,16 @@ class UwsExchange implements ServerExchange {
   }
 }
 
-export function listenUws(opts: ListenerOptions, handler: ExchangeHandler): Promise<Listener> {
-  const uws = loadUws();
-  const app = uws.App();
-  app.any("/*", (res, req) => {
-    const ex = new UwsExchange(res, req, false);
+type UwsApp = ReturnType<Uws["App"]>;
+type RouteHandler = (res: HttpResponse, req: HttpRequest) => void;
+
+function routeHandler(
+  opts: ListenerOptions,
+  handler: ExchangeHandler,
+  secure: boolean,
+): RouteHandler {
+  return (res, req) => {
+    const ex = new UwsExchange(res, req, secure);
     // uws's own limit is far above Linkerd's maxHeadersKB; enforce the configured one.
     if (ex.headBytes > opts.maxHeaderBytes) {
       const body = "request headers too large\n";
@@ -239,31 +250,147 @@ export function listenUws(opts: ListenerOptions, handler: ExchangeHandler): Prom
       return;
     }
     handler(ex);
-  });
+  };
+}
+
+function listenApp(app: UwsApp, opts: ListenerOptions): Promise<us_listen_socket> {
   return new Promise((resolve, reject) => {
     app.listen(opts.ip, opts.port, (ls: us_listen_socket | false) => {
-      if (!ls) {
+      if (ls) resolve(ls);
+      else
         reject(
           new Error(`cannot listen on ${opts.ip}:${opts.port} (address in use or not available)`),
         );
-        return;
-      }
-      let listening: us_listen_socket | undefined = ls;
-      const stop = () => {
-        if (listening) uws.us_listen_socket_close(listening);
-        listening = undefined;
-      };
-      resolve({
-        engine: "uws",
-        port: uws.us_socket_local_port(ls),
-        stopAccepting: stop,
-        // uws gives no way to find idle keep-alive connections; they close with the process.
-        closeIdle: () => {},
-        destroy: () => {
-          stop();
-          (app as unknown as { close(): void }).close();
-        },
-      });
     });
   });
+}
+
+export async function listenUws(
+  opts: ListenerOptions,
+  handler: ExchangeHandler,
+): Promise<Listener> {
+  const uws = loadUws();
+  if (opts.tls) return listenUwsTls(uws, opts, opts.tls, handler);
+  const app = uws.App();
+  app.any("/*", routeHandler(opts, handler, false));
+  const ls = await listenApp(app, opts);
+  let listening: us_listen_socket | undefined = ls;
+  const stop = () => {
+    if (listening) uws.us_listen_socket_close(listening);
+    listening = undefined;
+  };
+  return {
+    engine: "uws",
+    port: uws.us_socket_local_port(ls),
+    stopAccepting: stop,
+    // uws gives no way to find idle keep-alive connections; they close with the process.
+    closeIdle: () => {},
+    destroy: () => {
+      stop();
+      (app as unknown as { close(): void }).close();
+    },
+  };
+}
+
+/**
+ * TLS on uws: the default certificate is the app's own; every name a certificate serves is
+ * added with addServerName (uws picks exact names before wildcards) and routed to the same
+ * handler. uws reads certificates from files, so each is written to a private folder.
+ * When certificates change, names are removed and added in place; when the default
+ * changes, a new app takes over the port (SO_REUSEPORT) and the old one keeps its
+ * connections until they close.
+ */
+async function listenUwsTls(
+  uws: Uws,
+  opts: ListenerOptions,
+  tls: ListenerTls,
+  handler: ExchangeHandler,
+): Promise<Listener> {
+  const dir = mkdtempSync(join(tmpdir(), "lintel-tls-"));
+  chmodSync(dir, 0o700);
+  const written = new Map<
+    string,
+    { key_file_name: string; cert_file_name: string; passphrase?: string }
+  >();
+  const filesOf = (c: LoadedCertificate) => {
+    let f = written.get(c.fingerprint);
+    if (!f) {
+      const base = join(dir, c.fingerprint.slice(0, 32));
+      writeFileSync(`${base}.crt`, c.chainPem, { mode: 0o600 });
+      writeFileSync(`${base}.key`, c.keyPem, { mode: 0o600 });
+      f = { cert_file_name: `${base}.crt`, key_file_name: `${base}.key` };
+      if (c.files.passphrase !== undefined) f.passphrase = c.files.passphrase;
+      written.set(c.fingerprint, f);
+    }
+    return f;
+  };
+  const route = routeHandler(opts, handler, true);
+  const served = new Map<string, string>(); // name → certificate fingerprint on the current app
+  const makeApp = (set: CertificateSet): UwsApp => {
+    const app = uws.SSLApp({
+      ...filesOf(set.defaultCert),
+      ...(tls.ciphers ? { ssl_ciphers: tls.ciphers } : {}),
+    });
+    app.any("/*", route);
+    served.clear();
+    for (const [name, c] of set.names) addName(app, name, c);
+    return app;
+  };
+  const addName = (app: UwsApp, name: string, c: LoadedCertificate) => {
+    app.addServerName(name, filesOf(c));
+    app.domain(name).any("/*", route);
+    served.set(name, c.fingerprint);
+  };
+  let app = makeApp(tls.store.current);
+  let defaultFingerprint = tls.store.current.defaultCert.fingerprint;
+  let ls: us_listen_socket | undefined = await listenApp(app, opts);
+  const port = uws.us_socket_local_port(ls);
+  const retired: UwsApp[] = [];
+  let stopped = false;
+
+  const stopReloads = tls.store.onChange((set) => {
+    if (stopped) return;
+    if (set.defaultCert.fingerprint !== defaultFingerprint) {
+      const next = makeApp(set);
+      listenApp(next, { ...opts, port }).then(
+        (nextLs) => {
+          if (ls) uws.us_listen_socket_close(ls);
+          retired.push(app);
+          app = next;
+          ls = nextLs;
+          defaultFingerprint = set.defaultCert.fingerprint;
+        },
+        () => {
+          // Could not take over the port: keep serving the old default (the store logged the change).
+        },
+      );
+      return;
+    }
+    for (const [name, fp] of [...served]) {
+      const c = set.names.get(name);
+      if (!c || c.fingerprint !== fp) {
+        app.removeServerName(name);
+        served.delete(name);
+      }
+    }
+    for (const [name, c] of set.names) if (!served.has(name)) addName(app, name, c);
+  });
+
+  const stop = () => {
+    if (ls) uws.us_listen_socket_close(ls);
+    ls = undefined;
+  };
+  return {
+    engine: "uws",
+    port,
+    stopAccepting: stop,
+    closeIdle: () => {},
+    destroy: () => {
+      stopped = true;
+      stopReloads();
+      stop();
+      for (const a of [...retired, app]) (a as unknown as { close(): void }).close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,0 +1,65 @@
+// A server's `tls` block turned into what a listener engine needs: the live certificate
+// store (SNI names, rotation) and the handshake policy (versions, ciphers, client auth).
+
+import { readFileSync } from "node:fs";
+import { type CertificateSource, CertificateStore } from "../../tls/certificate-store.js";
+import { CertificateError } from "../../tls/errors.js";
+import type { ServerConfig } from "../config/config-schema.js";
+import type { Logger } from "../log.js";
+
+export interface ListenerTls {
+  readonly store: CertificateStore;
+  readonly strictSni: boolean;
+  readonly minVersion: "TLSv1.2" | "TLSv1.3";
+  readonly maxVersion: "TLSv1.2" | "TLSv1.3";
+  /** OpenSSL cipher list (TLS 1.2 suites), when configured. */
+  readonly ciphers: string | undefined;
+  /** PEM of the CAs client certificates must chain to, when client certificates are asked for. */
+  readonly clientCa: string | undefined;
+  readonly requireClientAuth: boolean;
+}
+
+type TlsConfig = NonNullable<ServerConfig["tls"]>;
+
+/** Loads every certificate of the block (throws CertificateError naming the file at fault). */
+export function listenerTls(tls: TlsConfig, log: Logger): ListenerTls {
+  const sources: CertificateSource[] = [];
+  if (tls.certPath && tls.keyPath) {
+    sources.push({
+      kind: "files",
+      certPath: tls.certPath,
+      keyPath: tls.keyPath,
+      intermediateCertsPath: tls.intermediateCertsPath,
+      passphraseFile: tls.passphraseFile,
+      passphraseEnv: tls.passphraseEnv,
+    });
+  }
+  for (const c of tls.certs) {
+    sources.push(c.kind === "dir" ? { kind: "dir", ...c.dir } : { kind: "files", ...c.files });
+  }
+  const store = new CertificateStore(
+    { sources, checkIntervalMs: tls.checkIntervalMs },
+    (level, message, fields) => log[level](message, fields),
+  );
+  let clientCa: string | undefined;
+  if (tls.caCertPath) {
+    try {
+      clientCa = readFileSync(tls.caCertPath, "utf8");
+    } catch (e) {
+      throw new CertificateError(
+        tls.caCertPath,
+        `cannot read the CA file (${(e as NodeJS.ErrnoException).code})`,
+      );
+    }
+  }
+  const versions = tls.protocols ?? ["TLSv1.2", "TLSv1.3"];
+  return {
+    store,
+    strictSni: tls.strictSni,
+    minVersion: versions.includes("TLSv1.2") ? "TLSv1.2" : "TLSv1.3",
+    maxVersion: versions.includes("TLSv1.3") ? "TLSv1.3" : "TLSv1.2",
+    ciphers: tls.ciphers?.join(":"),
+    clientCa,
+    requireClientAuth: tls.requireClientAuth,
+  };
+}

@@ -1,0 +1,44 @@
+// The certificates one TLS listener serves, by name: an exact name beats a wildcard
+// (`*.example.com` covers one label), and anything else gets the default certificate
+// (or nothing, when the listener is strict about SNI).
+
+import type { LoadedCertificate } from "./certificate.js";
+import { wildcardFor } from "./names.js";
+
+export class CertificateSet {
+  private readonly byName = new Map<string, LoadedCertificate>();
+
+  constructor(
+    /** For clients that send no SNI or an unknown name; the first certificate configured. */
+    readonly defaultCert: LoadedCertificate,
+    certs: readonly LoadedCertificate[],
+  ) {
+    // Later certificates do not displace earlier ones for the same name: the config's order decides.
+    for (const c of [defaultCert, ...certs]) {
+      for (const n of c.names) if (!this.byName.has(n)) this.byName.set(n, c);
+    }
+  }
+
+  /** Every name served, with its certificate (wildcards included as `*.domain`). */
+  get names(): ReadonlyMap<string, LoadedCertificate> {
+    return this.byName;
+  }
+
+  /** The certificate for a TLS server name, or undefined when no name matches. */
+  match(serverName: string): LoadedCertificate | undefined {
+    const name = serverName.toLowerCase();
+    const exact = this.byName.get(name);
+    if (exact) return exact;
+    const wild = wildcardFor(name);
+    return wild === undefined ? undefined : this.byName.get(wild);
+  }
+
+  get all(): LoadedCertificate[] {
+    return [...new Set([this.defaultCert, ...this.byName.values()])];
+  }
+
+  /** Identifies the set's content, to tell whether a reload changed anything. */
+  get fingerprint(): string {
+    return this.all.map((c) => c.fingerprint).join(",");
+  }
+}
