@@ -7,10 +7,12 @@ import { type AdminServer, startAdminServer } from "./admin/admin-server.js";
 import { ClientCache } from "./client/client-cache.js";
 import { clientParamsResolver } from "./client/params.js";
 import type { LintelConfig } from "./config/config-schema.js";
+import { CidrSet } from "./http/cidr.js";
 import type { Logger } from "./log.js";
 import { AccessLog } from "./routing/access-log.js";
 import { buildNaming, type NamingSetup, routerLabel } from "./routing/naming-setup.js";
 import { Router } from "./routing/router.js";
+import { ServerPolicy } from "./routing/server-policy.js";
 import type { Listener } from "./server/listener.js";
 import { listenNode } from "./server/node-engine.js";
 import { type ListenerTls, listenerTls } from "./server/tls-listener.js";
@@ -79,11 +81,7 @@ export class Runtime {
         });
         routers.push(router);
         for (const [j, s] of r.servers.entries()) {
-          const policy = {
-            clearContext: s.clearContext,
-            maxCallDepth: s.maxCallDepth,
-            engineWritesDate: s.engine === "uws",
-          };
+          const policy = new ServerPolicy(s, label);
           const listen = s.engine === "uws" ? listenUws : listenNode;
           const where = `router ${label} (routers[${config.routers.indexOf(r)}].servers[${j}])`;
           let tls: ListenerTls | undefined;
@@ -103,6 +101,7 @@ export class Runtime {
                 port: s.port,
                 maxHeaderBytes: (r.maxHeadersKB + r.maxInitialLineKB) * 1024,
                 tls,
+                proxyProtocolFrom: s.proxyProtocol ? new CidrSet(s.proxyProtocolFrom) : undefined,
               },
               (ex) => router.handle(ex, policy),
             );

@@ -4,7 +4,7 @@
 set -eu
 
 # command:package pairs
-NEEDS=""
+NEEDS="haproxy:haproxy openssl:openssl"
 
 missing=""
 for pair in $NEEDS; do

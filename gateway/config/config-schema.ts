@@ -1,6 +1,7 @@
 // The shape of a lintel config: a Linkerd 1 config for the `http` protocol, key for key,
 // with lintel's extensions in the same style. Defaults follow Linkerd 1.
 
+import { parseCidr } from "../http/cidr.js";
 import type { Registry } from "../plugins/registry.js";
 import { pluginSchema } from "./plugin-schema.js";
 import { client, defaultKind, kinded, service } from "./policy-schemas.js";
@@ -138,21 +139,63 @@ function forwardedHeader() {
   return schema;
 }
 
-const server = object(
-  {
-    port: def(port(), 4140),
-    ip: def(host(), "127.0.0.1"),
-    /** lintel: the listener engine. node: full HTTP/1.x; uws: faster, with the limits in docs/engines.md. */
-    engine: def(oneOf(["node", "uws"]), "node"),
-    tls: opt(serverTls),
-    maxConcurrentRequests: opt(integer({ min: 1 })),
-    clearContext: def(boolean(), false),
-    timeoutMs: opt(integer({ min: 1 })),
-    addForwardedHeader: opt(forwardedHeader()),
-    maxCallDepth: def(integer({ min: 1 }), 1000),
-  },
-  {
-    unsupported: { announce: "service announcement is not supported" },
+/** An IP address or CIDR range, e.g. 10.0.0.0/8. */
+function cidr(): Schema<string> {
+  const expected = "an IP address or CIDR range such as 10.0.0.0/8";
+  return {
+    expected,
+    decode(v, path, cx) {
+      if (typeof v !== "string") return cx.report(path, `expected ${expected}, got ${show(v)}`);
+      try {
+        parseCidr(v.trim());
+        return v.trim();
+      } catch (e) {
+        return cx.report(path, `expected ${expected}: ${(e as Error).message}`);
+      }
+    },
+  };
+}
+
+const server = refine(
+  object(
+    {
+      port: def(port(), 4140),
+      ip: def(host(), "127.0.0.1"),
+      /** lintel: the listener engine. node: full HTTP/1.x; uws: faster, with the limits in docs/engines.md. */
+      engine: def(oneOf(["node", "uws"]), "node"),
+      tls: opt(serverTls),
+      maxConcurrentRequests: opt(integer({ min: 1 })),
+      clearContext: def(boolean(), false),
+      timeoutMs: opt(integer({ min: 1 })),
+      addForwardedHeader: opt(forwardedHeader()),
+      maxCallDepth: def(integer({ min: 1 }), 1000),
+      /** lintel: set X-Forwarded-For/-Proto/-Host; by default on clearContext (edge) servers. */
+      xForwardedFor: opt(boolean()),
+      /** lintel: peers whose X-Forwarded-* and Forwarded headers are believed and extended. */
+      trustedProxies: def(list(cidr()), []),
+      /** lintel: every connection starts with a PROXY protocol header (HAProxy's send-proxy-v2). */
+      proxyProtocol: opt(oneOf(["v2"])),
+      /** lintel: the only peers allowed to send it (the HAProxy addresses). */
+      proxyProtocolFrom: def(list(cidr()), []),
+      /** lintel: answer every request with a redirect to HTTPS on this port. */
+      httpsRedirect: opt(
+        object({ port: def(port(), 443), status: def(oneOf(["301", "302", "307", "308"]), "308") }),
+      ),
+    },
+    {
+      unsupported: { announce: "service announcement is not supported" },
+    },
+  ),
+  (s) => {
+    if (s.proxyProtocol && s.proxyProtocolFrom.length === 0) {
+      return "proxyProtocol needs proxyProtocolFrom: the addresses allowed to send it (your HAProxy)";
+    }
+    if (!s.proxyProtocol && s.proxyProtocolFrom.length > 0)
+      return "proxyProtocolFrom is set but proxyProtocol is not";
+    if (s.proxyProtocol && s.tls && s.engine === "uws") {
+      return "the uws engine cannot read a PROXY header before TLS; use engine: node for this server";
+    }
+    return undefined;
   },
 );
 

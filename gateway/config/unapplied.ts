@@ -29,11 +29,7 @@ export function unappliedSettings(config: LintelConfig): Unapplied[] {
     const at = `routers[${i}]`;
     r.servers.forEach((s, j) => {
       const sat = `${at}.servers[${j}]`;
-      if (s.maxConcurrentRequests !== undefined)
-        warn(`${sat}.maxConcurrentRequests`, "maxConcurrentRequests");
       if (s.timeoutMs !== undefined) warn(`${sat}.timeoutMs`, "the server timeout");
-      if (s.addForwardedHeader !== undefined)
-        warn(`${sat}.addForwardedHeader`, "the Forwarded header");
     });
     for (const key of [
       "maxRequestKB",

@@ -11,7 +11,8 @@ export type ProxyErrorCode =
   | "LINTEL_BIND_TIMEOUT"
   | "LINTEL_CONNECT"
   | "LINTEL_UPSTREAM"
-  | "LINTEL_SHUTTING_DOWN";
+  | "LINTEL_SHUTTING_DOWN"
+  | "LINTEL_OVERLOADED";
 
 const STATUS: Record<ProxyErrorCode, number> = {
   LINTEL_UNIDENTIFIED: 400,
@@ -24,6 +25,7 @@ const STATUS: Record<ProxyErrorCode, number> = {
   LINTEL_CONNECT: 502,
   LINTEL_UPSTREAM: 502,
   LINTEL_SHUTTING_DOWN: 503,
+  LINTEL_OVERLOADED: 503,
 };
 
 export class ProxyError extends Error {

@@ -11,8 +11,15 @@ export interface ServerExchange {
   /** "1.1" or "1.0". */
   readonly httpVersion: string;
   readonly headers: readonly string[];
+  /** The direct peer of the connection. */
   readonly remoteAddress: string;
   readonly remotePort: number;
+  /** The client: the direct peer, or the one a PROXY header from an allowed peer names. */
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  /** This listener's address as the peer reached it. */
+  readonly localAddress: string;
+  readonly localPort: number;
   readonly secure: boolean;
   /** Content-Length of the request, undefined when chunked or absent. */
   readonly contentLength: number | undefined;

@@ -7,14 +7,7 @@
 import type { ClientCache } from "../client/client-cache.js";
 import { l5dErrValue, ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
-import {
-  appendVia,
-  connectionListed,
-  getHeader,
-  getHeaders,
-  HOP_BY_HOP,
-  viaCount,
-} from "../http/headers.js";
+import { getHeader, getHeaders, viaCount } from "../http/headers.js";
 import type { RequestView } from "../identifiers/identifier.js";
 import type { Logger } from "../log.js";
 import {
@@ -27,14 +20,10 @@ import {
 } from "../naming/index.js";
 import type { AccessLog } from "./access-log.js";
 import { BindingCache } from "./binding-cache.js";
-import { ForwardHandler, type ForwardPolicy } from "./forward.js";
+import { ForwardHandler } from "./forward.js";
 import type { RouterNaming } from "./naming-setup.js";
-import { newRequestId } from "./request-id.js";
-
-/** What a server (listener) adds to its router's behaviour. */
-export interface ServerPolicy extends ForwardPolicy {
-  readonly maxCallDepth: number;
-}
+import type { ServerPolicy } from "./server-policy.js";
+import { upstreamHeaders } from "./upstream-headers.js";
 
 export interface RouterOptions {
   readonly naming: RouterNaming;
@@ -128,6 +117,7 @@ export class Router {
 
   /** Serves one request that arrived on a server with `policy`. */
   handle(ex: ServerExchange, policy: ServerPolicy): void {
+    if (policy.redirected(ex)) return;
     this.inflight++;
     const start = performance.now();
     if (this.draining) ex.closeAfterResponse();
@@ -136,10 +126,14 @@ export class Router {
       start,
       service: undefined,
       client: undefined,
+      remote: ex.clientAddress,
+      admitted: false,
       status: 0,
       bytes: 0,
     };
     try {
+      policy.admit();
+      state.admitted = true;
       this.route(ex, state);
     } catch (e) {
       this.fail(
@@ -256,6 +250,8 @@ export class Router {
         `${bound.id.show} has no addresses for ${service.show}`,
       );
     }
+    const head = upstreamHeaders(ex, st.policy, service, bound, local);
+    st.remote = head.client;
     const handler = new ForwardHandler(
       ex,
       endpoint,
@@ -269,7 +265,7 @@ export class Router {
       {
         method: ex.method,
         path: url,
-        headers: upstreamHeaders(ex, st.policy.clearContext, service, bound, local),
+        headers: head.headers,
         body: ex.hasBody ? ex.body() : null,
         contentLength: ex.hasBody ? ex.contentLength : undefined,
       },
@@ -299,7 +295,7 @@ export class Router {
     if (log) {
       const e = ex ?? (h as unknown as { ex: ServerExchange }).ex;
       log.write({
-        remote: e.remoteAddress,
+        remote: st.remote,
         method: e.method,
         url: e.url,
         httpVersion: e.httpVersion,
@@ -312,6 +308,7 @@ export class Router {
         durationMs: performance.now() - st.start,
       });
     }
+    if (st.admitted) st.policy.release();
     if (--this.inflight === 0 && this.idleWaiters.length > 0) {
       const w = this.idleWaiters;
       this.idleWaiters = [];
@@ -337,6 +334,10 @@ interface RequestState {
   readonly start: number;
   service: string | undefined;
   client: string | undefined;
+  /** The client's address for the access log (after trusted proxies). */
+  remote: string;
+  /** Holds one of the server's concurrent-request slots. */
+  admitted: boolean;
   status: number;
   bytes: number;
 }
@@ -358,58 +359,6 @@ function requestDtab(headers: readonly string[]): Dtab {
     }
   }
   return d;
-}
-
-/** Request headers for the upstream: hop-by-hop removed, Via appended, Linkerd context set. */
-function upstreamHeaders(
-  ex: ServerExchange,
-  clearContext: boolean,
-  service: Path,
-  bound: BoundName,
-  local: Dtab,
-): string[] {
-  const headers = ex.headers;
-  const listed = connectionListed(headers);
-  const out: string[] = [];
-  const via: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
-    if (name === "via") {
-      via.push(headers[i + 1]!);
-      continue;
-    }
-    // The engine answered Expect: 100-continue itself; the body follows without waiting.
-    if (name === "expect") continue;
-    // One Content-Length, the one the engine framed the body with, is set below.
-    if (name === "content-length") continue;
-    if (name.startsWith("l5d-")) {
-      if (clearContext) continue;
-      if (
-        name === "l5d-dtab" ||
-        name === "l5d-ctx-dtab" ||
-        name === "l5d-reqid" ||
-        name.startsWith("l5d-dst-")
-      )
-        continue;
-    }
-    out.push(name, headers[i + 1]!);
-  }
-  if (ex.contentLength !== undefined) out.push("content-length", String(ex.contentLength));
-  out.push(
-    "via",
-    appendVia(via),
-    "l5d-dst-service",
-    service.show,
-    "l5d-dst-client",
-    bound.id.show,
-    "l5d-reqid",
-    newRequestId(),
-  );
-  if (!bound.residual.isEmpty) out.push("l5d-dst-residual", bound.residual.show);
-  // Per-request dentries travel on to the next hops as context (Linkerd's Dtab.local).
-  if (local.size > 0) out.push("l5d-ctx-dtab", local.show);
-  return out;
 }
 
 export function respondWithError(ex: ServerExchange, err: ProxyError, log: Logger): void {

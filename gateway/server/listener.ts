@@ -1,6 +1,7 @@
 // What a listener engine offers the router: start accepting on ip:port, hand each request
 // to the handler as a ServerExchange, stop accepting, and report connections for draining.
 
+import type { CidrSet } from "../http/cidr.js";
 import type { ServerExchange } from "../http/exchange.js";
 import type { ListenerTls } from "./tls-listener.js";
 
@@ -13,6 +14,8 @@ export interface ListenerOptions {
   readonly maxHeaderBytes: number;
   /** Terminate TLS with these certificates. */
   readonly tls?: ListenerTls;
+  /** Every connection starts with a PROXY v2 header, and only these peers may send one. */
+  readonly proxyProtocolFrom?: CidrSet;
 }
 
 export type ExchangeHandler = (exchange: ServerExchange) => void;

@@ -9,13 +9,20 @@ import {
   type ServerResponse,
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { Socket } from "node:net";
+import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import type { LoadedCertificate } from "../../tls/certificate.js";
+import type { CidrSet } from "../http/cidr.js";
 import { type ServerExchange, splitAbsoluteForm } from "../http/exchange.js";
 import type { ExchangeHandler, Listener, ListenerOptions } from "./listener.js";
+import { type ProxyInfo, parseProxyV2 } from "./proxy-protocol.js";
 import type { ListenerTls } from "./tls-listener.js";
+
+/** What the PROXY header of each connection said (keyed by the TCP socket). */
+const PROXIED = new WeakMap<Socket, ProxyInfo>();
+/** How long a peer may take to send its PROXY header. */
+const PROXY_HEADER_TIMEOUT_MS = 5000;
 
 class NodeExchange implements ServerExchange {
   readonly method: string;
@@ -24,6 +31,10 @@ class NodeExchange implements ServerExchange {
   readonly headers: string[];
   readonly remoteAddress: string;
   readonly remotePort: number;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
   readonly secure: boolean;
   readonly contentLength: number | undefined;
   readonly hasBody: boolean;
@@ -57,9 +68,16 @@ class NodeExchange implements ServerExchange {
       this.headers = headers;
       this.url = target;
     }
-    this.secure = (req.socket as TLSSocket).encrypted === true;
-    this.remoteAddress = req.socket.remoteAddress ?? "";
-    this.remotePort = req.socket.remotePort ?? 0;
+    const socket = req.socket;
+    this.secure = (socket as TLSSocket).encrypted === true;
+    this.remoteAddress = socket.remoteAddress ?? "";
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = socket.localAddress ?? "";
+    this.localPort = socket.localPort ?? 0;
+    // Over TLS the raw TCP socket (which carried the PROXY header) is the TLS socket's parent.
+    const proxied = PROXIED.get((socket as { _parent?: Socket })._parent ?? socket)?.source;
+    this.clientAddress = proxied?.address ?? this.remoteAddress;
+    this.clientPort = proxied?.port ?? this.remotePort;
     const cl = req.headers["content-length"];
     this.contentLength = cl === undefined ? undefined : Number(cl);
     this.hasBody = (this.contentLength ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined;
@@ -177,6 +195,35 @@ function tlsServerOptions(tls: ListenerTls): {
   };
 }
 
+function proxyFront(allowed: CidrSet, server: NetServer): NetServer {
+  return createNetServer((socket) => {
+    if (!allowed.has(socket.remoteAddress ?? "")) {
+      // Only the configured proxies may speak to this listener.
+      socket.destroy();
+      return;
+    }
+    let buf: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), PROXY_HEADER_TIMEOUT_MS);
+    const onData = (d: Buffer) => {
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      const r = parseProxyV2(buf);
+      if (r.status === "more") return;
+      socket.off("data", onData);
+      clearTimeout(timer);
+      if (r.status === "error") {
+        socket.destroy();
+        return;
+      }
+      PROXIED.set(socket, r.info);
+      socket.pause();
+      if (r.rest.length > 0) socket.unshift(r.rest);
+      server.emit("connection", socket);
+    };
+    socket.on("data", onData);
+    socket.on("error", () => clearTimeout(timer));
+  });
+}
+
 export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Promise<Listener> {
   const sockets = new Set<Socket>();
   const httpOptions: ServerOptions = {
@@ -201,18 +248,25 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
   });
+  // With the PROXY protocol a plain TCP server reads the header first, then hands the
+  // connection to the HTTP(S) server with the rest of its bytes.
+  const front = opts.proxyProtocolFrom ? proxyFront(opts.proxyProtocolFrom, server) : server;
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.ip, () => {
-      server.off("error", reject);
-      const address = server.address();
+    front.once("error", reject);
+    front.listen(opts.port, opts.ip, () => {
+      front.off("error", reject);
+      const address = front.address();
       const port = typeof address === "object" && address ? address.port : opts.port;
       resolve({
         engine: "node",
         port,
-        stopAccepting: () => server.close(),
+        stopAccepting: () => {
+          front.close();
+          if (front !== server) server.close();
+        },
         closeIdle: () => server.closeIdleConnections(),
         destroy: () => {
+          front.close();
           server.close();
           for (const s of sockets) s.destroy();
         },

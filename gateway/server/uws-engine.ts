@@ -12,6 +12,7 @@ import { Readable } from "node:stream";
 import type { HttpRequest, HttpResponse, us_listen_socket } from "@trufflesuite/uws-js-unofficial";
 import type { LoadedCertificate } from "../../tls/certificate.js";
 import type { CertificateSet } from "../../tls/certificate-set.js";
+import type { CidrSet } from "../http/cidr.js";
 import type { ServerExchange } from "../http/exchange.js";
 import type { ExchangeHandler, Listener, ListenerOptions } from "./listener.js";
 import type { ListenerTls } from "./tls-listener.js";
@@ -63,7 +64,13 @@ class UwsExchange implements ServerExchange {
   readonly headers: string[] = [];
   readonly remoteAddress: string;
   readonly remotePort = 0;
+  readonly clientAddress: string;
+  readonly clientPort = 0;
+  readonly localAddress: string;
+  readonly localPort: number;
   readonly secure: boolean;
+  /** A PROXY header was required and missing, or came from a peer not allowed to send one. */
+  readonly refused: boolean;
   readonly contentLength: number | undefined;
   readonly hasBody: boolean;
   /** Bytes of the request line target and headers, to enforce the head size limit. */
@@ -87,9 +94,11 @@ class UwsExchange implements ServerExchange {
   constructor(
     private readonly res: HttpResponse,
     req: HttpRequest,
-    secure: boolean,
+    ctx: UwsListenerContext,
   ) {
-    this.secure = secure;
+    this.secure = ctx.secure;
+    this.localAddress = ctx.ip;
+    this.localPort = ctx.port;
     this.method = req.getCaseSensitiveMethod();
     const q = req.getQuery();
     this.url = q ? `${req.getUrl()}?${q}` : req.getUrl();
@@ -101,6 +110,15 @@ class UwsExchange implements ServerExchange {
     });
     this.headBytes = headBytes;
     this.remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+    // uws reads a PROXY v2 header whenever one comes; it counts only where configured.
+    if (ctx.proxyFrom) {
+      const proxied = Buffer.from(res.getProxiedRemoteAddressAsText()).toString();
+      this.refused = proxied === "" || !ctx.proxyFrom.has(this.remoteAddress);
+      this.clientAddress = proxied || this.remoteAddress;
+    } else {
+      this.refused = false;
+      this.clientAddress = this.remoteAddress;
+    }
     const cl = req.getHeader("content-length");
     this.contentLength = cl === "" ? undefined : Number(cl);
     this.hasBody = (this.contentLength ?? 0) > 0 || req.getHeader("transfer-encoding") !== "";
@@ -234,13 +252,25 @@ class UwsExchange implements ServerExchange {
 type UwsApp = ReturnType<Uws["App"]>;
 type RouteHandler = (res: HttpResponse, req: HttpRequest) => void;
 
+interface UwsListenerContext {
+  readonly secure: boolean;
+  readonly ip: string;
+  port: number;
+  readonly proxyFrom: CidrSet | undefined;
+}
+
 function routeHandler(
   opts: ListenerOptions,
   handler: ExchangeHandler,
-  secure: boolean,
+  ctx: UwsListenerContext,
 ): RouteHandler {
   return (res, req) => {
-    const ex = new UwsExchange(res, req, secure);
+    const ex = new UwsExchange(res, req, ctx);
+    if (ex.refused) {
+      // Only the configured proxies may speak to this listener, and always with a PROXY header.
+      res.close();
+      return;
+    }
     // uws's own limit is far above Linkerd's maxHeadersKB; enforce the configured one.
     if (ex.headBytes > opts.maxHeaderBytes) {
       const body = "request headers too large\n";
@@ -272,8 +302,15 @@ export async function listenUws(
   const uws = loadUws();
   if (opts.tls) return listenUwsTls(uws, opts, opts.tls, handler);
   const app = uws.App();
-  app.any("/*", routeHandler(opts, handler, false));
+  const ctx: UwsListenerContext = {
+    secure: false,
+    ip: opts.ip,
+    port: opts.port,
+    proxyFrom: opts.proxyProtocolFrom,
+  };
+  app.any("/*", routeHandler(opts, handler, ctx));
   const ls = await listenApp(app, opts);
+  ctx.port = uws.us_socket_local_port(ls);
   let listening: us_listen_socket | undefined = ls;
   const stop = () => {
     if (listening) uws.us_listen_socket_close(listening);
@@ -324,7 +361,13 @@ async function listenUwsTls(
     }
     return f;
   };
-  const route = routeHandler(opts, handler, true);
+  const ctx: UwsListenerContext = {
+    secure: true,
+    ip: opts.ip,
+    port: opts.port,
+    proxyFrom: opts.proxyProtocolFrom,
+  };
+  const route = routeHandler(opts, handler, ctx);
   const served = new Map<string, string>(); // name → certificate fingerprint on the current app
   const makeApp = (set: CertificateSet): UwsApp => {
     const app = uws.SSLApp({
@@ -345,6 +388,7 @@ async function listenUwsTls(
   let defaultFingerprint = tls.store.current.defaultCert.fingerprint;
   let ls: us_listen_socket | undefined = await listenApp(app, opts);
   const port = uws.us_socket_local_port(ls);
+  ctx.port = port;
   const retired: UwsApp[] = [];
   let stopped = false;
 

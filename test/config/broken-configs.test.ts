@@ -62,7 +62,6 @@ describe("lintel check on the shipped configs", () => {
         "  warning: routers[0].client.loadBalancer: load balancer ewma is not applied yet; p2c is used (line 6)",
         "  warning: routers[0].client.failureAccrual: failure accrual is not applied yet; it has no effect (line 7)",
         "  warning: routers[0].service.totalTimeoutMs: totalTimeoutMs is not applied yet; it has no effect (line 9)",
-        "  warning: routers[0].servers[0].maxConcurrentRequests: maxConcurrentRequests is not applied yet; it has no effect (line 12)",
         "",
       ].join("\n"),
     );

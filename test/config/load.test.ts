@@ -44,7 +44,15 @@ describe("defaults", () => {
       idleTtlSecs: 600,
     });
     expect(router.servers).toEqual([
-      { port: 4140, ip: "127.0.0.1", engine: "node", clearContext: false, maxCallDepth: 1000 },
+      {
+        port: 4140,
+        ip: "127.0.0.1",
+        engine: "node",
+        clearContext: false,
+        maxCallDepth: 1000,
+        trustedProxies: [],
+        proxyProtocolFrom: [],
+      },
     ]);
     expect(router.client.kind).toBe("io.l5d.global");
     expect(router.maxHeadersKB).toBe(8);
