@@ -195,7 +195,7 @@ function tlsServerOptions(tls: ListenerTls): {
   };
 }
 
-function proxyFront(allowed: CidrSet, server: NetServer): NetServer {
+function proxyFront(allowed: CidrSet, server: NetServer, tls: boolean): NetServer {
   return createNetServer((socket) => {
     if (!allowed.has(socket.remoteAddress ?? "")) {
       // Only the configured proxies may speak to this listener.
@@ -216,8 +216,17 @@ function proxyFront(allowed: CidrSet, server: NetServer): NetServer {
       }
       PROXIED.set(socket, r.info);
       socket.pause();
-      if (r.rest.length > 0) socket.unshift(r.rest);
+      if (tls) {
+        // TLS takes the paused socket over and reads what was put back first.
+        if (r.rest.length > 0) socket.unshift(r.rest);
+        server.emit("connection", socket);
+        return;
+      }
+      // Node's HTTP parser reads the socket natively and would never see bytes put back
+      // into the stream: hand the connection over, then feed it the bytes that followed.
       server.emit("connection", socket);
+      if (r.rest.length > 0) socket.emit("data", r.rest);
+      socket.resume();
     };
     socket.on("data", onData);
     socket.on("error", () => clearTimeout(timer));
@@ -250,7 +259,9 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
   });
   // With the PROXY protocol a plain TCP server reads the header first, then hands the
   // connection to the HTTP(S) server with the rest of its bytes.
-  const front = opts.proxyProtocolFrom ? proxyFront(opts.proxyProtocolFrom, server) : server;
+  const front = opts.proxyProtocolFrom
+    ? proxyFront(opts.proxyProtocolFrom, server, opts.tls !== undefined)
+    : server;
   return new Promise((resolve, reject) => {
     front.once("error", reject);
     front.listen(opts.port, opts.ip, () => {
