@@ -7,11 +7,12 @@
 //   npm run bench -- [--quick] [--duration S] [--connections N] [--body BYTES] [--rounds N]
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { makeBenchCert } from "./lib/certs.js";
 import { backendConfig, proxyConfig } from "./lib/haproxy.js";
 import {
   commandExists,
@@ -27,9 +28,17 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 
 interface Target {
   readonly name: string;
-  readonly port: number;
-  /** The proxy's process, for checks between rounds. */
-  readonly proc?: Proc;
+  readonly url: string;
+  /** The process serving it, checked between rounds. */
+  readonly proc: Proc;
+}
+
+interface Scenario {
+  readonly name: string;
+  readonly what: string;
+  readonly targets: readonly Target[];
+  readonly connections?: number;
+  readonly headers?: Record<string, string>;
 }
 
 interface Row {
@@ -73,18 +82,15 @@ async function main(): Promise<number> {
   // Long enough for the JIT to settle and every connection pool to fill.
   const warmupS = quick ? 2 : 4;
 
-  const missing = ["wrk", "haproxy", "taskset"].filter((c) => !commandExists(c));
+  const missing = ["wrk", "haproxy", "taskset", "openssl"].filter((c) => !commandExists(c));
   if (missing.length > 0) {
     console.error(
-      `the benchmark needs ${missing.join(", ")}; install them, e.g. apt-get install -y wrk haproxy util-linux`,
+      `the benchmark needs ${missing.join(", ")}; install them, e.g. apt-get install -y wrk haproxy util-linux openssl`,
     );
     return 2;
   }
   const lintelBin = join(root, "bin/lintel.js");
-  if (
-    !commandExists("node") ||
-    !readFileSync(join(root, "dist/gateway/cli/main.js"), { flag: "r" })
-  ) {
+  if (!existsSync(join(root, "dist/gateway/cli/main.js"))) {
     console.error("build lintel first: npm run build");
     return 2;
   }
@@ -98,16 +104,17 @@ async function main(): Promise<number> {
   try {
     const bodyFile = join(dir, "body.bin");
     writeFileSync(bodyFile, Buffer.alloc(bodyBytes, "x"));
-    const [backendPort, haproxyPort, uwsPort, nodePort, adminPort] = await Promise.all([
-      freePort(),
-      freePort(),
-      freePort(),
-      freePort(),
-      freePort(),
-    ]);
+    const cert = makeBenchCert(dir);
+    const ports = await Promise.all(Array.from({ length: 8 }, () => freePort()));
+    const [backendPort, haproxyPort, uwsPort, nodePort, adminPort, haproxyTls, uwsTls, nodeTls] =
+      ports as [number, number, number, number, number, number, number, number];
     writeFileSync(join(dir, "backend.cfg"), backendConfig(backendPort, bodyFile, bodyBytes));
-    writeFileSync(join(dir, "haproxy.cfg"), proxyConfig(haproxyPort, backendPort));
+    writeFileSync(
+      join(dir, "haproxy.cfg"),
+      proxyConfig(haproxyPort, backendPort, { port: haproxyTls, pem: cert.combinedPath }),
+    );
     mkdirSync(join(dir, "lintel"));
+    const tls = `tls: {certPath: ${cert.certPath}, keyPath: ${cert.keyPath}}`;
     writeFileSync(
       join(dir, "lintel", "lintel.yaml"),
       `admin: {ip: 127.0.0.1, port: ${adminPort}}
@@ -118,6 +125,8 @@ routers:
   servers:
   - {ip: 127.0.0.1, port: ${uwsPort}, engine: uws}
   - {ip: 127.0.0.1, port: ${nodePort}, engine: node}
+  - {ip: 127.0.0.1, port: ${uwsTls}, engine: uws, ${tls}}
+  - {ip: 127.0.0.1, port: ${nodeTls}, engine: node, ${tls}}
 `,
     );
 
@@ -130,84 +139,114 @@ routers:
       proxyCpu,
     );
     await waitForPort(backendPort, backend);
-    await waitForPort(haproxyPort, haproxy);
-    await waitForPort(uwsPort, lintel);
-    await waitForPort(nodePort, lintel);
+    for (const p of [haproxyPort, haproxyTls]) await waitForPort(p, haproxy);
+    for (const p of [uwsPort, nodePort, uwsTls, nodeTls]) await waitForPort(p, lintel);
 
-    const targets: Target[] = [
-      { name: "direct", port: backendPort, proc: backend },
-      { name: "haproxy", port: haproxyPort, proc: haproxy },
-      { name: "lintel-uws", port: uwsPort, proc: lintel },
-      { name: "lintel-node", port: nodePort, proc: lintel },
+    const plain = (name: string, port: number, proc: Proc): Target => ({
+      name,
+      url: `http://127.0.0.1:${port}/`,
+      proc,
+    });
+    const secure = (name: string, port: number, proc: Proc): Target => ({
+      name,
+      url: `https://127.0.0.1:${port}/`,
+      proc,
+    });
+    const handshakeConnections = Math.min(16, connections);
+    const scenarios: Scenario[] = [
+      {
+        name: `keepalive-${bodyBytes}B-${connections}c`,
+        what: "plaintext HTTP/1.1, keep-alive",
+        targets: [
+          plain("direct", backendPort, backend),
+          plain("haproxy", haproxyPort, haproxy),
+          plain("lintel-uws", uwsPort, lintel),
+          plain("lintel-node", nodePort, lintel),
+        ],
+      },
+      {
+        name: `tls-keepalive-${bodyBytes}B-${connections}c`,
+        what: "TLS (ECDSA P-256) terminated by the proxy, keep-alive",
+        targets: [
+          secure("haproxy", haproxyTls, haproxy),
+          secure("lintel-uws", uwsTls, lintel),
+          secure("lintel-node", nodeTls, lintel),
+        ],
+      },
+      {
+        // Fewer connections: with 64 the client's own handshakes (same core as the
+        // backend) swamp the measurement.
+        name: `tls-handshake-${handshakeConnections}c`,
+        what: "a new TLS connection (full handshake) per request",
+        connections: handshakeConnections,
+        headers: { connection: "close" },
+        targets: [
+          secure("haproxy", haproxyTls, haproxy),
+          secure("lintel-uws", uwsTls, lintel),
+          secure("lintel-node", nodeTls, lintel),
+        ],
+      },
     ];
-    const scenario = `keepalive-${bodyBytes}B-${connections}c`;
     console.log(
-      `lintel benchmark: ${scenario}, ${durationS}s x ${rounds} rounds per target, ${cpus()[0]?.model ?? "?"} x ${n}` +
+      `lintel benchmark: ${durationS}s x ${rounds} rounds per target, ${connections} connections, ${bodyBytes}-byte responses; ${cpus()[0]?.model ?? "?"} x ${n}` +
         (proxyCpu ? ` (proxies on cpu ${proxyCpu}, backend and wrk on cpu ${loadCpus})` : ""),
     );
-    const results = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
-    for (const t of targets) {
-      await runWrk({
-        url: `http://127.0.0.1:${t.port}/`,
-        connections,
-        durationS: warmupS,
-        cpus: loadCpus,
-      });
-    }
-    for (let r = 0; r < rounds; r++) {
-      for (const t of targets) {
-        if (t.proc && t.proc.child.exitCode !== null)
-          throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
-        const res = await runWrk({
-          url: `http://127.0.0.1:${t.port}/`,
-          connections,
-          durationS,
-          cpus: loadCpus,
-        });
-        results.get(t.name)!.push(res);
-        console.log(
-          `  round ${r + 1} ${t.name.padEnd(12)} ${res.rps.toFixed(0).padStart(8)} req/s  p99 ${res.p99Ms.toFixed(2)} ms`,
-        );
-      }
-    }
 
-    const rows: Row[] = targets.map((t) => {
-      const rs = results.get(t.name)!;
-      return {
-        name: scenario,
-        target: t.name,
-        rps: median(rs.map((x) => x.rps)),
-        p50_ms: median(rs.map((x) => x.p50Ms)),
-        p99_ms: median(rs.map((x) => x.p99Ms)),
-        min_rps: Math.min(...rs.map((x) => x.rps)),
-        max_rps: Math.max(...rs.map((x) => x.rps)),
-        errors: rs.reduce((s, x) => s + x.errors, 0),
-      };
-    });
-    const rowOf = (name: string) => rows.find((x) => x.target === name)!;
+    const rows: Row[] = [];
     const ratios: Record<string, number> = {};
     const vsDirect: Record<string, number> = {};
-    for (const t of ["lintel-uws", "lintel-node"]) {
-      ratios[`${scenario}/${t}`] = rowOf(t).rps / rowOf("haproxy").rps;
-      vsDirect[`${scenario}/${t}`] = rowOf(t).rps / rowOf("direct").rps;
-    }
-
-    console.log("");
-    console.log(
-      `${"target".padEnd(12)} ${"req/s".padStart(9)} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/direct".padStart(7)}`,
-    );
-    for (const row of rows) {
-      const key = `${scenario}/${row.target}`;
-      console.log(
-        `${row.target.padEnd(12)} ${row.rps.toFixed(0).padStart(9)} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${(ratios[key] === undefined ? "" : ratios[key]!.toFixed(2)).padStart(8)} ${(vsDirect[key] === undefined ? "" : vsDirect[key]!.toFixed(2)).padStart(7)}`,
-      );
-    }
-    const direct = rowOf("direct").rps;
-    const fastestProxy = Math.max(rowOf("haproxy").rps, rowOf("lintel-uws").rps);
-    if (direct < fastestProxy * 1.3) {
-      console.log(
-        `\nwarning: direct-to-backend (${direct.toFixed(0)} req/s) is not well above the proxies (${fastestProxy.toFixed(0)}); the load generator or backend may be the limit, so the ratios understate the gap`,
-      );
+    for (const sc of scenarios) {
+      console.log(`\n${sc.name}: ${sc.what}`);
+      const results = new Map<string, WrkResult[]>(sc.targets.map((t) => [t.name, []]));
+      const run = (t: Target, seconds: number) =>
+        runWrk({
+          url: t.url,
+          connections: sc.connections ?? connections,
+          durationS: seconds,
+          cpus: loadCpus,
+          headers: sc.headers,
+        });
+      for (const t of sc.targets) await run(t, warmupS);
+      for (let r = 0; r < rounds; r++) {
+        for (const t of sc.targets) {
+          if (t.proc.child.exitCode !== null)
+            throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
+          const res = await run(t, durationS);
+          results.get(t.name)!.push(res);
+          console.log(
+            `  round ${r + 1} ${t.name.padEnd(12)} ${res.rps.toFixed(0).padStart(8)} req/s  p99 ${res.p99Ms.toFixed(2)} ms`,
+          );
+        }
+      }
+      const scRows = sc.targets.map((t): Row => {
+        const rs = results.get(t.name)!;
+        return {
+          name: sc.name,
+          target: t.name,
+          rps: median(rs.map((x) => x.rps)),
+          p50_ms: median(rs.map((x) => x.p50Ms)),
+          p99_ms: median(rs.map((x) => x.p99Ms)),
+          min_rps: Math.min(...rs.map((x) => x.rps)),
+          max_rps: Math.max(...rs.map((x) => x.rps)),
+          errors: rs.reduce((s, x) => s + x.errors, 0),
+        };
+      });
+      rows.push(...scRows);
+      const rowOf = (name: string) => scRows.find((x) => x.target === name);
+      for (const t of ["lintel-uws", "lintel-node"]) {
+        const key = `${sc.name}/${t}`;
+        ratios[key] = rowOf(t)!.rps / rowOf("haproxy")!.rps;
+        const direct = rowOf("direct");
+        if (direct) vsDirect[key] = rowOf(t)!.rps / direct.rps;
+      }
+      printTable(scRows, sc.name, ratios, vsDirect);
+      const direct = rowOf("direct");
+      const fastest = Math.max(rowOf("haproxy")!.rps, rowOf("lintel-uws")!.rps);
+      if (direct && direct.rps < fastest * 1.3) {
+        console.log(
+          `warning: direct-to-backend (${direct.rps.toFixed(0)} req/s) is not well above the proxies (${fastest.toFixed(0)}); the load generator or backend may be the limit, so the ratios understate the gap`,
+        );
+      }
     }
 
     const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
@@ -223,6 +262,7 @@ routers:
         node: process.version,
         haproxy: version("haproxy", ["-v"]),
         wrk: version("wrk", ["-v"]),
+        openssl: version("openssl", ["version"]),
       },
       params: { durationS, connections, bodyBytes, rounds, quick },
       rows,
@@ -239,6 +279,24 @@ routers:
   } finally {
     await stopAll();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function printTable(
+  rows: readonly Row[],
+  scenario: string,
+  ratios: Readonly<Record<string, number>>,
+  vsDirect: Readonly<Record<string, number>>,
+): void {
+  const fmt = (x: number | undefined) => (x === undefined ? "" : x.toFixed(2));
+  console.log(
+    `${"target".padEnd(12)} ${"req/s".padStart(9)} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/direct".padStart(7)}`,
+  );
+  for (const row of rows) {
+    const key = `${scenario}/${row.target}`;
+    console.log(
+      `${row.target.padEnd(12)} ${row.rps.toFixed(0).padStart(9)} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${fmt(ratios[key]).padStart(8)} ${fmt(vsDirect[key]).padStart(7)}`,
+    );
   }
 }
 

@@ -2,7 +2,12 @@
 // keep-alive to the backend), and the fast backend itself (HAProxy answering from memory,
 // so the backend is never what limits either proxy).
 
-export function proxyConfig(listenPort: number, backendPort: number): string {
+/** `tlsPorts`: the same proxy terminating TLS (cert+key PEM) on more ports. */
+export function proxyConfig(
+  listenPort: number,
+  backendPort: number,
+  tls?: { port: number; pem: string },
+): string {
   return `global
   nbthread 1
   maxconn 4096
@@ -18,7 +23,12 @@ defaults
 
 frontend bench
   bind 127.0.0.1:${listenPort}
-  default_backend app
+${
+  tls
+    ? `  bind 127.0.0.1:${tls.port} ssl crt ${tls.pem}
+`
+    : ""
+}  default_backend app
 
 backend app
   server app 127.0.0.1:${backendPort} maxconn 4096
