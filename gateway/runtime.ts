@@ -155,6 +155,12 @@ export class Runtime {
 
   private async drainAndClose(graceMs: number): Promise<void> {
     this.ready = false;
+    // Load balancers learn of the shutdown from /admin/ready; keep serving until they have.
+    const delay = graceMs > 0 ? this.config.admin.drainDelayMs : 0;
+    if (delay > 0) {
+      this.log.info("not ready; still serving while load balancers notice", { drainDelayMs: delay });
+      await new Promise((r) => setTimeout(r, delay));
+    }
     for (const r of this.routers) r.draining = true;
     for (const l of this.listeners) {
       l.listener.stopAccepting();

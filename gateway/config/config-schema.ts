@@ -248,6 +248,8 @@ const admin = object({
   ip: def(host(), "127.0.0.1"),
   port: def(port(), 9990),
   shutdownGraceMs: def(integer({ min: 0 }), 10_000),
+  /** lintel: on shutdown, keep serving this long after /admin/ready turns 503 (for health checks to notice). */
+  drainDelayMs: def(integer({ min: 0 }), 0),
 });
 
 const telemeter = kinded(

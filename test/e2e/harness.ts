@@ -1,7 +1,7 @@
 // End-to-end test harness: real upstream servers and a real lintel on loopback, all on
 // ephemeral ports, all closed after each test even when it fails.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import {
   createServer,
   type IncomingMessage,
@@ -278,4 +278,26 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A binary from a Debian package that some tests need (haproxy, openssl). Returns its path,
+ * or undefined after printing why the tests that need it are skipped; under CI=true a
+ * missing binary throws instead, so CI cannot pass by skipping.
+ */
+export function requireBinary(name: string, debianPackage: string, suite: string): string | undefined {
+  for (const d of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin", "/sbin"]) {
+    if (!d) continue;
+    const f = join(d, name);
+    try {
+      accessSync(f, constants.X_OK);
+      return f;
+    } catch {
+      // not here
+    }
+  }
+  const why = `${suite} needs \`${name}\` (Debian package ${debianPackage}: apt-get install -y ${debianPackage})`;
+  if (process.env.CI === "true") throw new Error(`${why}; CI=true requires it`);
+  console.warn(`SKIPPED: ${why}`);
+  return undefined;
 }

@@ -206,6 +206,18 @@ describe.each(ENGINES)("request lifecycle on the %s engine", (engine) => {
     });
   }
 
+  it("with drainDelayMs keeps serving while not ready, then stops accepting", async () => {
+    const up = await startUpstream("up");
+    const l = await startLintel(config(engine, up.port).replace("admin: {ip: 127.0.0.1, port: 0}", "admin: {ip: 127.0.0.1, port: 0, drainDelayMs: 600}"));
+    const port = l.port();
+    const stopping = l.runtime.shutdown(5000);
+    await new Promise((r) => setTimeout(r, 150));
+    expect((await call(l.adminPort, { path: "/admin/ready" })).status).toBe(503);
+    expect((await call(port, { headers: { host: "x" } })).status).toBe(200);
+    await stopping;
+    await expect(call(port, { headers: { host: "x" }, timeoutMs: 1000 })).rejects.toThrow();
+  });
+
   it("answers 502 when the upstream closes the connection before answering", async () => {
     const up = await startUpstream("dies", (req) => req.socket.destroy(), { streaming: true });
     const l = await startLintel(config(engine, up.port));
