@@ -158,7 +158,9 @@ export class Runtime {
     // Load balancers learn of the shutdown from /admin/ready; keep serving until they have.
     const delay = graceMs > 0 ? this.config.admin.drainDelayMs : 0;
     if (delay > 0) {
-      this.log.info("not ready; still serving while load balancers notice", { drainDelayMs: delay });
+      this.log.info("not ready; still serving while load balancers notice", {
+        drainDelayMs: delay,
+      });
       await new Promise((r) => setTimeout(r, delay));
     }
     for (const r of this.routers) r.draining = true;

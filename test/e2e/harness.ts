@@ -285,8 +285,17 @@ export function freePort(): Promise<number> {
  * or undefined after printing why the tests that need it are skipped; under CI=true a
  * missing binary throws instead, so CI cannot pass by skipping.
  */
-export function requireBinary(name: string, debianPackage: string, suite: string): string | undefined {
-  for (const d of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin", "/sbin"]) {
+export function requireBinary(
+  name: string,
+  debianPackage: string,
+  suite: string,
+): string | undefined {
+  for (const d of [
+    ...(process.env.PATH ?? "").split(":"),
+    "/usr/sbin",
+    "/usr/local/sbin",
+    "/sbin",
+  ]) {
     if (!d) continue;
     const f = join(d, name);
     try {

@@ -208,7 +208,12 @@ describe.each(ENGINES)("request lifecycle on the %s engine", (engine) => {
 
   it("with drainDelayMs keeps serving while not ready, then stops accepting", async () => {
     const up = await startUpstream("up");
-    const l = await startLintel(config(engine, up.port).replace("admin: {ip: 127.0.0.1, port: 0}", "admin: {ip: 127.0.0.1, port: 0, drainDelayMs: 600}"));
+    const l = await startLintel(
+      config(engine, up.port).replace(
+        "admin: {ip: 127.0.0.1, port: 0}",
+        "admin: {ip: 127.0.0.1, port: 0, drainDelayMs: 600}",
+      ),
+    );
     const port = l.port();
     const stopping = l.runtime.shutdown(5000);
     await new Promise((r) => setTimeout(r, 150));
