@@ -57,7 +57,12 @@ describe("defaults", () => {
     expect(router.client.kind).toBe("io.l5d.global");
     expect(router.maxHeadersKB).toBe(8);
     expect(router.maxInitialLineKB).toBe(4);
-    expect(r.config.admin).toEqual({ ip: "127.0.0.1", port: 9990, shutdownGraceMs: 10_000, drainDelayMs: 0 });
+    expect(r.config.admin).toEqual({
+      ip: "127.0.0.1",
+      port: 9990,
+      shutdownGraceMs: 10_000,
+      drainDelayMs: 0,
+    });
   });
 
   it("mounts namers at /<kind> unless a prefix is given", async () => {
