@@ -76,6 +76,12 @@ export class Runtime {
           clients: cache,
           log: rlog,
           accessLog,
+          limits: {
+            maxTargetBytes: r.maxInitialLineKB * 1024,
+            maxHeaderBytes: r.maxHeadersKB * 1024,
+            maxHeaderCount: r.maxHeaderCount,
+            maxBodyBytes: r.maxRequestKB === undefined ? undefined : r.maxRequestKB * 1024,
+          },
           bindingCacheSize: r.bindingCache.paths,
           bindingIdleTtlMs: r.bindingCache.idleTtlSecs * 1000,
         });
@@ -99,9 +105,15 @@ export class Runtime {
               {
                 ip: s.ip,
                 port: s.port,
-                maxHeaderBytes: (r.maxHeadersKB + r.maxInitialLineKB) * 1024,
+                // A backstop for the engine's parser; the router checks the exact limits.
+                maxHeaderBytes: Math.max(
+                  64 * 1024,
+                  2 * (r.maxHeadersKB + r.maxInitialLineKB) * 1024,
+                ),
                 tls,
                 proxyProtocolFrom: s.proxyProtocol ? new CidrSet(s.proxyProtocolFrom) : undefined,
+                headersTimeoutMs: s.headersTimeoutMs,
+                maxConnections: s.maxConnections,
               },
               (ex) => router.handle(ex, policy),
             );

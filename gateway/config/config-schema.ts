@@ -177,6 +177,10 @@ const server = refine(
       proxyProtocol: opt(oneOf(["v2"])),
       /** lintel: the only peers allowed to send it (the HAProxy addresses). */
       proxyProtocolFrom: def(list(cidr()), []),
+      /** lintel: the time a client has to send its request head (slow clients are cut off); node engine. */
+      headersTimeoutMs: opt(integer({ min: 100 })),
+      /** lintel: the most connections open at once on this server; node engine. */
+      maxConnections: opt(integer({ min: 1 })),
       /** lintel: answer every request with a redirect to HTTPS on this port. */
       httpsRedirect: opt(
         object({ port: def(port(), 443), status: def(oneOf(["301", "302", "307", "308"]), "308") }),
@@ -192,6 +196,12 @@ const server = refine(
     }
     if (!s.proxyProtocol && s.proxyProtocolFrom.length > 0)
       return "proxyProtocolFrom is set but proxyProtocol is not";
+    if (s.engine === "uws" && s.headersTimeoutMs !== undefined) {
+      return "headersTimeoutMs needs engine: node (uws cuts slow clients off after its own fixed ~10 s)";
+    }
+    if (s.engine === "uws" && s.maxConnections !== undefined) {
+      return "maxConnections needs engine: node (uws gives no hook to count connections)";
+    }
     if (s.proxyProtocol && s.tls && s.engine === "uws") {
       return "the uws engine cannot read a PROXY header before TLS; use engine: node for this server";
     }
@@ -226,6 +236,8 @@ export function routerSchema(registry: Registry) {
       originator: def(boolean(), false),
       httpAccessLog: opt(filePath("a log file path")),
       maxHeadersKB: def(integer({ min: 1 }), 8),
+      /** lintel: the most header fields a request may have. */
+      maxHeaderCount: def(integer({ min: 1 }), 100),
       maxInitialLineKB: def(integer({ min: 1 }), 4),
       maxRequestKB: opt(integer({ min: 1 })),
       maxResponseKB: opt(integer({ min: 1 })),

@@ -31,12 +31,7 @@ export function unappliedSettings(config: LintelConfig): Unapplied[] {
       const sat = `${at}.servers[${j}]`;
       if (s.timeoutMs !== undefined) warn(`${sat}.timeoutMs`, "the server timeout");
     });
-    for (const key of [
-      "maxRequestKB",
-      "maxResponseKB",
-      "maxChunkKB",
-      "compressionLevel",
-    ] as const) {
+    for (const key of ["maxResponseKB", "maxChunkKB", "compressionLevel"] as const) {
       if (r[key] !== undefined) warn(`${at}.${key}`, key);
     }
     const clients = r.client.kind === "io.l5d.static" ? r.client.configs : [r.client];

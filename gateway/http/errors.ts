@@ -12,7 +12,11 @@ export type ProxyErrorCode =
   | "LINTEL_CONNECT"
   | "LINTEL_UPSTREAM"
   | "LINTEL_SHUTTING_DOWN"
-  | "LINTEL_OVERLOADED";
+  | "LINTEL_OVERLOADED"
+  | "LINTEL_BAD_REQUEST"
+  | "LINTEL_URI_TOO_LONG"
+  | "LINTEL_HEADERS_TOO_LARGE"
+  | "LINTEL_BODY_TOO_LARGE";
 
 const STATUS: Record<ProxyErrorCode, number> = {
   LINTEL_UNIDENTIFIED: 400,
@@ -26,10 +30,24 @@ const STATUS: Record<ProxyErrorCode, number> = {
   LINTEL_UPSTREAM: 502,
   LINTEL_SHUTTING_DOWN: 503,
   LINTEL_OVERLOADED: 503,
+  LINTEL_BAD_REQUEST: 400,
+  LINTEL_URI_TOO_LONG: 414,
+  LINTEL_HEADERS_TOO_LARGE: 431,
+  LINTEL_BODY_TOO_LARGE: 413,
 };
+
+/** Errors about the request itself: the connection cannot be trusted after them. */
+const CLOSES_CONNECTION: ReadonlySet<ProxyErrorCode> = new Set([
+  "LINTEL_BAD_REQUEST",
+  "LINTEL_URI_TOO_LONG",
+  "LINTEL_HEADERS_TOO_LARGE",
+  "LINTEL_BODY_TOO_LARGE",
+]);
 
 export class ProxyError extends Error {
   readonly status: number;
+  /** Close the client connection after answering (its framing can no longer be trusted). */
+  readonly closesConnection: boolean;
   constructor(
     readonly code: ProxyErrorCode,
     message: string,
@@ -37,6 +55,7 @@ export class ProxyError extends Error {
     super(message);
     this.name = "ProxyError";
     this.status = STATUS[code];
+    this.closesConnection = CLOSES_CONNECTION.has(code);
   }
 }
 

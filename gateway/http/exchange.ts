@@ -40,10 +40,18 @@ export interface ServerExchange {
   onWritable(cb: () => void): void;
   /** Completes the response (with trailers where the engine and the framing allow). */
   end(trailers?: readonly string[]): void;
+  /** A whole answer lintel makes itself (errors, redirects): head and body at once. */
+  respond(status: number, headers: readonly string[], body: Buffer): void;
   /** Closes the connection without completing the response (the client sees it truncated). */
   destroy(): void;
-  /** Asks the engine to close the connection after this response (draining). */
-  closeAfterResponse(): void;
+  /**
+   * Asks the engine to close the connection after this response (draining). With
+   * `refuseRest`, requests already pipelined behind this one are not served either: the
+   * connection's framing cannot be trusted.
+   */
+  closeAfterResponse(refuseRest?: boolean): void;
+  /** An earlier request on this connection was refused with refuseRest: drop this one. */
+  readonly condemned: boolean;
 }
 
 /** Splits an absolute-form request target (`http://host:port/path?q`) into authority and path. */

@@ -131,15 +131,18 @@ export class ForwardHandler implements UpstreamHandler {
     } else {
       const code = (err as NodeJS.ErrnoException).code ?? "";
       const where = this.endpoint.key;
-      const e = CONNECT_CODES.has(code)
-        ? new ProxyError(
-            "LINTEL_CONNECT",
-            `cannot connect to ${where} for ${this.service}: ${code || err.message}`,
-          )
-        : new ProxyError(
-            "LINTEL_UPSTREAM",
-            `${where} failed before answering for ${this.service}: ${err.message}`,
-          );
+      const e =
+        err instanceof ProxyError
+          ? err
+          : CONNECT_CODES.has(code)
+            ? new ProxyError(
+                "LINTEL_CONNECT",
+                `cannot connect to ${where} for ${this.service}: ${code || err.message}`,
+              )
+            : new ProxyError(
+                "LINTEL_UPSTREAM",
+                `${where} failed before answering for ${this.service}: ${err.message}`,
+              );
       this.outcome.status = e.status;
       this.respondError(this.ex, e);
     }

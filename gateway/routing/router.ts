@@ -4,10 +4,12 @@
 //
 //   call depth → identify → per-request dtab → bind → choose a branch → client → endpoint → forward
 
+import { type Readable, Transform } from "node:stream";
 import type { ClientCache } from "../client/client-cache.js";
 import { l5dErrValue, ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
 import { getHeader, getHeaders, viaCount } from "../http/headers.js";
+import { checkRequest, type RequestLimits } from "../http/request-checks.js";
 import type { RequestView } from "../identifiers/identifier.js";
 import type { Logger } from "../log.js";
 import {
@@ -30,6 +32,7 @@ export interface RouterOptions {
   readonly clients: ClientCache;
   readonly log: Logger;
   readonly accessLog?: AccessLog;
+  readonly limits: RequestLimits;
   readonly bindingCacheSize: number;
   readonly bindingIdleTtlMs: number;
   readonly rng?: () => number;
@@ -117,6 +120,11 @@ export class Router {
 
   /** Serves one request that arrived on a server with `policy`. */
   handle(ex: ServerExchange, policy: ServerPolicy): void {
+    // A connection whose earlier request was malformed carries nothing more we can trust.
+    if (ex.condemned) {
+      ex.destroy();
+      return;
+    }
     if (policy.redirected(ex)) return;
     this.inflight++;
     const start = performance.now();
@@ -132,6 +140,7 @@ export class Router {
       bytes: 0,
     };
     try {
+      checkRequest(ex, this.opts.limits);
       policy.admit();
       state.admitted = true;
       this.route(ex, state);
@@ -266,11 +275,19 @@ export class Router {
         method: ex.method,
         path: url,
         headers: head.headers,
-        body: ex.hasBody ? ex.body() : null,
+        body: ex.hasBody ? this.requestBody(ex) : null,
         contentLength: ex.hasBody ? ex.contentLength : undefined,
       },
       handler,
     );
+  }
+
+  /** The body to send upstream, counted against maxRequestKB when its length is not declared. */
+  private requestBody(ex: ServerExchange): Readable {
+    const max = this.opts.limits.maxBodyBytes;
+    const body = ex.body();
+    if (max === undefined || ex.contentLength !== undefined) return body;
+    return body.pipe(new BodyLimit(max));
   }
 
   private readonly onForwarded = (h: ForwardHandler) => {
@@ -361,15 +378,38 @@ function requestDtab(headers: readonly string[]): Dtab {
   return d;
 }
 
+/** Passes a chunked body through, failing it once it exceeds maxRequestKB. */
+class BodyLimit extends Transform {
+  private seen = 0;
+  constructor(private readonly max: number) {
+    super();
+  }
+  override _transform(
+    chunk: Buffer,
+    _enc: BufferEncoding,
+    done: (err?: Error | null, data?: Buffer) => void,
+  ): void {
+    this.seen += chunk.length;
+    if (this.seen > this.max) {
+      done(
+        new ProxyError(
+          "LINTEL_BODY_TOO_LARGE",
+          `the request body is over the limit of ${this.max} bytes (maxRequestKB)`,
+        ),
+      );
+      return;
+    }
+    done(null, chunk);
+  }
+}
+
 export function respondWithError(ex: ServerExchange, err: ProxyError, log: Logger): void {
   if (ex.aborted) return;
+  if (err.closesConnection) ex.closeAfterResponse(true);
   log.debug("request failed", { code: err.code, status: err.status, error: err.message });
-  const body = Buffer.from(`${err.message}\n`);
-  ex.writeHead(
+  ex.respond(
     err.status,
     ["content-type", TEXT_PLAIN, "l5d-err", l5dErrValue(err.message), "via", "1.1 lintel"],
-    body.length,
+    Buffer.from(`${err.message}\n`),
   );
-  ex.write(body);
-  ex.end();
 }

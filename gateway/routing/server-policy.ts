@@ -77,9 +77,7 @@ export class ServerPolicy implements ForwardPolicy {
     );
     const headers = ["content-type", "text/plain; charset=utf-8", "via", "1.1 lintel"];
     if (location) headers.push("location", location);
-    ex.writeHead(status, headers, body.length);
-    ex.write(body);
-    ex.end();
+    ex.respond(status, headers, body);
     return true;
   }
 }

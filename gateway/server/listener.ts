@@ -16,6 +16,10 @@ export interface ListenerOptions {
   readonly tls?: ListenerTls;
   /** Every connection starts with a PROXY v2 header, and only these peers may send one. */
   readonly proxyProtocolFrom?: CidrSet;
+  /** node engine: time allowed for the request head. */
+  readonly headersTimeoutMs?: number;
+  /** node engine: the most connections open at once. */
+  readonly maxConnections?: number;
 }
 
 export type ExchangeHandler = (exchange: ServerExchange) => void;

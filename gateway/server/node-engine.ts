@@ -19,6 +19,8 @@ import type { ExchangeHandler, Listener, ListenerOptions } from "./listener.js";
 import { type ProxyInfo, parseProxyV2 } from "./proxy-protocol.js";
 import type { ListenerTls } from "./tls-listener.js";
 
+/** Connections whose framing can no longer be trusted: pipelined requests on them are dropped. */
+const CONDEMNED = new WeakSet<Socket>();
 /** What the PROXY header of each connection said (keyed by the TCP socket). */
 const PROXIED = new WeakMap<Socket, ProxyInfo>();
 /** How long a peer may take to send its PROXY header. */
@@ -46,7 +48,8 @@ class NodeExchange implements ServerExchange {
     private readonly res: ServerResponse,
   ) {
     this.method = req.method ?? "GET";
-    this.httpVersion = req.httpVersion === "1.0" ? "1.0" : "1.1";
+    // As parsed: anything but 1.0 and 1.1 is refused by the router's checks.
+    this.httpVersion = req.httpVersion;
     const raw = req.rawHeaders;
     const headers: string[] = new Array(raw.length);
     for (let i = 0; i < raw.length; i += 2) {
@@ -134,8 +137,18 @@ class NodeExchange implements ServerExchange {
     this.res.destroy();
   }
 
-  closeAfterResponse(): void {
+  respond(status: number, headers: readonly string[], body: Buffer): void {
+    this.res.writeHead(status, [...headers, "content-length", String(body.length)] as string[]);
+    this.res.end(body);
+  }
+
+  closeAfterResponse(refuseRest = false): void {
     this.res.shouldKeepAlive = false;
+    if (refuseRest) CONDEMNED.add(this.req.socket);
+  }
+
+  get condemned(): boolean {
+    return CONDEMNED.has(this.req.socket);
   }
 }
 
@@ -236,11 +249,16 @@ function proxyFront(allowed: CidrSet, server: NetServer, tls: boolean): NetServe
 export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Promise<Listener> {
   const sockets = new Set<Socket>();
   const httpOptions: ServerOptions = {
+    // A backstop: the router checks the request line and the headers against their own limits.
     maxHeaderSize: opts.maxHeaderBytes,
-    // Timeouts for slow clients are set per server policy; keep-alive idle like Linkerd's.
     keepAliveTimeout: 10_000,
     requestTimeout: 0,
-    headersTimeout: 60_000,
+    // Slow clients (slow-loris) are cut off once the head has taken this long; Node looks
+    // every connectionsCheckingInterval, so check often enough to hold the bound.
+    headersTimeout: opts.headersTimeoutMs ?? 10_000,
+    connectionsCheckingInterval: 1000,
+    // lintel answers a missing Host itself, and then refuses what is pipelined behind it.
+    requireHostHeader: false,
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse) =>
     handler(new NodeExchange(req, res));
@@ -253,6 +271,7 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
   } else {
     server = createServer(httpOptions, onRequest);
   }
+  if (opts.maxConnections !== undefined) server.maxConnections = opts.maxConnections;
   server.on("connection", (s: Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));

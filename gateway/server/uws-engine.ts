@@ -73,8 +73,6 @@ class UwsExchange implements ServerExchange {
   readonly refused: boolean;
   readonly contentLength: number | undefined;
   readonly hasBody: boolean;
-  /** Bytes of the request line target and headers, to enforce the head size limit. */
-  readonly headBytes: number;
   /** The client sent `Connection: close`. */
   private readonly clientWantsClose: boolean;
   aborted = false;
@@ -82,6 +80,7 @@ class UwsExchange implements ServerExchange {
   private readonly bodyStream: UwsBody | undefined;
   private done = false;
   private closeAfter = false;
+  private refuseRest = false;
   // Response head, written together with the first body bytes.
   private status = 0;
   private headHeaders: readonly string[] | undefined;
@@ -103,12 +102,9 @@ class UwsExchange implements ServerExchange {
     const q = req.getQuery();
     this.url = q ? `${req.getUrl()}?${q}` : req.getUrl();
     const headers = this.headers;
-    let headBytes = this.url.length;
     req.forEach((k, v) => {
       headers.push(k, v);
-      headBytes += k.length + v.length + 4;
     });
-    this.headBytes = headBytes;
     this.remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
     // uws reads a PROXY v2 header whenever one comes; it counts only where configured.
     if (ctx.proxyFrom) {
@@ -163,8 +159,7 @@ class UwsExchange implements ServerExchange {
   writeHead(status: number, headers: readonly string[], length: number | undefined): void {
     this.status = status;
     this.headHeaders = headers;
-    // While draining, frame by chunks so the connection can close after the response.
-    this.length = this.closeAfter ? undefined : length;
+    this.length = length;
   }
 
   private flushHead(): void {
@@ -231,7 +226,9 @@ class UwsExchange implements ServerExchange {
         return;
       }
       this.flushHead();
-      if (this.length === undefined || this.length === 0) this.res.end(undefined, this.closeAfter);
+      // Never ask uws to close here: after body bytes went out it would write its
+      // Connection header into the body. A streamed response keeps its connection.
+      if (this.length === undefined || this.length === 0) this.res.end();
       // A length-framed response the upstream ended early would hang the client: close.
       else this.res.close();
     });
@@ -244,9 +241,40 @@ class UwsExchange implements ServerExchange {
     this.res.close();
   }
 
-  closeAfterResponse(): void {
+  /**
+   * Applies to answers written whole (respond) and bodiless ones; a streamed response
+   * keeps its connection (uws can only close in the call that writes the head).
+   */
+  closeAfterResponse(refuseRest = false): void {
     this.closeAfter = true;
+    this.refuseRest ||= refuseRest;
   }
+
+  respond(status: number, headers: readonly string[], body: Buffer): void {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    if (this.refuseRest) {
+      // uws would go on to serve a request pipelined behind this one in the same read.
+      // Answering a moment later leaves this response pending when uws reaches it, and uws
+      // closes a connection that pipelines while a response is pending: the rest is dropped.
+      setImmediate(() => this.writeWhole(status, headers, body));
+      return;
+    }
+    this.writeWhole(status, headers, body);
+  }
+
+  private writeWhole(status: number, headers: readonly string[], body: Buffer): void {
+    if (this.aborted) return;
+    this.res.cork(() => {
+      this.status = status;
+      this.headHeaders = headers;
+      this.flushHead();
+      // Status, headers and body in one end(): the only way uws closes cleanly after it.
+      this.res.end(body, this.closeAfter || this.clientWantsClose);
+    });
+  }
+
+  readonly condemned = false;
 }
 
 type UwsApp = ReturnType<Uws["App"]>;
@@ -259,24 +287,12 @@ interface UwsListenerContext {
   readonly proxyFrom: CidrSet | undefined;
 }
 
-function routeHandler(
-  opts: ListenerOptions,
-  handler: ExchangeHandler,
-  ctx: UwsListenerContext,
-): RouteHandler {
+function routeHandler(handler: ExchangeHandler, ctx: UwsListenerContext): RouteHandler {
   return (res, req) => {
     const ex = new UwsExchange(res, req, ctx);
     if (ex.refused) {
       // Only the configured proxies may speak to this listener, and always with a PROXY header.
       res.close();
-      return;
-    }
-    // uws's own limit is far above Linkerd's maxHeadersKB; enforce the configured one.
-    if (ex.headBytes > opts.maxHeaderBytes) {
-      const body = "request headers too large\n";
-      ex.closeAfterResponse();
-      ex.writeHead(431, ["content-type", "text/plain; charset=utf-8"], body.length);
-      ex.write(Buffer.from(body));
       return;
     }
     handler(ex);
@@ -308,7 +324,7 @@ export async function listenUws(
     port: opts.port,
     proxyFrom: opts.proxyProtocolFrom,
   };
-  app.any("/*", routeHandler(opts, handler, ctx));
+  app.any("/*", routeHandler(handler, ctx));
   const ls = await listenApp(app, opts);
   ctx.port = uws.us_socket_local_port(ls);
   let listening: us_listen_socket | undefined = ls;
@@ -367,7 +383,7 @@ async function listenUwsTls(
     port: opts.port,
     proxyFrom: opts.proxyProtocolFrom,
   };
-  const route = routeHandler(opts, handler, ctx);
+  const route = routeHandler(handler, ctx);
   const served = new Map<string, string>(); // name → certificate fingerprint on the current app
   const makeApp = (set: CertificateSet): UwsApp => {
     const app = uws.SSLApp({
