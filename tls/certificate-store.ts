@@ -94,6 +94,8 @@ export function pairsInDir(dir: string): Omit<CertificateFiles, "passphrase">[] 
 }
 
 interface Entry {
+  /** Index of the source (in the spec) the pair came from. */
+  readonly source: number;
   readonly files: CertificateFiles;
   signature: string;
   cert: LoadedCertificate;
@@ -107,6 +109,14 @@ function signatureOf(files: Omit<CertificateFiles, "passphrase">): string {
   });
   return parts.join("|");
 }
+
+interface SourcePairs {
+  readonly source: number;
+  readonly files: CertificateFiles[] | undefined;
+}
+
+const pairsOfSource = ({ source, files }: SourcePairs) =>
+  (files ?? []).map((f) => ({ source, files: f }));
 
 export class CertificateStore {
   private entries = new Map<string, Entry>();
@@ -124,11 +134,11 @@ export class CertificateStore {
   ) {
     this.env = spec.env ?? process.env;
     const errors: CertificateError[] = [];
-    for (const files of this.expand(errors)) {
+    for (const { source, files } of this.expand(errors).flatMap(pairsOfSource)) {
       try {
         const cert = loadCertificate(files);
         for (const w of cert.warnings) log("warn", w, { file: files.certPath });
-        this.entries.set(files.certPath, { files, signature: signatureOf(files), cert });
+        this.entries.set(files.certPath, { source, files, signature: signatureOf(files), cert });
       } catch (e) {
         errors.push(
           e instanceof CertificateError
@@ -196,40 +206,46 @@ export class CertificateStore {
   /** Looks for changes now; returns true when the served certificates changed. */
   check(): boolean {
     const errors: CertificateError[] = [];
-    const wanted = this.expand(errors);
+    const expanded = this.expand(errors);
     for (const e of errors)
       this.log("error", "certificate reload failed; the previous certificates keep serving", {
         error: e.message,
       });
+    // Built in the order of the sources, so the default stays the default.
     const next = new Map<string, Entry>();
-    for (const files of wanted) {
-      const old = this.entries.get(files.certPath);
-      const sig = signatureOf(files);
-      if (old && old.signature === sig && old.files.keyPath === files.keyPath) {
-        next.set(files.certPath, old);
+    for (const { source, files: found } of expanded) {
+      if (!found) {
+        // The source could not be read (folder listing, passphrase): keep what it had.
+        for (const [path, old] of this.entries) if (old.source === source) next.set(path, old);
         continue;
       }
-      try {
-        const cert = loadCertificate(files);
-        for (const w of cert.warnings) this.log("warn", w, { file: files.certPath });
-        next.set(files.certPath, { files, signature: sig, cert });
-        this.log("info", old ? "certificate reloaded" : "certificate added", {
-          file: files.certPath,
-          names: cert.names.join(","),
-          notAfter: cert.notAfter.toISOString(),
-        });
-      } catch (e) {
-        this.log("error", "certificate reload failed; the previous one keeps serving", {
-          error: (e as Error).message,
-        });
-        if (old) next.set(files.certPath, { ...old, signature: sig });
+      for (const files of found) {
+        const old = this.entries.get(files.certPath);
+        const sig = signatureOf(files);
+        if (old && old.signature === sig && old.files.keyPath === files.keyPath) {
+          next.set(files.certPath, old);
+          continue;
+        }
+        try {
+          const cert = loadCertificate(files);
+          for (const w of cert.warnings) this.log("warn", w, { file: files.certPath });
+          next.set(files.certPath, { source, files, signature: sig, cert });
+          this.log("info", old ? "certificate reloaded" : "certificate added", {
+            file: files.certPath,
+            names: cert.names.join(","),
+            notAfter: cert.notAfter.toISOString(),
+          });
+        } catch (e) {
+          this.log("error", "certificate reload failed; the previous one keeps serving", {
+            error: (e as Error).message,
+          });
+          if (old) next.set(files.certPath, { ...old, signature: sig });
+        }
       }
     }
-    for (const [path, old] of this.entries) {
-      if (next.has(path)) continue;
-      // A configured pair whose files vanished keeps serving; a pair gone from a folder is removed.
-      if (this.isExplicit(path)) next.set(path, old);
-      else this.log("info", "certificate removed", { file: path });
+    // A configured pair always comes back from expand(); a pair gone from a folder is removed.
+    for (const path of this.entries.keys()) {
+      if (!next.has(path)) this.log("info", "certificate removed", { file: path });
     }
     this.entries = next;
     const set = this.build();
@@ -239,30 +255,26 @@ export class CertificateStore {
     return true;
   }
 
-  private isExplicit(certPath: string): boolean {
-    return this.spec.sources.some((s) => s.kind === "files" && s.certPath === certPath);
-  }
-
-  private expand(errors: CertificateError[]): CertificateFiles[] {
-    const out: CertificateFiles[] = [];
-    for (const s of this.spec.sources) {
+  /** Each source's pairs, or undefined for a source that could not be read (errors says why). */
+  private expand(errors: CertificateError[]): SourcePairs[] {
+    return this.spec.sources.map((s, source) => {
       try {
         const passphrase = passphraseOf(s, this.env);
         if (s.kind === "files") {
-          out.push({
+          const files: CertificateFiles = {
             certPath: s.certPath,
             keyPath: s.keyPath,
             intermediateCertsPath: s.intermediateCertsPath,
             passphrase,
-          });
-        } else {
-          for (const p of pairsInDir(s.dir)) out.push({ ...p, passphrase });
+          };
+          return { source, files: [files] };
         }
+        return { source, files: pairsInDir(s.dir).map((p) => ({ ...p, passphrase })) };
       } catch (e) {
         errors.push(e as CertificateError);
+        return { source, files: undefined };
       }
-    }
-    return out;
+    });
   }
 
   private build(): CertificateSet | undefined {

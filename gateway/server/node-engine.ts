@@ -2,6 +2,7 @@
 // absolute-form targets (http_proxy clients), any header names, trailers — at a lower
 // request rate than uws. Linkerd node proxies and the egress pool need it.
 
+import { randomBytes } from "node:crypto";
 import {
   createServer,
   type IncomingMessage,
@@ -13,6 +14,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import type { Readable } from "node:stream";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import type { LoadedCertificate } from "../../tls/certificate.js";
+import { readClientHello } from "../../tls/client-hello.js";
 import type { CidrSet } from "../http/cidr.js";
 import { type ServerExchange, splitAbsoluteForm } from "../http/exchange.js";
 import type { ExchangeHandler, Listener, ListenerOptions } from "./listener.js";
@@ -23,8 +25,8 @@ import type { ListenerTls } from "./tls-listener.js";
 const CONDEMNED = new WeakSet<Socket>();
 /** What the PROXY header of each connection said (keyed by the TCP socket). */
 const PROXIED = new WeakMap<Socket, ProxyInfo>();
-/** How long a peer may take to send its PROXY header. */
-const PROXY_HEADER_TIMEOUT_MS = 5000;
+/** How long a peer may take to send its PROXY header and its TLS ClientHello. */
+const FRONT_READ_TIMEOUT_MS = 10_000;
 
 class NodeExchange implements ServerExchange {
   readonly method: string;
@@ -153,96 +155,124 @@ class NodeExchange implements ServerExchange {
 }
 
 /**
- * TLS options for Node's server: one secure context per certificate, chosen by SNI, and
- * replaced when the certificate store reloads.
+ * Node's TLS server presents one certificate per key type and keeps the default in the
+ * slot an SNI certificate of another type leaves empty (OpenSSL may then pick the
+ * default). So lintel reads the server name from the ClientHello itself and gives each
+ * connection exactly one secure context, chosen before the handshake starts.
  */
-function tlsServerOptions(tls: ListenerTls): {
-  options: object;
-  onReload: (apply: (o: object) => void) => void;
-} {
-  let contexts = new Map<LoadedCertificate, SecureContext>();
-  const policy = {
-    minVersion: tls.minVersion,
-    maxVersion: tls.maxVersion,
-    ciphers: tls.ciphers,
-    ca: tls.clientCa,
-  };
-  const contextOf = (c: LoadedCertificate) => {
-    let ctx = contexts.get(c);
+class TlsContexts {
+  private readonly contexts = new WeakMap<LoadedCertificate, SecureContext>();
+  /** Shared by every context, so sessions resume across certificates and reloads. */
+  private readonly ticketKeys = randomBytes(48);
+
+  constructor(private readonly tls: ListenerTls) {}
+
+  /** The context for a server name (undefined: none, and the listener is strict). */
+  forServerName(serverName: string | undefined): SecureContext | undefined {
+    const set = this.tls.store.current;
+    const cert = serverName === undefined ? undefined : set.match(serverName);
+    if (cert) return this.contextOf(cert);
+    return this.tls.strictSni ? undefined : this.contextOf(set.defaultCert);
+  }
+
+  contextOf(cert: LoadedCertificate): SecureContext {
+    let ctx = this.contexts.get(cert);
     if (!ctx) {
       ctx = createSecureContext({
-        ...policy,
-        key: c.keyPem,
-        passphrase: c.files.passphrase,
-        cert: c.chainPem,
+        minVersion: this.tls.minVersion,
+        maxVersion: this.tls.maxVersion,
+        ciphers: this.tls.ciphers,
+        ca: this.tls.clientCa,
+        key: cert.keyPem,
+        passphrase: cert.files.passphrase,
+        cert: cert.chainPem,
+        ticketKeys: this.ticketKeys,
       });
-      contexts.set(c, ctx);
+      this.contexts.set(cert, ctx);
     }
     return ctx;
-  };
-  // Clients without SNI (or, unless strict, with an unknown name) get the default.
-  const defaults = () => {
-    const d = tls.store.current.defaultCert;
-    return tls.strictSni ? {} : { key: d.keyPem, passphrase: d.files.passphrase, cert: d.chainPem };
-  };
-  const options = {
-    ...policy,
-    ...defaults(),
-    requestCert: tls.clientCa !== undefined,
-    rejectUnauthorized: tls.requireClientAuth,
-    SNICallback(servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) {
-      const set = tls.store.current;
-      const c = set.match(servername) ?? (tls.strictSni ? undefined : set.defaultCert);
-      if (!c) cb(new Error(`no certificate for server name ${servername}`));
-      else cb(null, contextOf(c));
-    },
-  };
-  return {
-    options,
-    onReload(apply) {
-      tls.store.onChange(() => {
-        contexts = new Map();
-        apply({ ...policy, ...defaults() });
-      });
-    },
-  };
+  }
 }
 
-function proxyFront(allowed: CidrSet, server: NetServer, tls: boolean): NetServer {
+/** A TLS alert record: fatal, with the given description (RFC 8446 §6). */
+const alert = (description: number) => Buffer.from([21, 3, 3, 0, 2, 2, description]);
+const UNRECOGNIZED_NAME = alert(112);
+
+/**
+ * A plain TCP server in front of the HTTP(S) server: it reads the PROXY header (when
+ * configured) and the TLS ClientHello (over TLS), then hands the connection over with
+ * every byte it read.
+ */
+function connectionFront(
+  server: NetServer,
+  proxyFrom: CidrSet | undefined,
+  contexts: TlsContexts | undefined,
+): NetServer {
+  // Node's TLS server gives each new connection the context in this field.
+  const shared = server as unknown as { _sharedCreds: SecureContext };
+  if (contexts && !("_sharedCreds" in shared)) {
+    throw new Error("this Node.js TLS server has no _sharedCreds: lintel needs Node.js 20");
+  }
   return createNetServer((socket) => {
-    if (!allowed.has(socket.remoteAddress ?? "")) {
+    if (proxyFrom && !proxyFrom.has(socket.remoteAddress ?? "")) {
       // Only the configured proxies may speak to this listener.
       socket.destroy();
       return;
     }
     let buf: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), PROXY_HEADER_TIMEOUT_MS);
-    const onData = (d: Buffer) => {
-      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
-      const r = parseProxyV2(buf);
-      if (r.status === "more") return;
+    let proxyRead = proxyFrom === undefined;
+    const timer = setTimeout(() => socket.destroy(), FRONT_READ_TIMEOUT_MS);
+    const stop = () => {
       socket.off("data", onData);
       clearTimeout(timer);
-      if (r.status === "error") {
-        socket.destroy();
-        return;
-      }
-      PROXIED.set(socket, r.info);
+    };
+    const handOver = (rest: Buffer) => {
+      stop();
       socket.pause();
-      if (tls) {
+      if (contexts) {
         // TLS takes the paused socket over and reads what was put back first.
-        if (r.rest.length > 0) socket.unshift(r.rest);
+        if (rest.length > 0) socket.unshift(rest);
         server.emit("connection", socket);
         return;
       }
       // Node's HTTP parser reads the socket natively and would never see bytes put back
       // into the stream: hand the connection over, then feed it the bytes that followed.
       server.emit("connection", socket);
-      if (r.rest.length > 0) socket.emit("data", r.rest);
+      if (rest.length > 0) socket.emit("data", rest);
       socket.resume();
     };
+    const onData = (d: Buffer) => {
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      if (!proxyRead) {
+        const r = parseProxyV2(buf);
+        if (r.status === "more") return;
+        if (r.status === "error") {
+          stop();
+          socket.destroy();
+          return;
+        }
+        PROXIED.set(socket, r.info);
+        proxyRead = true;
+        buf = r.rest;
+        if (!contexts) return handOver(buf);
+        if (buf.length === 0) return;
+      }
+      if (!contexts) return;
+      const hello = readClientHello(buf);
+      if (hello.status === "more") return;
+      // Not TLS at all: the TLS server fails the handshake (and reports it).
+      const ctx = contexts.forServerName(hello.status === "hello" ? hello.serverName : undefined);
+      if (!ctx) {
+        stop();
+        socket.end(UNRECOGNIZED_NAME);
+        return;
+      }
+      shared._sharedCreds = ctx;
+      handOver(buf);
+    };
     socket.on("data", onData);
-    socket.on("error", () => clearTimeout(timer));
+    socket.on("error", stop);
+    socket.on("close", stop);
   });
 }
 
@@ -263,24 +293,35 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
   const onRequest = (req: IncomingMessage, res: ServerResponse) =>
     handler(new NodeExchange(req, res));
   let server: ReturnType<typeof createServer>;
+  let contexts: TlsContexts | undefined;
   if (opts.tls) {
-    const t = tlsServerOptions(opts.tls);
-    const https = createHttpsServer({ ...httpOptions, ...t.options }, onRequest);
-    t.onReload((o) => https.setSecureContext(o));
-    server = https;
+    contexts = new TlsContexts(opts.tls);
+    server = createHttpsServer(
+      {
+        ...httpOptions,
+        // Each connection is given its own context by the front; this one is a placeholder.
+        secureContext: contexts.contextOf(opts.tls.store.current.defaultCert),
+        requestCert: opts.tls.clientCa !== undefined,
+        rejectUnauthorized: opts.tls.requireClientAuth,
+      },
+      onRequest,
+    );
   } else {
     server = createServer(httpOptions, onRequest);
   }
-  if (opts.maxConnections !== undefined) server.maxConnections = opts.maxConnections;
-  server.on("connection", (s: Socket) => {
+  const track = (s: Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
-  });
-  // With the PROXY protocol a plain TCP server reads the header first, then hands the
-  // connection to the HTTP(S) server with the rest of its bytes.
-  const front = opts.proxyProtocolFrom
-    ? proxyFront(opts.proxyProtocolFrom, server, opts.tls !== undefined)
-    : server;
+  };
+  server.on("connection", track);
+  // Over TLS or with the PROXY protocol a plain TCP server reads the connection's first
+  // bytes, then hands it to the HTTP(S) server.
+  const front =
+    opts.proxyProtocolFrom || contexts
+      ? connectionFront(server, opts.proxyProtocolFrom, contexts)
+      : server;
+  if (front !== server) front.on("connection", track);
+  if (opts.maxConnections !== undefined) front.maxConnections = opts.maxConnections;
   return new Promise((resolve, reject) => {
     front.once("error", reject);
     front.listen(opts.port, opts.ip, () => {

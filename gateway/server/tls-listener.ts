@@ -17,6 +17,8 @@ export interface ListenerTls {
   /** PEM of the CAs client certificates must chain to, when client certificates are asked for. */
   readonly clientCa: string | undefined;
   readonly requireClientAuth: boolean;
+  /** Where the listener reports what happens to its certificates. */
+  readonly log: Logger;
 }
 
 type TlsConfig = NonNullable<ServerConfig["tls"]>;
@@ -61,5 +63,6 @@ export function listenerTls(tls: TlsConfig, log: Logger): ListenerTls {
     ciphers: tls.ciphers?.join(":"),
     clientCa,
     requireClientAuth: tls.requireClientAuth,
+    log,
   };
 }

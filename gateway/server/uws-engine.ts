@@ -4,8 +4,9 @@
 // or more get no response (the connection is left to uws's ~10 s idle timeout); it adds
 // `Date` and `uWebSockets: 20` headers and cannot send trailers.
 
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { STATUS_CODES } from "node:http";
+import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -345,13 +346,99 @@ export async function listenUws(
   };
 }
 
+/** How long an app replaced by a certificate change keeps serving the connections it has. */
+const RETIRED_APP_GRACE_MS = 10 * 60_000;
+/** How long the old and the new app both accept when certificates change. */
+const LISTEN_HANDOVER_MS = 50;
+/** Server names a client sent in other letter cases, added on demand (see below), per app. */
+const MAX_CASE_VARIANTS = 64;
+
+type UwsCertFiles = { key_file_name: string; cert_file_name: string; passphrase?: string };
+
 /**
- * TLS on uws: the default certificate is the app's own; every name a certificate serves is
- * added with addServerName (uws picks exact names before wildcards) and routed to the same
- * handler. uws reads certificates from files, so each is written to a private folder.
- * When certificates change, names are removed and added in place; when the default
- * changes, a new app takes over the port (SO_REUSEPORT) and the old one keeps its
- * connections until they close.
+ * An SSLApp serving one certificate set: the default certificate is the app's own, every
+ * name a certificate serves is added with addServerName (uws picks exact names before
+ * wildcards) and routed to the same handler. uws reads certificates from files while the
+ * app is built, so they are written to a private folder that is removed right after.
+ */
+function buildTlsApp(uws: Uws, set: CertificateSet, tls: ListenerTls, route: RouteHandler): UwsApp {
+  const dir = mkdtempSync(join(tmpdir(), "lintel-tls-")); // mode 0700
+  try {
+    const written = new Map<LoadedCertificate, UwsCertFiles>();
+    const filesOf = (c: LoadedCertificate): UwsCertFiles => {
+      let f = written.get(c);
+      if (!f) {
+        const base = join(dir, String(written.size));
+        writeFileSync(`${base}.crt`, c.chainPem, { mode: 0o600 });
+        writeFileSync(`${base}.key`, c.keyPem, { mode: 0o600 });
+        f = { cert_file_name: `${base}.crt`, key_file_name: `${base}.key` };
+        if (c.files.passphrase !== undefined) f.passphrase = c.files.passphrase;
+        written.set(c, f);
+      }
+      return f;
+    };
+    const app = uws.SSLApp({
+      ...filesOf(set.defaultCert),
+      ...(tls.ciphers ? { ssl_ciphers: tls.ciphers } : {}),
+    });
+    app.any("/*", route);
+    for (const [name, c] of set.names) {
+      app.addServerName(name, filesOf(c));
+      app.domain(name).any("/*", route);
+    }
+    // uws compares server names case-sensitively; names match case-insensitively (RFC 6066
+    // §3). A name sent in other letters is added as sent, a bounded number of times.
+    let variants = 0;
+    app.missingServerName((sent) => {
+      const c = sent === sent.toLowerCase() ? undefined : set.match(sent);
+      if (!c || variants >= MAX_CASE_VARIANTS) return;
+      variants++;
+      const variantDir = mkdtempSync(join(tmpdir(), "lintel-tls-"));
+      try {
+        const base = join(variantDir, "variant");
+        writeFileSync(`${base}.crt`, c.chainPem, { mode: 0o600 });
+        writeFileSync(`${base}.key`, c.keyPem, { mode: 0o600 });
+        app.addServerName(sent, {
+          cert_file_name: `${base}.crt`,
+          key_file_name: `${base}.key`,
+          ...(c.files.passphrase !== undefined ? { passphrase: c.files.passphrase } : {}),
+        });
+        app.domain(sent).any("/*", route);
+      } finally {
+        rmSync(variantDir, { recursive: true, force: true });
+      }
+    });
+    return app;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Whether Linux moves a closed listen socket's pending connections to its reuseport peers. */
+function acceptQueuesMigrate(): boolean {
+  try {
+    return readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim() === "1";
+  } catch {
+    return false;
+  }
+}
+
+/** uws shares a port between apps (SO_REUSEPORT) only when the first listen named it. */
+function freePort(ip: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once("error", reject);
+    probe.listen(0, ip, () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+/**
+ * TLS on uws. uws cannot safely remove a server name while connections use it, so a
+ * certificate change builds a new app with the whole set, which takes over the port
+ * (SO_REUSEPORT); the old app keeps its connections for RETIRED_APP_GRACE_MS.
  */
 async function listenUwsTls(
   uws: Uws,
@@ -359,24 +446,6 @@ async function listenUwsTls(
   tls: ListenerTls,
   handler: ExchangeHandler,
 ): Promise<Listener> {
-  const dir = mkdtempSync(join(tmpdir(), "lintel-tls-"));
-  chmodSync(dir, 0o700);
-  const written = new Map<
-    string,
-    { key_file_name: string; cert_file_name: string; passphrase?: string }
-  >();
-  const filesOf = (c: LoadedCertificate) => {
-    let f = written.get(c.fingerprint);
-    if (!f) {
-      const base = join(dir, c.fingerprint.slice(0, 32));
-      writeFileSync(`${base}.crt`, c.chainPem, { mode: 0o600 });
-      writeFileSync(`${base}.key`, c.keyPem, { mode: 0o600 });
-      f = { cert_file_name: `${base}.crt`, key_file_name: `${base}.key` };
-      if (c.files.passphrase !== undefined) f.passphrase = c.files.passphrase;
-      written.set(c.fingerprint, f);
-    }
-    return f;
-  };
   const ctx: UwsListenerContext = {
     secure: true,
     ip: opts.ip,
@@ -384,61 +453,86 @@ async function listenUwsTls(
     proxyFrom: opts.proxyProtocolFrom,
   };
   const route = routeHandler(handler, ctx);
-  const served = new Map<string, string>(); // name → certificate fingerprint on the current app
-  const makeApp = (set: CertificateSet): UwsApp => {
-    const app = uws.SSLApp({
-      ...filesOf(set.defaultCert),
-      ...(tls.ciphers ? { ssl_ciphers: tls.ciphers } : {}),
-    });
-    app.any("/*", route);
-    served.clear();
-    for (const [name, c] of set.names) addName(app, name, c);
-    return app;
-  };
-  const addName = (app: UwsApp, name: string, c: LoadedCertificate) => {
-    app.addServerName(name, filesOf(c));
-    app.domain(name).any("/*", route);
-    served.set(name, c.fingerprint);
-  };
-  let app = makeApp(tls.store.current);
-  let defaultFingerprint = tls.store.current.defaultCert.fingerprint;
-  let ls: us_listen_socket | undefined = await listenApp(app, opts);
-  const port = uws.us_socket_local_port(ls);
+  if (!acceptQueuesMigrate()) {
+    tls.log.warn(
+      "certificate changes on the uws engine reset connections still in the accept queue; set net.ipv4.tcp_migrate_req=1 (or use engine: node) for hitless changes",
+    );
+  }
+  const port = opts.port === 0 ? await freePort(opts.ip) : opts.port;
+  let app = buildTlsApp(uws, tls.store.current, tls, route);
+  let ls: us_listen_socket | undefined = await listenApp(app, { ...opts, port });
   ctx.port = port;
-  const retired: UwsApp[] = [];
+  const retired = new Map<UwsApp, NodeJS.Timeout>();
+  const handovers = new Map<NodeJS.Timeout, us_listen_socket>();
+  const closeApp = (a: UwsApp) => (a as unknown as { close(): void }).close();
   let stopped = false;
 
   const stopReloads = tls.store.onChange((set) => {
     if (stopped) return;
-    if (set.defaultCert.fingerprint !== defaultFingerprint) {
-      const next = makeApp(set);
-      listenApp(next, { ...opts, port }).then(
-        (nextLs) => {
-          if (ls) uws.us_listen_socket_close(ls);
-          retired.push(app);
-          app = next;
-          ls = nextLs;
-          defaultFingerprint = set.defaultCert.fingerprint;
-        },
-        () => {
-          // Could not take over the port: keep serving the old default (the store logged the change).
-        },
-      );
+    let next: UwsApp;
+    try {
+      next = buildTlsApp(uws, set, tls, route);
+    } catch (e) {
+      tls.log.error("cannot load the new certificates into uws; the previous ones keep serving", {
+        error: (e as Error).message,
+      });
       return;
     }
-    for (const [name, fp] of [...served]) {
-      const c = set.names.get(name);
-      if (!c || c.fingerprint !== fp) {
-        app.removeServerName(name);
-        served.delete(name);
-      }
+    if (!ls) {
+      // Not accepting any more (draining): the old app finishes what it has.
+      closeApp(next);
+      return;
     }
-    for (const [name, c] of set.names) if (!served.has(name)) addName(app, name, c);
+    listenApp(next, { ...opts, port }).then(
+      (nextLs) => {
+        if (stopped || !ls) {
+          uws.us_listen_socket_close(nextLs);
+          closeApp(next);
+          return;
+        }
+        // Closing a listen socket resets what waits in its accept queue, which filled while
+        // the new app was built: let uws accept those first. Meanwhile the kernel spreads new
+        // connections over both sockets.
+        const oldLs = ls;
+        const handover = setTimeout(() => {
+          // Close right after an I/O poll (where uws accepts), not after a busy stretch.
+          setImmediate(() => {
+            if (!handovers.delete(handover)) return;
+            uws.us_listen_socket_close(oldLs);
+          });
+        }, LISTEN_HANDOVER_MS);
+        handovers.set(handover, oldLs);
+        const old = app;
+        retired.set(
+          old,
+          setTimeout(() => {
+            retired.delete(old);
+            closeApp(old);
+          }, RETIRED_APP_GRACE_MS).unref(),
+        );
+        app = next;
+        ls = nextLs;
+      },
+      (e: Error) => {
+        closeApp(next);
+        tls.log.error(
+          "cannot take over the port with the new certificates; the previous ones keep serving",
+          {
+            error: e.message,
+          },
+        );
+      },
+    );
   });
 
   const stop = () => {
     if (ls) uws.us_listen_socket_close(ls);
     ls = undefined;
+    for (const [timer, old] of handovers) {
+      clearTimeout(timer);
+      uws.us_listen_socket_close(old);
+    }
+    handovers.clear();
   };
   return {
     engine: "uws",
@@ -449,8 +543,12 @@ async function listenUwsTls(
       stopped = true;
       stopReloads();
       stop();
-      for (const a of [...retired, app]) (a as unknown as { close(): void }).close();
-      rmSync(dir, { recursive: true, force: true });
+      for (const [a, timer] of retired) {
+        clearTimeout(timer);
+        closeApp(a);
+      }
+      retired.clear();
+      closeApp(app);
     },
   };
 }

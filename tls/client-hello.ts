@@ -1,0 +1,91 @@
+// Reads the server name (SNI) out of a TLS ClientHello before the handshake starts, so
+// a listener can pick the certificate for a connection up front (RFC 8446 §4.1.2,
+// RFC 6066 §3). Only what that needs is parsed; the TLS stack validates the rest.
+
+export type ClientHelloRead =
+  /** Not enough bytes yet: call again with more. */
+  | { readonly status: "more" }
+  /** A ClientHello; serverName is absent when the client sent no host name. */
+  | { readonly status: "hello"; readonly serverName: string | undefined }
+  /** Not a TLS ClientHello (plain HTTP on a TLS port, or garbage). */
+  | { readonly status: "not-tls" };
+
+const HANDSHAKE_RECORD = 22;
+const CLIENT_HELLO = 1;
+const SERVER_NAME_EXTENSION = 0;
+const HOST_NAME = 0;
+/** A ClientHello is a few hundred bytes (under 2 KB with post-quantum key shares). */
+const MAX_CLIENT_HELLO = 64 * 1024;
+
+const MORE: ClientHelloRead = { status: "more" };
+const NOT_TLS: ClientHelloRead = { status: "not-tls" };
+
+/** Reads the first handshake message from the bytes a client sent, possibly over several records. */
+export function readClientHello(buf: Buffer): ClientHelloRead {
+  // Handshake messages may be fragmented over records: gather the fragments first.
+  const fragments: Buffer[] = [];
+  let gathered = 0;
+  let needed = -1;
+  let at = 0;
+  while (needed < 0 || gathered < needed) {
+    if (buf.length < at + 5) return MORE;
+    if (buf[at] !== HANDSHAKE_RECORD || buf[at + 1] !== 3) return NOT_TLS;
+    const length = buf.readUInt16BE(at + 3);
+    if (length === 0) return NOT_TLS;
+    if (buf.length < at + 5 + length) return MORE;
+    const fragment = buf.subarray(at + 5, at + 5 + length);
+    fragments.push(fragment);
+    gathered += fragment.length;
+    at += 5 + length;
+    if (needed < 0 && gathered >= 4) {
+      const head = fragments.length === 1 ? fragment : Buffer.concat(fragments);
+      if (head[0] !== CLIENT_HELLO) return NOT_TLS;
+      needed = 4 + head.readUIntBE(1, 3);
+      if (needed > MAX_CLIENT_HELLO) return NOT_TLS;
+    }
+  }
+  const hello = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments);
+  const serverName = serverNameOf(hello.subarray(4, needed));
+  return serverName === null ? NOT_TLS : { status: "hello", serverName };
+}
+
+/** The host name in a ClientHello body; undefined without one, null when malformed. */
+function serverNameOf(body: Buffer): string | undefined | null {
+  // legacy_version(2) random(32) session_id<0..32> cipher_suites<2..> compression<1..>
+  let at = 34;
+  if (body.length < at + 1) return null;
+  at += 1 + body[at]!;
+  if (body.length < at + 2) return null;
+  at += 2 + body.readUInt16BE(at);
+  if (body.length < at + 1) return null;
+  at += 1 + body[at]!;
+  if (body.length === at) return undefined; // no extensions at all
+  if (body.length < at + 2) return null;
+  const end = at + 2 + body.readUInt16BE(at);
+  if (end > body.length) return null;
+  at += 2;
+  while (at + 4 <= end) {
+    const type = body.readUInt16BE(at);
+    const length = body.readUInt16BE(at + 2);
+    at += 4;
+    if (at + length > end) return null;
+    if (type === SERVER_NAME_EXTENSION) return hostNameOf(body.subarray(at, at + length));
+    at += length;
+  }
+  return undefined;
+}
+
+function hostNameOf(ext: Buffer): string | undefined | null {
+  if (ext.length < 2) return null;
+  const end = Math.min(ext.length, 2 + ext.readUInt16BE(0));
+  let at = 2;
+  while (at + 3 <= end) {
+    const type = ext[at]!;
+    const length = ext.readUInt16BE(at + 1);
+    at += 3;
+    if (at + length > end) return null;
+    if (type === HOST_NAME) return ext.toString("latin1", at, at + length);
+    at += length;
+  }
+  return undefined;
+}
