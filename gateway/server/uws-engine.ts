@@ -163,20 +163,24 @@ class UwsExchange implements ServerExchange {
     this.length = length;
   }
 
-  private flushHead(): void {
+  /** Writes the head; `closing` says the connection closes after this response. */
+  private flushHead(closing: boolean): void {
     if (this.headWritten) return;
     this.headWritten = true;
     const res = this.res;
     res.writeStatus(statusLine(this.status));
     const h = this.headHeaders!;
     for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
+    // RFC 9112 §9.6: say so (uws closes without telling; clients then count an error).
+    if (closing) res.writeHeader("connection", "close");
   }
 
   write(chunk: Buffer): boolean {
     if (this.aborted) return true;
     let ok = true;
     this.res.cork(() => {
-      this.flushHead();
+      // Streamed: uws closes after it only when the client asked.
+      this.flushHead(this.clientWantsClose);
       if (this.length === undefined) {
         ok = this.res.write(chunk);
         return;
@@ -217,16 +221,17 @@ class UwsExchange implements ServerExchange {
     this.res.cork(() => {
       const noBody = this.method === "HEAD" || this.status === 204 || this.status === 304;
       if (noBody && !this.headWritten) {
-        this.flushHead();
+        const closing = this.closeAfter || this.clientWantsClose;
+        this.flushHead(closing);
         const length = this.status === 204 ? undefined : this.length;
         // uws closes after a bodiless response only when given a length (an explicit
         // undefined becomes 2^63); so a closing 204 states Content-Length: 0.
-        if (this.closeAfter || this.clientWantsClose) this.res.endWithoutBody(length ?? 0, true);
+        if (closing) this.res.endWithoutBody(length ?? 0, true);
         else if (length === undefined) this.res.endWithoutBody();
         else this.res.endWithoutBody(length);
         return;
       }
-      this.flushHead();
+      this.flushHead(this.clientWantsClose);
       // Never ask uws to close here: after body bytes went out it would write its
       // Connection header into the body. A streamed response keeps its connection.
       if (this.length === undefined || this.length === 0) this.res.end();
@@ -269,9 +274,10 @@ class UwsExchange implements ServerExchange {
     this.res.cork(() => {
       this.status = status;
       this.headHeaders = headers;
-      this.flushHead();
+      const closing = this.closeAfter || this.clientWantsClose;
+      this.flushHead(closing);
       // Status, headers and body in one end(): the only way uws closes cleanly after it.
-      this.res.end(body, this.closeAfter || this.clientWantsClose);
+      this.res.end(body, closing);
     });
   }
 
