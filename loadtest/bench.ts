@@ -2,7 +2,9 @@
 // A fast backend (HAProxy answering from memory), HAProxy as a proxy (one thread,
 // keep-alive to the backend) and lintel (one thread; uws and node engines) run on
 // loopback; wrk drives each target with the same connections and duration, in
-// interleaved rounds. Prints a table and writes loadtest/results/latest.json.
+// interleaved rounds. Each row also gives the CPU time the proxy spent per request, which
+// stays meaningful when the load generator, not the proxy, sets the pace (the handshake
+// row on a small machine). Prints a table and writes loadtest/results/latest.json.
 //
 //   npm run bench -- [--quick] [--duration S] [--connections N] [--body BYTES] [--rounds N]
 
@@ -16,6 +18,7 @@ import { makeBenchCert } from "./lib/certs.js";
 import { backendConfig, proxyConfig } from "./lib/haproxy.js";
 import {
   commandExists,
+  cpuSeconds,
   freePort,
   type Proc,
   start,
@@ -50,6 +53,8 @@ interface Row {
   readonly min_rps: number;
   readonly max_rps: number;
   readonly errors: number;
+  /** CPU time the proxy (or backend, for direct) spent per request, in microseconds. */
+  readonly cpu_us_per_req: number;
 }
 
 const median = (xs: number[]) => {
@@ -198,6 +203,7 @@ routers:
     for (const sc of scenarios) {
       console.log(`\n${sc.name}: ${sc.what}`);
       const results = new Map<string, WrkResult[]>(sc.targets.map((t) => [t.name, []]));
+      const cpuPerRequest = new Map<string, number[]>(sc.targets.map((t) => [t.name, []]));
       const run = (t: Target, seconds: number) =>
         runWrk({
           url: t.url,
@@ -211,10 +217,13 @@ routers:
         for (const t of sc.targets) {
           if (t.proc.child.exitCode !== null)
             throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
+          const cpuBefore = cpuSeconds(t.proc);
           const res = await run(t, durationS);
+          const cpuUs = ((cpuSeconds(t.proc) - cpuBefore) * 1e6) / Math.max(1, res.requests);
           results.get(t.name)!.push(res);
+          cpuPerRequest.get(t.name)!.push(cpuUs);
           console.log(
-            `  round ${r + 1} ${t.name.padEnd(12)} ${res.rps.toFixed(0).padStart(8)} req/s  p99 ${res.p99Ms.toFixed(2)} ms`,
+            `  round ${r + 1} ${t.name.padEnd(12)} ${res.rps.toFixed(0).padStart(8)} req/s  p99 ${res.p99Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} us/req`,
           );
         }
       }
@@ -229,6 +238,7 @@ routers:
           min_rps: Math.min(...rs.map((x) => x.rps)),
           max_rps: Math.max(...rs.map((x) => x.rps)),
           errors: rs.reduce((s, x) => s + x.errors, 0),
+          cpu_us_per_req: median(cpuPerRequest.get(t.name)!),
         };
       });
       rows.push(...scRows);
@@ -290,12 +300,12 @@ function printTable(
 ): void {
   const fmt = (x: number | undefined) => (x === undefined ? "" : x.toFixed(2));
   console.log(
-    `${"target".padEnd(12)} ${"req/s".padStart(9)} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/direct".padStart(7)}`,
+    `${"target".padEnd(12)} ${"req/s".padStart(9)} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/direct".padStart(7)} ${"cpu us/req".padStart(10)}`,
   );
   for (const row of rows) {
     const key = `${scenario}/${row.target}`;
     console.log(
-      `${row.target.padEnd(12)} ${row.rps.toFixed(0).padStart(9)} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${fmt(ratios[key]).padStart(8)} ${fmt(vsDirect[key]).padStart(7)}`,
+      `${row.target.padEnd(12)} ${row.rps.toFixed(0).padStart(9)} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${fmt(ratios[key]).padStart(8)} ${fmt(vsDirect[key]).padStart(7)} ${row.cpu_us_per_req.toFixed(1).padStart(10)}`,
     );
   }
 }

@@ -2,6 +2,7 @@
 // and always stopped by PID when the run ends (even when it fails).
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 
 export interface Proc {
@@ -85,4 +86,13 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
     });
   });
+}
+
+/** CPU time (user + system) a process has used so far, in seconds (Linux /proc; 10 ms steps). */
+export function cpuSeconds(proc: Proc): number {
+  const stat = readFileSync(`/proc/${proc.child.pid}/stat`, "utf8");
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const USER_HZ = 100;
+  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
 }
