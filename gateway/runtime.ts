@@ -10,6 +10,8 @@ import type { LintelConfig } from "./config/config-schema.js";
 import { CidrSet } from "./http/cidr.js";
 import type { Logger } from "./log.js";
 import { AccessLog } from "./routing/access-log.js";
+import { ConnectTunnels } from "./routing/connect-tunnel.js";
+import { EgressPolicy } from "./routing/egress-policy.js";
 import { buildNaming, type NamingSetup, routerLabel } from "./routing/naming-setup.js";
 import { Router } from "./routing/router.js";
 import { ServerPolicy } from "./routing/server-policy.js";
@@ -33,10 +35,15 @@ export interface BoundListener {
   readonly listener: Listener;
 }
 
+/** How long a CONNECT tunnel waits for its destination to accept the connection. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 export class Runtime {
   ready = false;
   /** Certificate stores of the TLS listeners, stopped at shutdown. */
   readonly tlsStores: CertificateStore[] = [];
+  /** CONNECT tunnels of the servers that accept them: waited for, then cut, at shutdown. */
+  readonly tunnels: ConnectTunnels[] = [];
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -71,6 +78,7 @@ export class Runtime {
         clients.push(cache);
         const accessLog = r.httpAccessLog ? new AccessLog(r.httpAccessLog, rlog) : undefined;
         if (accessLog) accessLogs.push(accessLog);
+        const egress = r.egress ? new EgressPolicy(r.egress) : undefined;
         const router = new Router(label, {
           naming: naming.routers.get(label)!,
           clients: cache,
@@ -84,6 +92,7 @@ export class Runtime {
           },
           bindingCacheSize: r.bindingCache.paths,
           bindingIdleTtlMs: r.bindingCache.idleTtlSecs * 1000,
+          egress,
         });
         routers.push(router);
         for (const [j, s] of r.servers.entries()) {
@@ -99,6 +108,19 @@ export class Runtime {
             }
             rt.tlsStores.push(tls.store);
           }
+          let tunnels: ConnectTunnels | undefined;
+          if (s.connect && egress) {
+            tunnels = new ConnectTunnels({
+              egress,
+              ports: new Set(s.connect.ports),
+              resolver: naming.resolver,
+              resolveTimeoutMs: r.bindingTimeoutMs,
+              connectTimeoutMs: CONNECT_TIMEOUT_MS,
+              log: rlog,
+            });
+            rt.tunnels.push(tunnels);
+          }
+          const onConnect = tunnels?.handle.bind(tunnels);
           let listener: Listener;
           try {
             listener = await listen(
@@ -114,6 +136,7 @@ export class Runtime {
                 proxyProtocolFrom: s.proxyProtocol ? new CidrSet(s.proxyProtocolFrom) : undefined,
                 headersTimeoutMs: s.headersTimeoutMs,
                 maxConnections: s.maxConnections,
+                onConnect,
               },
               (ex) => router.handle(ex, policy),
             );
@@ -181,10 +204,11 @@ export class Runtime {
       l.listener.closeIdle();
     }
     const inflight = this.routers.reduce((n, r) => n + r.inflight, 0);
-    if (inflight > 0) this.log.info("draining", { inflight, graceMs });
+    const tunnels = this.tunnels.reduce((n, t) => n + t.count, 0);
+    if (inflight + tunnels > 0) this.log.info("draining", { inflight, tunnels, graceMs });
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all(this.routers.map((r) => r.idle())),
+      Promise.all([...this.routers.map((r) => r.idle()), ...this.tunnels.map((t) => t.idle())]),
       new Promise<void>((r) => {
         timer = setTimeout(r, graceMs);
       }),
@@ -194,6 +218,7 @@ export class Runtime {
     if (left > 0)
       this.log.warn("grace period over; closing requests still in flight", { inflight: left });
     for (const l of this.listeners) l.listener.destroy();
+    for (const t of this.tunnels) t.destroyAll();
     for (const t of this.tlsStores) t.stop();
     for (const r of this.routers) r.close();
     // The grace period is over: cut whatever upstream requests remain.

@@ -1,12 +1,13 @@
 // The shape of a lintel config: a Linkerd 1 config for the `http` protocol, key for key,
 // with lintel's extensions in the same style. Defaults follow Linkerd 1.
 
-import { parseCidr } from "../http/cidr.js";
 import type { Registry } from "../plugins/registry.js";
+import { connectBlock, dnsBlock, egressBlock } from "./egress-schemas.js";
 import { pluginSchema } from "./plugin-schema.js";
 import { client, defaultKind, kinded, service } from "./policy-schemas.js";
 import {
   boolean,
+  cidr,
   def,
   dtabString,
   filePath,
@@ -139,23 +140,6 @@ function forwardedHeader() {
   return schema;
 }
 
-/** An IP address or CIDR range, e.g. 10.0.0.0/8. */
-function cidr(): Schema<string> {
-  const expected = "an IP address or CIDR range such as 10.0.0.0/8";
-  return {
-    expected,
-    decode(v, path, cx) {
-      if (typeof v !== "string") return cx.report(path, `expected ${expected}, got ${show(v)}`);
-      try {
-        parseCidr(v.trim());
-        return v.trim();
-      } catch (e) {
-        return cx.report(path, `expected ${expected}: ${(e as Error).message}`);
-      }
-    },
-  };
-}
-
 const server = refine(
   object(
     {
@@ -185,6 +169,8 @@ const server = refine(
       httpsRedirect: opt(
         object({ port: def(port(), 443), status: def(oneOf(["301", "302", "307", "308"]), "308") }),
       ),
+      /** lintel: accept CONNECT tunnels (https_proxy clients) under the router's egress policy; node engine. */
+      connect: opt(connectBlock),
     },
     {
       unsupported: { announce: "service announcement is not supported" },
@@ -202,6 +188,9 @@ const server = refine(
     if (s.engine === "uws" && s.maxConnections !== undefined) {
       return "maxConnections needs engine: node (uws gives no hook to count connections)";
     }
+    if (s.connect && s.engine === "uws") {
+      return "connect needs engine: node (uws does not accept CONNECT)";
+    }
     if (s.proxyProtocol && s.tls && s.engine === "uws") {
       return "the uws engine cannot read a PROXY header before TLS; use engine: node for this server";
     }
@@ -218,7 +207,7 @@ const bindingCache = object({
 });
 
 export function routerSchema(registry: Registry) {
-  return object(
+  const fields = object(
     {
       protocol: req(protocol()),
       label: opt(nonEmptyString("a router label")),
@@ -244,6 +233,8 @@ export function routerSchema(registry: Registry) {
       maxChunkKB: opt(integer({ min: 1 })),
       streamingEnabled: def(boolean(), true),
       compressionLevel: opt(integer({ min: -1, max: 9 })),
+      /** lintel: this router leaves the cluster: the destinations it may reach, and what they are told. */
+      egress: opt(egressBlock),
     },
     {
       unsupported: {
@@ -253,6 +244,11 @@ export function routerSchema(registry: Registry) {
           "access log rotation is left to the log shipper (logrotate with copytruncate)",
       },
     },
+  );
+  return refine(fields, (r) =>
+    r.servers.some((s) => s.connect) && !r.egress
+      ? "a server accepts CONNECT but the router has no egress block: CONNECT needs its destination policy"
+      : undefined,
   );
 }
 
@@ -295,6 +291,8 @@ export function configSchema(registry: Registry) {
       routers: req(list(routerSchema(registry), { minItems: 1, expected: "a list of routers" })),
       telemetry: def(list(telemeter), []),
       usage: def(usage, {}),
+      /** lintel: how host names are resolved (TTLs, servers, failures). */
+      dns: def(dnsBlock, {}),
       /** lintel: plugin modules to load before the rest is read (paths). */
       plugins: def(list(filePath("a plugin module path")), []),
     },

@@ -4,6 +4,7 @@
 
 import { isIP } from "node:net";
 import { resolve as resolvePath } from "node:path";
+import { parseCidr } from "../http/cidr.js";
 import { type Dtab, NameParseError, type Path, readDtab, readPath } from "../naming/index.js";
 import { didYouMean } from "./suggest.js";
 
@@ -402,4 +403,21 @@ function decodeDefault(f: Field<unknown>, path: string, cx: DecodeContext): unkn
     );
   }
   return d;
+}
+
+/** An IP address or CIDR range, e.g. 10.0.0.0/8. */
+export function cidr(): Schema<string> {
+  const expected = "an IP address or CIDR range such as 10.0.0.0/8";
+  return {
+    expected,
+    decode(v, path, cx) {
+      if (typeof v !== "string") return cx.report(path, `expected ${expected}, got ${show(v)}`);
+      try {
+        parseCidr(v.trim());
+        return v.trim();
+      } catch (e) {
+        return cx.report(path, `expected ${expected}: ${(e as Error).message}`);
+      }
+    },
+  };
 }

@@ -22,6 +22,19 @@ export function unappliedSettings(config: LintelConfig): Unapplied[] {
       fatal: true,
     });
 
+  const d = config.dns;
+  if (
+    d.servers ||
+    d.timeoutMs !== 2000 ||
+    d.tries !== 2 ||
+    d.minTtlSecs !== 5 ||
+    d.maxTtlSecs !== 300 ||
+    d.negativeTtlSecs !== 30 ||
+    d.staleIfErrorSecs !== 300 ||
+    d.family !== "v4-preferred"
+  ) {
+    warn("dns", "the dns block", "names are resolved with the system resolver every 5 s");
+  }
   config.telemetry.forEach((t, i) => {
     warn(`telemetry[${i}]`, `telemeter ${t.kind}`);
   });

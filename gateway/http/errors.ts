@@ -11,6 +11,9 @@ export type ProxyErrorCode =
   | "LINTEL_BIND_TIMEOUT"
   | "LINTEL_CONNECT"
   | "LINTEL_UPSTREAM"
+  | "LINTEL_UPSTREAM_TLS"
+  | "LINTEL_FORBIDDEN"
+  | "LINTEL_METHOD_NOT_ALLOWED"
   | "LINTEL_SHUTTING_DOWN"
   | "LINTEL_OVERLOADED"
   | "LINTEL_BAD_REQUEST"
@@ -28,6 +31,12 @@ const STATUS: Record<ProxyErrorCode, number> = {
   LINTEL_BIND_TIMEOUT: 503,
   LINTEL_CONNECT: 502,
   LINTEL_UPSTREAM: 502,
+  /** The upstream's certificate failed verification (name, issuer, dates) or TLS failed. */
+  LINTEL_UPSTREAM_TLS: 502,
+  /** An egress destination the router's policy does not allow (host or address). */
+  LINTEL_FORBIDDEN: 403,
+  /** CONNECT on a server that does not tunnel. */
+  LINTEL_METHOD_NOT_ALLOWED: 405,
   LINTEL_SHUTTING_DOWN: 503,
   LINTEL_OVERLOADED: 503,
   LINTEL_BAD_REQUEST: 400,

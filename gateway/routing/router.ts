@@ -22,6 +22,7 @@ import {
 } from "../naming/index.js";
 import type { AccessLog } from "./access-log.js";
 import { BindingCache } from "./binding-cache.js";
+import { type EgressPolicy, requestHost } from "./egress-policy.js";
 import { ForwardHandler } from "./forward.js";
 import type { RouterNaming } from "./naming-setup.js";
 import type { ServerPolicy } from "./server-policy.js";
@@ -35,6 +36,8 @@ export interface RouterOptions {
   readonly limits: RequestLimits;
   readonly bindingCacheSize: number;
   readonly bindingIdleTtlMs: number;
+  /** Set on a router that leaves the cluster: the destinations it may reach. */
+  readonly egress?: EgressPolicy;
   readonly rng?: () => number;
 }
 
@@ -162,6 +165,8 @@ export class Router {
         `maximum call depth (${policy.maxCallDepth}) exceeded: the request passed ${viaCount(headers)} proxies; check for a routing loop`,
       );
     }
+    // Before anything is bound (and so before any DNS query).
+    this.opts.egress?.checkHost(requestHost(getHeader(headers, "host")));
     const id = this.opts.naming.identifier.identify(new View(ex, policy.clearContext));
     if (!id.ok)
       throw new ProxyError("LINTEL_UNIDENTIFIED", `cannot identify the request: ${id.reason}`);
@@ -259,7 +264,15 @@ export class Router {
         `${bound.id.show} has no addresses for ${service.show}`,
       );
     }
-    const head = upstreamHeaders(ex, st.policy, service, bound, local);
+    const egress = this.opts.egress;
+    if (egress) {
+      // The address about to be dialled, whatever the name resolved to before.
+      const { host, meta } = endpoint.address;
+      const name = typeof meta.hostname === "string" ? meta.hostname : undefined;
+      if (name !== undefined) egress.checkHost(name);
+      egress.checkAddress(host, name);
+    }
+    const head = upstreamHeaders(ex, st.policy, service, bound, local, egress);
     st.remote = head.client;
     const handler = new ForwardHandler(
       ex,

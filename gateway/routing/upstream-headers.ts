@@ -1,12 +1,14 @@
 // The request head lintel sends upstream: the client's headers minus hop-by-hop ones
 // (and those Connection names), Via appended, the Linkerd context set (l5d-dst-*,
 // l5d-reqid, l5d-ctx-dtab), and on edge servers X-Forwarded-* / Forwarded rebuilt and
-// every l5d-* and x-forwarded-client-cert header dropped.
+// every l5d-* and x-forwarded-client-cert header dropped. Egress routers send no l5d-*
+// header to the outside unless configured to.
 
 import type { ServerExchange } from "../http/exchange.js";
 import { FORWARDED_HEADERS, forwardedHeaders } from "../http/forwarded.js";
 import { appendVia, connectionListed, getHeader, HOP_BY_HOP } from "../http/headers.js";
 import type { BoundName, Dtab, Path } from "../naming/index.js";
+import type { EgressPolicy } from "./egress-policy.js";
 import { newRequestId } from "./request-id.js";
 import type { ServerPolicy } from "./server-policy.js";
 
@@ -22,6 +24,7 @@ export function upstreamHeaders(
   service: Path,
   bound: BoundName,
   local: Dtab,
+  egress?: EgressPolicy,
 ): UpstreamHead {
   const headers = ex.headers;
   const clearContext = policy.clearContext;
@@ -57,19 +60,25 @@ export function upstreamHeaders(
     out.push(name, headers[i + 1]!);
   }
   if (ex.contentLength !== undefined) out.push("content-length", String(ex.contentLength));
-  out.push(
-    "via",
-    appendVia(via),
-    "l5d-dst-service",
-    service.show,
-    "l5d-dst-client",
-    bound.id.show,
-    "l5d-reqid",
-    newRequestId(),
-  );
-  if (!bound.residual.isEmpty) out.push("l5d-dst-residual", bound.residual.show);
-  // Per-request dentries travel on to the next hops as context (Linkerd's Dtab.local).
-  if (local.size > 0) out.push("l5d-ctx-dtab", local.show);
+  out.push("via", appendVia(via));
+  // Toward hosts outside the cluster the Linkerd context stays inside, unless configured.
+  if (egress && !egress.forwardL5dHeaders) {
+    for (let i = out.length - 2; i >= 0; i -= 2) {
+      if (out[i]!.startsWith("l5d-")) out.splice(i, 2);
+    }
+  } else {
+    out.push(
+      "l5d-dst-service",
+      service.show,
+      "l5d-dst-client",
+      bound.id.show,
+      "l5d-reqid",
+      newRequestId(),
+    );
+    if (!bound.residual.isEmpty) out.push("l5d-dst-residual", bound.residual.show);
+    // Per-request dentries travel on to the next hops as context (Linkerd's Dtab.local).
+    if (local.size > 0) out.push("l5d-ctx-dtab", local.show);
+  }
   let client = ex.clientAddress;
   if (forwarded) {
     const f = forwardedHeaders(

@@ -1,6 +1,7 @@
 // What a listener engine offers the router: start accepting on ip:port, hand each request
 // to the handler as a ServerExchange, stop accepting, and report connections for draining.
 
+import type { Socket } from "node:net";
 import type { CidrSet } from "../http/cidr.js";
 import type { ServerExchange } from "../http/exchange.js";
 import type { ListenerTls } from "./tls-listener.js";
@@ -20,6 +21,19 @@ export interface ListenerOptions {
   readonly headersTimeoutMs?: number;
   /** node engine: the most connections open at once. */
   readonly maxConnections?: number;
+  /** node engine: takes over CONNECT requests; without it they are refused with 405. */
+  readonly onConnect?: (request: TunnelRequest) => void;
+}
+
+/** A CONNECT request, its connection taken over from the HTTP server. */
+export interface TunnelRequest {
+  /** The request target: `host:port` (`[v6]:port`). */
+  readonly authority: string;
+  readonly clientAddress: string;
+  /** The client connection, taken over from the HTTP server. */
+  readonly socket: Socket;
+  /** Bytes the client sent after the CONNECT head. */
+  readonly head: Buffer;
 }
 
 export type ExchangeHandler = (exchange: ServerExchange) => void;

@@ -16,7 +16,9 @@ import { createSecureContext, type SecureContext, type TLSSocket } from "node:tl
 import type { LoadedCertificate } from "../../tls/certificate.js";
 import { readClientHello } from "../../tls/client-hello.js";
 import type { CidrSet } from "../http/cidr.js";
+import { ProxyError } from "../http/errors.js";
 import { type ServerExchange, splitAbsoluteForm } from "../http/exchange.js";
+import { writeRawError } from "../http/raw-error.js";
 import type { ExchangeHandler, Listener, ListenerOptions } from "./listener.js";
 import { type ProxyInfo, parseProxyV2 } from "./proxy-protocol.js";
 import type { ListenerTls } from "./tls-listener.js";
@@ -309,6 +311,25 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
   } else {
     server = createServer(httpOptions, onRequest);
   }
+  server.on("connect", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (opts.onConnect) {
+      const raw = (socket as { _parent?: Socket })._parent ?? socket;
+      opts.onConnect({
+        authority: req.url ?? "",
+        clientAddress: PROXIED.get(raw)?.source?.address ?? socket.remoteAddress ?? "",
+        socket,
+        head,
+      });
+    } else {
+      writeRawError(
+        socket,
+        new ProxyError(
+          "LINTEL_METHOD_NOT_ALLOWED",
+          "CONNECT is not enabled on this server (servers[].connect)",
+        ),
+      );
+    }
+  });
   const track = (s: Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
