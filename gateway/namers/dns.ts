@@ -1,12 +1,18 @@
-// Host name resolution for /$/inet and /$/io.buoyant.rinet: each watched name is
-// resolved when first observed and again every `refreshMs` while in use, so addresses
-// follow DNS changes (Linkerd resolved some names once and kept stale IPs).
-// NXDOMAIN is negative; a failure after a good answer keeps the last good answer.
+// Host name resolution for /$/inet, /$/io.buoyant.rinet and io.l5d.specificHost, as the
+// `dns` config block sets it up: the hosts file first, then DNS servers asked with TTLs
+// (and the search domains of /etc/resolv.conf for short names).
+// A name is looked up when first observed; while it is observed it is looked up again
+// before its answer expires, so requests never wait on a refresh; once nothing observes
+// it, it is left alone (its answer stays cached until it expires).
 
-import { lookup as dnsLookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import type { DnsConfig } from "../config/egress-schemas.js";
 import type { Logger } from "../log.js";
 import { Cell, constant, type Var, VarCache } from "../naming/index.js";
+import { AnswerCache, type CacheTimes, type DnsLookup, type Resolution } from "./dns-cache.js";
+import { dnsQuery, pickFamily } from "./dns-query.js";
+import { HostsFile, SYSTEM_HOSTS_FILE } from "./hosts-file.js";
+import { readSearchDomains, SYSTEM_RESOLV_CONF } from "./search-domains.js";
 
 export type HostState =
   | { readonly kind: "pending" }
@@ -19,91 +25,115 @@ export interface HostResolver {
   watch(host: string): Var<HostState>;
 }
 
-export type LookupFn = (host: string) => Promise<string[]>;
-
-const systemLookup: LookupFn = async (host) =>
-  (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
-
-/** Error codes that mean "this name does not exist" rather than "DNS did not answer". */
-const NEGATIVE_CODES = new Set(["ENOTFOUND", "ENODATA", "EAI_NONAME", "EAI_NODATA"]);
-
-export interface PollingResolverOptions {
+export interface DnsResolverOptions extends CacheTimes {
   readonly log: Logger;
-  readonly lookup?: LookupFn;
-  /** How often names in use are resolved again. */
-  readonly refreshMs?: number;
+  readonly lookup: DnsLookup;
+  /** Run by close(): stops the look-ups in flight. */
+  readonly onClose?: () => void;
 }
 
-/** Re-resolves names in use every 5 s by default, like Finagle's InetResolver poll. */
-export const DEFAULT_REFRESH_MS = 5_000;
+const PENDING: HostState = { kind: "pending" };
 
-export class PollingResolver implements HostResolver {
-  private readonly cache = new VarCache<string, HostState>();
-  private readonly lookup: LookupFn;
-  private readonly refreshMs: number;
+export class DnsResolver implements HostResolver {
+  private readonly cells = new VarCache<string, HostState>();
+  private readonly answers: AnswerCache;
+  private closed = false;
 
-  constructor(private readonly opts: PollingResolverOptions) {
-    this.lookup = opts.lookup ?? systemLookup;
-    this.refreshMs = opts.refreshMs ?? DEFAULT_REFRESH_MS;
+  constructor(private readonly opts: DnsResolverOptions) {
+    this.answers = new AnswerCache(opts.lookup, opts, opts.log);
   }
 
   watch(host: string): Var<HostState> {
     if (isIP(host) !== 0) return constant({ kind: "ok", ips: [host] });
-    return this.cache.get(
+    return this.cells.get(
       host,
-      () => new Cell<HostState>({ kind: "pending" }, (cell) => this.poll(host, cell)),
+      () =>
+        new Cell<HostState>(this.answers.fresh(host)?.state ?? PENDING, (cell) =>
+          this.follow(host, cell),
+        ),
     );
   }
 
-  private poll(host: string, cell: Cell<HostState>): () => void {
+  /** Stops every refresh and the look-ups in flight (at shutdown). */
+  close(): void {
+    this.closed = true;
+    this.opts.onClose?.();
+  }
+
+  /** Keeps `cell` current while it is observed; returns what stops that. */
+  private follow(host: string, cell: Cell<HostState>): () => void {
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
-    const once = async () => {
-      let next: HostState;
-      try {
-        const ips = [...new Set(await this.lookup(host))].sort();
-        next =
-          ips.length > 0
-            ? { kind: "ok", ips }
-            : { kind: "neg", reason: `${host} has no addresses` };
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        if (err.code !== undefined && NEGATIVE_CODES.has(err.code)) {
-          next = { kind: "neg", reason: `${host}: no such host (${err.code})` };
-        } else {
-          next = {
-            kind: "failed",
-            error: new Error(`resolving ${host} failed: ${err.code ?? err.message}`),
-          };
-        }
-      }
-      if (stopped) return;
+    const apply = (r: Resolution) => {
+      if (stopped || this.closed) return;
       const prev = cell.sample();
-      if (next.kind === "failed" && prev.kind === "ok") {
-        this.opts.log.warn("DNS lookup failed; keeping the last answer", {
-          host,
-          error: next.error.message,
-        });
-      } else if (!sameState(prev, next)) {
-        if (prev.kind === "ok" || next.kind === "ok") {
+      if (!sameState(prev, r.state)) {
+        if (prev.kind === "ok" || r.state.kind === "ok") {
           this.opts.log.debug("DNS answer changed", {
             host,
-            ips: next.kind === "ok" ? next.ips.join(",") : next.kind,
+            ips: r.state.kind === "ok" ? r.state.ips.join(",") : r.state.kind,
           });
         }
-        cell.set(next);
+        cell.set(r.state);
       }
       // Setting the cell may have made the last observer leave.
       if (stopped) return;
-      timer = setTimeout(() => void once(), this.refreshMs);
+      timer = setTimeout(refresh, r.refreshInMs);
       timer.unref();
     };
-    void once();
+    const refresh = () => {
+      // Another watcher of the name may have renewed its answer meanwhile.
+      const renewed = this.answers.fresh(host);
+      if (renewed && renewed.refreshInMs > 0) apply(renewed);
+      else void this.answers.query(host).then(apply);
+    };
+    this.answers.retain(host);
+    const cached = this.answers.fresh(host);
+    if (cached) apply(cached);
+    else void this.answers.query(host).then(apply);
     return () => {
       stopped = true;
-      if (timer) clearTimeout(timer);
+      clearTimeout(timer);
+      this.answers.release(host);
     };
   }
+}
+
+/** Answers from the hosts file are kept this long (then clamped like DNS answers). */
+const HOSTS_FILE_TTL_SECS = 5;
+/** However short the TTLs, a name in use is looked up at most once a second. */
+const MIN_REFRESH_MS = 1000;
+
+export interface SystemDnsOptions {
+  readonly log: Logger;
+  /** The hosts file to read (tests use their own). */
+  readonly hostsFile?: string;
+  /** The resolv.conf whose search domains apply (tests use their own). */
+  readonly resolvConf?: string;
+}
+
+/** The resolver the `dns` config block describes. */
+export function createDnsResolver(config: DnsConfig, opts: SystemDnsOptions): DnsResolver {
+  const hosts = new HostsFile(opts.hostsFile ?? SYSTEM_HOSTS_FILE);
+  const servers = dnsQuery({
+    ...config,
+    searchDomains: readSearchDomains(opts.resolvConf ?? SYSTEM_RESOLV_CONF),
+  });
+  const lookup: DnsLookup = async (host) => {
+    const listed = pickFamily((await hosts.lookup(host)) ?? [], config.family);
+    if (listed.length > 0) return { ips: listed, ttlSecs: HOSTS_FILE_TTL_SECS };
+    return servers.lookup(host);
+  };
+  return new DnsResolver({
+    log: opts.log,
+    lookup,
+    onClose: servers.close,
+    minTtlMs: config.minTtlSecs * 1000,
+    maxTtlMs: config.maxTtlSecs * 1000,
+    negativeTtlMs: config.negativeTtlSecs * 1000,
+    staleIfErrorMs: config.staleIfErrorSecs * 1000,
+    minRefreshMs: MIN_REFRESH_MS,
+  });
 }
 
 function sameState(a: HostState, b: HostState): boolean {

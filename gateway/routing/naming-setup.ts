@@ -7,7 +7,7 @@ import type { PluginConfig } from "../config/plugin-schema.js";
 import { firstMatch, type Identifier } from "../identifiers/identifier.js";
 import type { Interpreter } from "../interpreters/interpreter.js";
 import type { Logger } from "../log.js";
-import { type HostResolver, PollingResolver } from "../namers/dns.js";
+import { createDnsResolver, type DnsResolver, type HostResolver } from "../namers/dns.js";
 import { createGlobalNamer } from "../namers/global.js";
 import {
   CONFIGURED_NAMER_ROOT,
@@ -45,7 +45,13 @@ export function routerLabel(r: RouterConfig): string {
 
 export function buildNaming(config: LintelConfig, opts: NamingOptions): NamingSetup {
   const { log } = opts;
-  const resolver = opts.resolver ?? new PollingResolver({ log: log.child({ component: "dns" }) });
+  let resolver = opts.resolver;
+  let ownResolver: DnsResolver | undefined;
+  if (!resolver) {
+    resolver = ownResolver = createDnsResolver(config.dns, {
+      log: log.child({ component: "dns" }),
+    });
+  }
   const global = createGlobalNamer(resolver);
   const globalNamers = globalLookup(global);
 
@@ -95,6 +101,7 @@ export function buildNaming(config: LintelConfig, opts: NamingOptions): NamingSe
     close() {
       for (const r of routers.values()) r.interpreter.close();
       for (const n of namerInstances) n.close?.();
+      ownResolver?.close();
     },
   };
 }

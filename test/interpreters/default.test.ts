@@ -4,7 +4,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DecodeContext } from "../../gateway/config/schema.js";
 import { DtabInterpreter, defaultInterpreter } from "../../gateway/interpreters/default.js";
 import { silentLogger } from "../../gateway/log.js";
-import { PollingResolver } from "../../gateway/namers/dns.js";
 import { FsNamer } from "../../gateway/namers/fs.js";
 import { createGlobalNamer } from "../../gateway/namers/global.js";
 import { globalLookup, namerLookup } from "../../gateway/namers/mount.js";
@@ -28,6 +27,7 @@ import {
   addrText,
   decode,
   fakeDns,
+  fakeResolver,
   Observations,
   onlyBound,
   stateText,
@@ -252,11 +252,7 @@ routers:
 });
 
 describe("DtabInterpreter used directly", () => {
-  const resolver = new PollingResolver({
-    log: silentLogger,
-    lookup: fakeDns().lookup,
-    refreshMs: 20,
-  });
+  const resolver = fakeResolver(fakeDns().lookup);
   const global = createGlobalNamer(resolver);
 
   function interpreter(

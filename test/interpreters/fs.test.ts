@@ -6,7 +6,6 @@ import { DtabInterpreter } from "../../gateway/interpreters/default.js";
 import { fsInterpreter, readDtabFile, watchDtabFile } from "../../gateway/interpreters/fs.js";
 import type { Interpreter } from "../../gateway/interpreters/interpreter.js";
 import { createLogger, type Level, silentLogger } from "../../gateway/log.js";
-import { PollingResolver } from "../../gateway/namers/dns.js";
 import { createGlobalNamer } from "../../gateway/namers/global.js";
 import { globalLookup } from "../../gateway/namers/mount.js";
 import { Dtab, readDtab, readPath } from "../../gateway/naming/index.js";
@@ -16,6 +15,7 @@ import {
   decode,
   decodeIssues,
   fakeDns,
+  fakeResolver,
   Observations,
   onlyBound,
   problemText,
@@ -38,9 +38,7 @@ afterEach(() => {
 });
 
 const none = Dtab.empty;
-const global = createGlobalNamer(
-  new PollingResolver({ log: silentLogger, lookup: fakeDns().lookup, refreshMs: 20 }),
-);
+const global = createGlobalNamer(fakeResolver(fakeDns().lookup));
 
 /** Creates the io.l5d.fs interpreter on `dtabFile` (checked every 20 ms) with the /$/ namers. */
 function fsInterp(dtabFile: string, routerDtab = "", log = silentLogger): Interpreter {

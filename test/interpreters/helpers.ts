@@ -5,10 +5,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../gateway/config/load.js";
 import { silentLogger } from "../../gateway/log.js";
-import { PollingResolver } from "../../gateway/namers/dns.js";
 import type { DelegateNode } from "../../gateway/naming/index.js";
 import { buildNaming, type NamingSetup } from "../../gateway/routing/naming-setup.js";
-import { type FakeDns, fakeDns } from "../namers/helpers.js";
+import { type FakeDns, fakeDns, fakeResolver } from "../namers/helpers.js";
 
 export interface Built {
   readonly naming: NamingSetup;
@@ -30,7 +29,7 @@ export async function buildFromYaml(
     );
   }
   const dns = fakeDns(answers);
-  const resolver = new PollingResolver({ log: silentLogger, lookup: dns.lookup, refreshMs: 20 });
+  const resolver = fakeResolver(dns.lookup);
   return { naming: buildNaming(loaded.config, { log: silentLogger, resolver }), dns };
 }
 

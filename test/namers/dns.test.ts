@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { silentLogger } from "../../gateway/log.js";
-import { type HostState, PollingResolver } from "../../gateway/namers/dns.js";
+import type { HostState } from "../../gateway/namers/dns.js";
 import { createGlobalNamer } from "../../gateway/namers/global.js";
 import { readPath, settle } from "../../gateway/naming/index.js";
 import {
   addrText,
   dnsError,
   fakeDns,
+  fakeResolver,
   Observations,
   onlyBound,
   sleep,
@@ -31,13 +31,14 @@ function hostText(s: HostState): string {
   }
 }
 
-function resolverWith(answers: Record<string, readonly string[] | Error>, refreshMs = 20) {
+function resolverWith(answers: Record<string, readonly string[] | Error>) {
   const dns = fakeDns(answers);
-  const resolver = new PollingResolver({ log: silentLogger, lookup: dns.lookup, refreshMs });
-  return { dns, resolver };
+  return { dns, resolver: fakeResolver(dns.lookup) };
 }
 
-describe("PollingResolver", () => {
+// The resolver's behaviour over look-ups that answer at once (TTL 0, kept 20 ms);
+// dns-resolver.test.ts runs it against a real DNS server.
+describe("DnsResolver", () => {
   it("answers an IP literal at once, as a constant, without a lookup", () => {
     const { dns, resolver } = resolverWith({});
     const v4 = resolver.watch("192.0.2.1");
@@ -144,11 +145,11 @@ describe("PollingResolver", () => {
     await waitUntil(() => hostText(v.sample()) === "ok 192.0.2.5", "the name back");
   });
 
-  it("stops polling when nothing observes the name", async () => {
+  it("stops looking the name up when nothing observes it", async () => {
     const { dns, resolver } = resolverWith({ web: ["192.0.2.1"] });
     const v = resolver.watch("web");
     const live = obs.live(v);
-    await waitUntil(() => dns.count("web") >= 3, "a few polls");
+    await waitUntil(() => dns.count("web") >= 3, "a few look-ups");
     live.stop();
     await sleep(30); // let a lookup already running finish
     const after = dns.count("web");
@@ -156,10 +157,10 @@ describe("PollingResolver", () => {
     expect(dns.count("web")).toBe(after);
   });
 
-  it("resumes polling when observed again", async () => {
+  it("looks the name up again when observed again", async () => {
     const { dns, resolver } = resolverWith({ web: ["192.0.2.1"] });
     const first = obs.live(resolver.watch("web"));
-    await waitUntil(() => dns.count("web") >= 1, "the first poll");
+    await waitUntil(() => dns.count("web") >= 1, "the first look-up");
     first.stop();
     await sleep(30);
     dns.set("web", ["192.0.2.8"]);
@@ -168,7 +169,7 @@ describe("PollingResolver", () => {
     await waitUntil(() => hostText(v.sample()) === "ok 192.0.2.8", "the new answer");
   });
 
-  it("stops polling when the last observer leaves from inside a change notification", async () => {
+  it("stops when the last observer leaves from inside a change notification", async () => {
     const { dns, resolver } = resolverWith({ web: ["192.0.2.1"] });
     const v = resolver.watch("web");
     // settle() stops observing from inside the listener that reports the first answer.
@@ -181,9 +182,8 @@ describe("PollingResolver", () => {
     });
     const after = dns.count("web");
     await sleep(150);
-    // Regression: PollingResolver.poll's stop() runs while `once` is inside cell.set(); it clears
-    // the (already fired) timer, then `once` goes on to schedule the next poll anyway, so one
-    // more lookup happens refreshMs later although nothing observes the name.
+    // Regression: stop() runs while the refresh is inside cell.set(); it clears the (already
+    // fired) timer, and the refresh must not schedule the next look-up after that.
     expect(dns.count("web")).toBe(after);
   });
 });
@@ -191,7 +191,7 @@ describe("PollingResolver", () => {
 describe("DNS re-resolution through /$/inet", () => {
   it("changes the bound name's addresses when the answer changes, keeping the name", async () => {
     const dns = fakeDns({ "web.example": ["192.0.2.1"] });
-    const resolver = new PollingResolver({ log: silentLogger, lookup: dns.lookup, refreshMs: 20 });
+    const resolver = fakeResolver(dns.lookup);
     const namer = createGlobalNamer(resolver);
     const a = namer.lookup(readPath("/$/inet/web.example/8080/r"));
     const tree = obs.live(a);
@@ -213,7 +213,7 @@ describe("DNS re-resolution through /$/inet", () => {
 
   it("keeps the last good addresses when a later lookup fails", async () => {
     const dns = fakeDns({ "web.example": ["192.0.2.1"] });
-    const resolver = new PollingResolver({ log: silentLogger, lookup: dns.lookup, refreshMs: 20 });
+    const resolver = fakeResolver(dns.lookup);
     const a = createGlobalNamer(resolver).lookup(readPath("/$/inet/web.example/80"));
     obs.live(a);
     await waitForState(a, "/$/inet/web.example/80");
@@ -229,7 +229,7 @@ describe("DNS re-resolution through /$/inet", () => {
 
   it("turns the binding neg when the name disappears", async () => {
     const dns = fakeDns({ "web.example": ["192.0.2.1"] });
-    const resolver = new PollingResolver({ log: silentLogger, lookup: dns.lookup, refreshMs: 20 });
+    const resolver = fakeResolver(dns.lookup);
     const a = createGlobalNamer(resolver).lookup(readPath("/$/inet/web.example/80"));
     obs.live(a);
     await waitForState(a, "/$/inet/web.example/80");
@@ -239,10 +239,10 @@ describe("DNS re-resolution through /$/inet", () => {
 
   it("stops resolving once the binding is no longer observed", async () => {
     const dns = fakeDns({ "web.example": ["192.0.2.1"] });
-    const resolver = new PollingResolver({ log: silentLogger, lookup: dns.lookup, refreshMs: 20 });
+    const resolver = fakeResolver(dns.lookup);
     const a = createGlobalNamer(resolver).lookup(readPath("/$/inet/web.example/80"));
     const live = obs.live(a);
-    await waitUntil(() => dns.count("web.example") >= 3, "a few polls");
+    await waitUntil(() => dns.count("web.example") >= 3, "a few look-ups");
     live.stop();
     await sleep(30);
     const after = dns.count("web.example");
@@ -252,7 +252,7 @@ describe("DNS re-resolution through /$/inet", () => {
 
   it("settle() sees the first answer of an unobserved name", async () => {
     const dns = fakeDns({ "web.example": ["192.0.2.1"] });
-    const resolver = new PollingResolver({ log: silentLogger, lookup: dns.lookup, refreshMs: 20 });
+    const resolver = fakeResolver(dns.lookup);
     const s = await settle(createGlobalNamer(resolver).lookup(readPath("/$/inet/web.example/80")));
     expect(stateText(s)).toBe("/$/inet/web.example/80");
   });

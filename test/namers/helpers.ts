@@ -6,7 +6,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DecodeContext, INVALID } from "../../gateway/config/schema.js";
-import type { LookupFn } from "../../gateway/namers/dns.js";
+import { silentLogger } from "../../gateway/log.js";
+import { DnsResolver } from "../../gateway/namers/dns.js";
+import type { DnsLookup } from "../../gateway/namers/dns-cache.js";
 import type {
   Activity,
   Addr,
@@ -65,7 +67,8 @@ export function dnsError(code: string): NodeJS.ErrnoException {
 }
 
 export interface FakeDns {
-  readonly lookup: LookupFn;
+  /** Answers with TTL 0, so a resolver's minTtlMs decides how long answers are kept. */
+  readonly lookup: DnsLookup;
   /** Every host looked up, in order. */
   readonly calls: string[];
   /** What a host answers from now on: IPs, or an error (thrown). Unknown hosts are ENOTFOUND. */
@@ -83,13 +86,29 @@ export function fakeDns(initial: Record<string, readonly string[] | Error> = {})
       const a = answers.get(host);
       if (a === undefined) throw dnsError("ENOTFOUND");
       if (a instanceof Error) throw a;
-      return [...a];
+      return { ips: [...a], ttlSecs: 0 };
     },
     set: (host, answer) => {
       answers.set(host, answer);
     },
     count: (host) => calls.filter((h) => h === host).length,
   };
+}
+
+/**
+ * A resolver on `lookup` that looks names in use up again every 20 ms, and keeps the last
+ * answer for a minute when look-ups fail.
+ */
+export function fakeResolver(lookup: DnsLookup): DnsResolver {
+  return new DnsResolver({
+    log: silentLogger,
+    lookup,
+    minTtlMs: 20,
+    maxTtlMs: 20,
+    negativeTtlMs: 20,
+    staleIfErrorMs: 60_000,
+    minRefreshMs: 20,
+  });
 }
 
 // ---- waiting ----

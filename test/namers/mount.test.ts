@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../gateway/log.js";
-import { PollingResolver } from "../../gateway/namers/dns.js";
 import { FsNamer } from "../../gateway/namers/fs.js";
 import { createGlobalNamer } from "../../gateway/namers/global.js";
 import {
@@ -46,6 +45,7 @@ import {
   addrText,
   decode,
   fakeDns,
+  fakeResolver,
   Observations,
   onlyBound,
   stateText,
@@ -59,11 +59,7 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-const resolver = new PollingResolver({
-  log: silentLogger,
-  lookup: fakeDns().lookup,
-  refreshMs: 20,
-});
+const resolver = fakeResolver(fakeDns().lookup);
 const global = createGlobalNamer(resolver);
 
 /** A namer answering from a table keyed by the path it is given; records what it was asked. */

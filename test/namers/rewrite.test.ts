@@ -1,11 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../gateway/log.js";
-import { PollingResolver } from "../../gateway/namers/dns.js";
 import { createGlobalNamer } from "../../gateway/namers/global.js";
 import { namerLookup } from "../../gateway/namers/mount.js";
 import { rewriteNamer } from "../../gateway/namers/rewrite.js";
 import { bindPath, Path, readDtab, readPath, sampleRead } from "../../gateway/naming/index.js";
-import { decode, decodeIssues, fakeDns, problemText, stateText } from "./helpers.js";
+import { decode, decodeIssues, fakeDns, fakeResolver, problemText, stateText } from "./helpers.js";
 
 const PREFIX = Path.of("#", "io.l5d.rewrite");
 
@@ -52,9 +51,7 @@ describe("io.l5d.rewrite", () => {
 
   it("binds the rewritten name further through the dtab", () => {
     const n = rewriter("/{service}/api", "/srv/{service}");
-    const global = createGlobalNamer(
-      new PollingResolver({ log: silentLogger, lookup: fakeDns().lookup, refreshMs: 20 }),
-    );
+    const global = createGlobalNamer(fakeResolver(fakeDns().lookup));
     const ctx = {
       dtab: readDtab("/svc => /#/io.l5d.rewrite; /srv/users => /$/inet/127.0.0.1/8080"),
       namers: namerLookup([{ prefix: PREFIX, namer: n }], global),

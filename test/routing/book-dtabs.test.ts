@@ -4,7 +4,7 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../gateway/log.js";
-import { PollingResolver } from "../../gateway/namers/dns.js";
+import { DnsResolver } from "../../gateway/namers/dns.js";
 import { createGlobalNamer } from "../../gateway/namers/global.js";
 import { namerLookup } from "../../gateway/namers/mount.js";
 import {
@@ -62,14 +62,18 @@ const externalDns: Record<string, string[]> = {
   "httpbin.org": ["127.0.0.10"],
   "api.example.com": ["127.0.0.11"],
 };
-const resolver = new PollingResolver({
+const resolver = new DnsResolver({
   log: silentLogger,
-  refreshMs: 60_000,
   lookup: async (host) => {
     const ips = externalDns[host];
-    if (ips) return ips;
-    throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" });
+    if (ips) return { ips, ttlSecs: 60 };
+    throw Object.assign(new Error(`queryA ENOTFOUND ${host}`), { code: "ENOTFOUND" });
   },
+  minTtlMs: 60_000,
+  maxTtlMs: 60_000,
+  negativeTtlMs: 60_000,
+  staleIfErrorMs: 60_000,
+  minRefreshMs: 60_000,
 });
 const namers = namerLookup(
   [

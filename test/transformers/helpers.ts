@@ -1,7 +1,6 @@
 // Shared setup for the transformer tests (not a test file itself).
 
 import { silentLogger } from "../../gateway/log.js";
-import { PollingResolver } from "../../gateway/namers/dns.js";
 import { createGlobalNamer } from "../../gateway/namers/global.js";
 import { globalLookup } from "../../gateway/namers/mount.js";
 import {
@@ -17,7 +16,7 @@ import {
 } from "../../gateway/naming/index.js";
 import type { Plugin } from "../../gateway/plugins/registry.js";
 import type { TransformerContext } from "../../gateway/plugins/types.js";
-import { decode, type FakeDns, fakeDns } from "../namers/helpers.js";
+import { decode, type FakeDns, fakeDns, fakeResolver } from "../namers/helpers.js";
 
 export interface TransformerEnv {
   readonly dns: FakeDns;
@@ -30,7 +29,7 @@ export function transformerEnv(
   answers: Record<string, readonly string[] | Error> = {},
 ): TransformerEnv {
   const dns = fakeDns(answers);
-  const resolver = new PollingResolver({ log: silentLogger, lookup: dns.lookup, refreshMs: 20 });
+  const resolver = fakeResolver(dns.lookup);
   const globalNamers = globalLookup(createGlobalNamer(resolver));
   const ctx = (prefix: string): TransformerContext => ({
     log: silentLogger,
