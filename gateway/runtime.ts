@@ -6,6 +6,7 @@ import type { CertificateStore } from "../tls/certificate-store.js";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.js";
 import { ClientCache } from "./client/client-cache.js";
 import { clientParamsResolver } from "./client/params.js";
+import { clientTlsBlocks, UpstreamTlsContexts } from "./client/upstream-tls.js";
 import type { LintelConfig } from "./config/config-schema.js";
 import { CidrSet } from "./http/cidr.js";
 import type { Logger } from "./log.js";
@@ -65,12 +66,22 @@ export class Runtime {
     const accessLogs: AccessLog[] = [];
     const listeners: BoundListener[] = [];
     const rt = new Runtime(config, log, naming, routers, clients, accessLogs, listeners, undefined);
+    const upstreamTls = new UpstreamTlsContexts();
     try {
-      for (const r of config.routers) {
+      for (const [i, r] of config.routers.entries()) {
         const label = routerLabel(r);
         const rlog = log.child({ router: label });
+        // Load every client TLS file now, so a bad one stops startup rather than a request.
+        for (const { path, tls } of clientTlsBlocks(r.client, `routers[${i}].client`)) {
+          try {
+            upstreamTls.get(tls);
+          } catch (e) {
+            throw new Error(`router ${label} (${path}): TLS: ${(e as Error).message}`);
+          }
+        }
         const cache = new ClientCache(
           clientParamsResolver(r.client),
+          upstreamTls,
           r.bindingCache.clients,
           r.bindingCache.idleTtlSecs * 1000,
           rlog,
@@ -98,7 +109,7 @@ export class Runtime {
         for (const [j, s] of r.servers.entries()) {
           const policy = new ServerPolicy(s, label);
           const listen = s.engine === "uws" ? listenUws : listenNode;
-          const where = `router ${label} (routers[${config.routers.indexOf(r)}].servers[${j}])`;
+          const where = `router ${label} (routers[${i}].servers[${j}])`;
           let tls: ListenerTls | undefined;
           if (s.tls) {
             try {

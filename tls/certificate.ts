@@ -35,7 +35,8 @@ export interface LoadedCertificate {
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
-function read(file: string): string {
+/** The text of a PEM file; throws CertificateError naming it. */
+export function readPemFile(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (e) {
@@ -47,7 +48,11 @@ function read(file: string): string {
   }
 }
 
-function parseCerts(file: string, text: string): { pems: string[]; certs: X509Certificate[] } {
+/** Every certificate in a PEM text (at least one); throws CertificateError naming `file`. */
+export function parsePemCertificates(
+  file: string,
+  text: string,
+): { pems: string[]; certs: X509Certificate[] } {
   const pems = text.match(PEM_CERT) ?? [];
   if (pems.length === 0)
     throw new CertificateError(
@@ -96,16 +101,26 @@ const KNOWN_ROOT_SUBJECTS = new Set(
   rootCertificates.map((pem) => new X509Certificate(pem).subject),
 );
 
-/** Loads and checks a certificate; throws CertificateError naming the file at fault. */
-export function loadCertificate(files: CertificateFiles, now = new Date()): LoadedCertificate {
-  const { pems, certs } = parseCerts(files.certPath, read(files.certPath));
+/**
+ * Loads and checks a certificate; throws CertificateError naming the file at fault. A
+ * server certificate must name a host; a client certificate (mTLS) need not.
+ */
+export function loadCertificate(
+  files: CertificateFiles,
+  now = new Date(),
+  use: "server" | "client" = "server",
+): LoadedCertificate {
+  const { pems, certs } = parsePemCertificates(files.certPath, readPemFile(files.certPath));
   const fromCertFile = certs.length;
   if (files.intermediateCertsPath) {
-    const more = parseCerts(files.intermediateCertsPath, read(files.intermediateCertsPath));
+    const more = parsePemCertificates(
+      files.intermediateCertsPath,
+      readPemFile(files.intermediateCertsPath),
+    );
     pems.push(...more.pems);
     certs.push(...more.certs);
   }
-  const keyText = read(files.keyPath);
+  const keyText = readPemFile(files.keyPath);
   const key = parseKey(files.keyPath, keyText, files.passphrase);
   const leaf = certs[0]!;
   if (!leaf.checkPrivateKey(key)) {
@@ -151,7 +166,7 @@ export function loadCertificate(files: CertificateFiles, now = new Date()): Load
     );
   }
   const names = certificateNames(leaf);
-  if (names.length === 0)
+  if (names.length === 0 && use === "server")
     throw new CertificateError(
       files.certPath,
       "the certificate names no host (no DNS subjectAltName and no CN)",

@@ -6,6 +6,7 @@ import type { BoundName } from "../naming/index.js";
 import { P2CBalancer } from "./balancer.js";
 import { Client } from "./client.js";
 import type { ClientParamsFor } from "./params.js";
+import { type ClientTlsConfig, UpstreamTls, type UpstreamTlsContexts } from "./upstream-tls.js";
 
 export class ClientCache {
   private readonly clients = new Map<string, Client>();
@@ -13,6 +14,7 @@ export class ClientCache {
 
   constructor(
     private readonly paramsFor: ClientParamsFor,
+    private readonly tlsContexts: UpstreamTlsContexts,
     private readonly capacity: number,
     private readonly idleTtlMs: number,
     private readonly log: Logger,
@@ -34,12 +36,23 @@ export class ClientCache {
         maxConnections: p.hostConnectionPool?.maxSize,
         idleTimeMs: p.hostConnectionPool?.idleTimeMs,
         connectTimeoutMs: p.connectTimeoutMs,
+        tls: p.tls ? this.upstreamTls(p.tls, key) : undefined,
       },
       this.log,
     );
     this.clients.set(key, c);
     if (this.clients.size > this.capacity) this.evictLeastRecent();
     return c;
+  }
+
+  private upstreamTls(tls: ClientTlsConfig, client: string): UpstreamTls {
+    if (tls.disableValidation) {
+      this.log.warn(
+        "TLS certificate validation is DISABLED for this client (tls.disableValidation): its upstreams are not authenticated",
+        { client },
+      );
+    }
+    return new UpstreamTls(tls, this.tlsContexts.get(tls));
   }
 
   private evictLeastRecent(): void {

@@ -4,6 +4,7 @@
 import { type Address, addressKey } from "../naming/index.js";
 import type { UpstreamHandler, UpstreamRequest } from "./http1/connection.js";
 import { Http1Pool } from "./http1/pool.js";
+import type { UpstreamTls } from "./upstream-tls.js";
 
 export interface EndpointOptions {
   /** Most connections to this address; unlimited when undefined (Linkerd's default). */
@@ -11,6 +12,8 @@ export interface EndpointOptions {
   /** How long an idle keep-alive connection is kept. */
   readonly idleTimeMs?: number;
   readonly connectTimeoutMs?: number;
+  /** Originate TLS to the address (the client's `tls` block). */
+  readonly tls?: UpstreamTls;
 }
 
 export class Endpoint {
@@ -30,6 +33,7 @@ export class Endpoint {
       maxConnections: opts.maxConnections,
       idleTimeMs: opts.idleTimeMs,
       connectTimeoutMs: opts.connectTimeoutMs,
+      tls: opts.tls?.forAddress(address),
     });
   }
 

@@ -2,6 +2,7 @@
 // decode every block, then cross-checks. Errors name the config path and line.
 
 import { dirname, resolve } from "node:path";
+import { clientTlsBlocks, UpstreamTlsContexts } from "../client/upstream-tls.js";
 import { silentLogger } from "../log.js";
 import { builtinRegistry } from "../plugins/builtins.js";
 import type { Registry } from "../plugins/registry.js";
@@ -147,8 +148,9 @@ function uwsTlsLimits(
   }
 }
 
-/** Checks across blocks: router labels are unique, no two listeners share ip:port. */
+/** Checks across blocks: router labels are unique, no two listeners share ip:port, certificate files load. */
 function crossCheck(config: LintelConfig, cx: DecodeContext): void {
+  const upstreamTls = new UpstreamTlsContexts();
   const labels = new Map<string, number>();
   const binds = new Map<string, string>();
   const bind = (ip: string, port: number, where: string) => {
@@ -186,5 +188,12 @@ function crossCheck(config: LintelConfig, cx: DecodeContext): void {
       if (s.tls && s.engine === "uws") uwsTlsLimits(s.tls, `${at}.tls`, cx);
       if (s.tls) checkCertificates(s.tls, `${at}.tls`, cx);
     });
+    for (const { path, tls } of clientTlsBlocks(r.client, `routers[${i}].client`)) {
+      try {
+        upstreamTls.get(tls);
+      } catch (e) {
+        cx.report(path, (e as Error).message);
+      }
+    }
   });
 }

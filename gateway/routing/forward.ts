@@ -6,6 +6,7 @@
 
 import type { Endpoint } from "../client/endpoint.js";
 import type { UpstreamControl, UpstreamHandler } from "../client/http1/connection.js";
+import { openSslErrorText } from "../client/upstream-tls-errors.js";
 import { ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
 import { appendVia, HOP_BY_HOP } from "../http/headers.js";
@@ -139,10 +140,16 @@ export class ForwardHandler implements UpstreamHandler {
                 "LINTEL_CONNECT",
                 `cannot connect to ${where} for ${this.service}: ${code || err.message}`,
               )
-            : new ProxyError(
-                "LINTEL_UPSTREAM",
-                `${where} failed before answering for ${this.service}: ${err.message}`,
-              );
+            : code.startsWith("ERR_SSL_")
+              ? // TLS broke after the handshake, e.g. TLS 1.3 upstreams refuse a client certificate only then.
+                new ProxyError(
+                  "LINTEL_UPSTREAM_TLS",
+                  `TLS to ${where} failed before answering for ${this.service}: ${openSslErrorText(err)}`,
+                )
+              : new ProxyError(
+                  "LINTEL_UPSTREAM",
+                  `${where} failed before answering for ${this.service}: ${err.message}`,
+                );
       this.outcome.status = e.status;
       this.respondError(this.ex, e);
     }

@@ -1,7 +1,8 @@
 // Keep-alive connections to one upstream address. Requests take an idle connection (the
 // most recently used first, so a quiet period lets the others expire), open a new one
 // while under `maxConnections`, or wait in order. Idle connections are closed after
-// `idleTimeMs` by one coarse sweep per pool, not a timer per connection.
+// `idleTimeMs` by one coarse sweep per pool, not a timer per connection. With `tls`,
+// connections are opened by the TLS origination connector instead of a plain connect.
 
 import { connect, type Socket } from "node:net";
 import {
@@ -18,7 +19,24 @@ export interface PoolOptions {
   readonly maxConnections?: number;
   /** Idle keep-alive connections are closed after this long (default 4 s, under the 5 s keep-alive timeout common upstream servers use). */
   readonly idleTimeMs?: number;
+  /** TCP connect (plus TLS handshake with `tls`); default 10 s. */
   readonly connectTimeoutMs?: number;
+  /** Originate TLS: connections are opened (and the upstream verified) by this. */
+  readonly tls?: TlsOrigination;
+}
+
+/** Opens verified TLS connections for a pool (see gateway/client/upstream-tls.ts). */
+export interface TlsOrigination {
+  /**
+   * Opens TCP then TLS to host:port within `timeoutMs`; calls `done` once, with the socket
+   * ready for requests or with the error the request gets.
+   */
+  connect(
+    host: string,
+    port: number,
+    timeoutMs: number,
+    done: (err: Error | undefined, socket: Socket | undefined) => void,
+  ): void;
 }
 
 interface Waiting {
@@ -29,7 +47,9 @@ interface Waiting {
 /** How often idle connections are checked for expiry. */
 const SWEEP_MS = 1000;
 
-function connectError(code: string, message: string): Error {
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export function connectError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
@@ -76,8 +96,16 @@ export class Http1Pool implements ConnectionOwner {
 
   private open(req: UpstreamRequest, handler: UpstreamHandler): void {
     this.connecting++;
+    const timeoutMs = this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const tls = this.opts.tls;
+    if (tls) {
+      tls.connect(this.opts.host, this.opts.port, timeoutMs, (err, socket) => {
+        if (err) this.openFailed(err, handler);
+        else this.opened(socket!, req, handler);
+      });
+      return;
+    }
     const socket: Socket = connect({ host: this.opts.host, port: this.opts.port, noDelay: true });
-    const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
     const timer = setTimeout(() => {
       socket.destroy(
         connectError("ETIMEDOUT", `connecting to ${this.authority} took over ${timeoutMs} ms`),
@@ -85,27 +113,36 @@ export class Http1Pool implements ConnectionOwner {
     }, timeoutMs);
     const onError = (err: Error) => {
       clearTimeout(timer);
-      this.connecting--;
-      handler.onError(err);
-      this.openForWaiting();
+      this.openFailed(err, handler);
     };
     socket.once("error", onError);
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.off("error", onError);
-      this.connecting--;
-      const conn = new Http1Connection(socket, this, this.authority);
-      this.all.add(conn);
-      this.ensureSweeper();
-      if (this.closed) {
-        handler.onError(
-          connectError("LINTEL_POOL_CLOSED", `the connection pool to ${this.authority} is closed`),
-        );
-        conn.destroy();
-        return;
-      }
-      conn.send(req, handler);
+      this.opened(socket, req, handler);
     });
+  }
+
+  private openFailed(err: Error, handler: UpstreamHandler): void {
+    this.connecting--;
+    handler.onError(err);
+    this.openForWaiting();
+    this.finishIfEmpty();
+  }
+
+  private opened(socket: Socket, req: UpstreamRequest, handler: UpstreamHandler): void {
+    this.connecting--;
+    const conn = new Http1Connection(socket, this, this.authority);
+    this.all.add(conn);
+    this.ensureSweeper();
+    if (this.closed) {
+      handler.onError(
+        connectError("LINTEL_POOL_CLOSED", `the connection pool to ${this.authority} is closed`),
+      );
+      conn.destroy();
+      return;
+    }
+    conn.send(req, handler);
   }
 
   release(conn: Http1Connection): void {
@@ -126,6 +163,11 @@ export class Http1Pool implements ConnectionOwner {
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
     this.openForWaiting();
+    this.finishIfEmpty();
+  }
+
+  /** With nothing open or opening: stops the sweeper and ends a close() in progress. */
+  private finishIfEmpty(): void {
     if (this.all.size === 0 && this.connecting === 0) {
       this.stopSweeper();
       if (this.closing) this.closing();
