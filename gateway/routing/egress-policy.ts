@@ -31,11 +31,16 @@ const INTERNAL_RANGES: readonly (readonly [string, string])[] = [
 ];
 
 const INTERNAL = INTERNAL_RANGES.map(([cidr, what]) => ({ set: new CidrSet([cidr]), what }));
+const ALLOWED = "";
+const NOT_AN_ADDRESS = "-";
+/** Addresses whose verdict is remembered (destinations are few; the map starts over when full). */
+const MAX_VERDICTS = 4096;
 
 export class EgressPolicy {
   private readonly allowedCidrs: CidrSet;
   private readonly exactHosts: ReadonlySet<string> | undefined;
   private readonly domains: readonly string[];
+  private readonly verdicts = new Map<string, string>();
   readonly forwardL5dHeaders: boolean;
 
   constructor(config: EgressConfig) {
@@ -71,23 +76,34 @@ export class EgressPolicy {
 
   /** Refuses an internal address unless allowCidrs has it; `host` names it in the message. */
   checkAddress(ip: string, host: string | undefined): void {
-    if (isIP(ip) === 0) {
+    let verdict = this.verdicts.get(ip);
+    if (verdict === undefined) {
+      verdict = this.classify(ip);
+      // Matching an address against the ranges costs more than the request's routing.
+      if (this.verdicts.size >= MAX_VERDICTS) this.verdicts.clear();
+      this.verdicts.set(ip, verdict);
+    }
+    if (verdict === ALLOWED) return;
+    if (verdict === NOT_AN_ADDRESS) {
       // Connecting would resolve the name again, past this check.
       throw new ProxyError(
         "LINTEL_FORBIDDEN",
         `egress to ${ip} is not allowed: destinations must be resolved to addresses first (use /$/inet or /$/io.buoyant.rinet)`,
       );
     }
-    if (this.allowedCidrs.has(ip)) return;
-    for (const r of INTERNAL) {
-      if (r.set.has(ip)) {
-        const what = host && host !== ip ? `${host} (${ip})` : ip;
-        throw new ProxyError(
-          "LINTEL_FORBIDDEN",
-          `egress to ${what} is not allowed: ${r.what} address; add it to egress.allowCidrs to allow it`,
-        );
-      }
-    }
+    const what = host && host !== ip ? `${host} (${ip})` : ip;
+    throw new ProxyError(
+      "LINTEL_FORBIDDEN",
+      `egress to ${what} is not allowed: ${verdict} address; add it to egress.allowCidrs to allow it`,
+    );
+  }
+
+  /** ALLOWED, NOT_AN_ADDRESS, or what kind of internal address `ip` is. */
+  private classify(ip: string): string {
+    if (isIP(ip) === 0) return NOT_AN_ADDRESS;
+    if (this.allowedCidrs.has(ip)) return ALLOWED;
+    for (const r of INTERNAL) if (r.set.has(ip)) return r.what;
+    return ALLOWED;
   }
 }
 
