@@ -110,13 +110,31 @@ async function main(): Promise<number> {
     const bodyFile = join(dir, "body.bin");
     writeFileSync(bodyFile, Buffer.alloc(bodyBytes, "x"));
     const cert = makeBenchCert(dir);
-    const ports = await Promise.all(Array.from({ length: 8 }, () => freePort()));
+    const ports = await Promise.all(Array.from({ length: 12 }, () => freePort()));
     const [backendPort, haproxyPort, uwsPort, nodePort, adminPort, haproxyTls, uwsTls, nodeTls] =
       ports as [number, number, number, number, number, number, number, number];
-    writeFileSync(join(dir, "backend.cfg"), backendConfig(backendPort, bodyFile, bodyBytes));
+    // The egress row: plaintext in, TLS (verified, SNI) out to the backend's TLS port.
+    const [backendTls, haproxyEgress, uwsEgress, nodeEgress] = ports.slice(8) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    writeFileSync(
+      join(dir, "backend.cfg"),
+      backendConfig(backendPort, bodyFile, bodyBytes, {
+        port: backendTls,
+        pem: cert.combinedPath,
+      }),
+    );
     writeFileSync(
       join(dir, "haproxy.cfg"),
-      proxyConfig(haproxyPort, backendPort, { port: haproxyTls, pem: cert.combinedPath }),
+      proxyConfig(
+        haproxyPort,
+        backendPort,
+        { port: haproxyTls, pem: cert.combinedPath },
+        { port: haproxyEgress, backendTlsPort: backendTls, caFile: cert.certPath, name: cert.name },
+      ),
     );
     mkdirSync(join(dir, "lintel"));
     const tls = `tls: {certPath: ${cert.certPath}, keyPath: ${cert.keyPath}}`;
@@ -132,6 +150,15 @@ routers:
   - {ip: 127.0.0.1, port: ${nodePort}, engine: node}
   - {ip: 127.0.0.1, port: ${uwsTls}, engine: uws, ${tls}}
   - {ip: 127.0.0.1, port: ${nodeTls}, engine: node, ${tls}}
+- protocol: http
+  label: egress
+  dtab: /svc => /$/inet/127.0.0.1/${backendTls}
+  client:
+    tls: {commonName: ${cert.name}, trustCerts: [${cert.certPath}]}
+  egress: {allowCidrs: [127.0.0.0/8]}
+  servers:
+  - {ip: 127.0.0.1, port: ${uwsEgress}, engine: uws}
+  - {ip: 127.0.0.1, port: ${nodeEgress}, engine: node}
 `,
     );
 
@@ -144,8 +171,9 @@ routers:
       proxyCpu,
     );
     await waitForPort(backendPort, backend);
-    for (const p of [haproxyPort, haproxyTls]) await waitForPort(p, haproxy);
-    for (const p of [uwsPort, nodePort, uwsTls, nodeTls]) await waitForPort(p, lintel);
+    for (const p of [haproxyPort, haproxyTls, haproxyEgress]) await waitForPort(p, haproxy);
+    for (const p of [uwsPort, nodePort, uwsTls, nodeTls, uwsEgress, nodeEgress])
+      await waitForPort(p, lintel);
 
     const plain = (name: string, port: number, proc: Proc): Target => ({
       name,
@@ -189,6 +217,15 @@ routers:
           secure("haproxy", haproxyTls, haproxy),
           secure("lintel-uws", uwsTls, lintel),
           secure("lintel-node", nodeTls, lintel),
+        ],
+      },
+      {
+        name: `egress-tls-origination-${bodyBytes}B-${connections}c`,
+        what: "plaintext in, TLS out to the backend (verified, SNI), keep-alive both sides",
+        targets: [
+          plain("haproxy", haproxyEgress, haproxy),
+          plain("lintel-uws", uwsEgress, lintel),
+          plain("lintel-node", nodeEgress, lintel),
         ],
       },
     ];

@@ -1,10 +1,13 @@
-// A throwaway ECDSA P-256 certificate for the TLS rows, made with the openssl CLI.
+// A throwaway self-signed ECDSA P-256 certificate for the TLS rows, made with the openssl
+// CLI. Self-signed, it is also the CA that clients verifying it trust.
 
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export interface BenchCert {
+  /** The name the certificate is for (what TLS clients verify and send as SNI). */
+  readonly name: string;
   readonly certPath: string;
   readonly keyPath: string;
   /** Certificate and key in one file, as HAProxy's `crt` wants. */
@@ -40,5 +43,5 @@ export function makeBenchCert(dir: string): BenchCert {
     { stdio: "ignore" },
   );
   writeFileSync(combinedPath, `${readFileSync(certPath, "utf8")}${readFileSync(keyPath, "utf8")}`);
-  return { certPath, keyPath, combinedPath };
+  return { name: "bench.local", certPath, keyPath, combinedPath };
 }

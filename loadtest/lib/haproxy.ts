@@ -2,11 +2,16 @@
 // keep-alive to the backend), and the fast backend itself (HAProxy answering from memory,
 // so the backend is never what limits either proxy).
 
-/** `tlsPorts`: the same proxy terminating TLS (cert+key PEM) on more ports. */
+/**
+ * `tls`: the same proxy terminating TLS (cert+key PEM) on another port. `egress`: a
+ * frontend on another port that originates TLS to the backend's TLS port, verifying its
+ * certificate against `caFile` for `name` (SNI), as an egress proxy does.
+ */
 export function proxyConfig(
   listenPort: number,
   backendPort: number,
   tls?: { port: number; pem: string },
+  egress?: { port: number; backendTlsPort: number; caFile: string; name: string },
 ): string {
   return `global
   nbthread 1
@@ -32,11 +37,27 @@ ${
 
 backend app
   server app 127.0.0.1:${backendPort} maxconn 4096
-`;
+${
+  egress
+    ? `
+frontend egress
+  bind 127.0.0.1:${egress.port}
+  default_backend tlsapp
+
+backend tlsapp
+  server app 127.0.0.1:${egress.backendTlsPort} ssl verify required ca-file ${egress.caFile} sni str(${egress.name}) maxconn 4096
+`
+    : ""
+}`;
 }
 
-/** A backend answering every request with `bodyFile`'s bytes (200, keep-alive). */
-export function backendConfig(listenPort: number, bodyFile: string, bodyBytes: number): string {
+/** A backend answering every request with `bodyFile`'s bytes (200, keep-alive), also over TLS when `tls` is given. */
+export function backendConfig(
+  listenPort: number,
+  bodyFile: string,
+  bodyBytes: number,
+  tls?: { port: number; pem: string },
+): string {
   // The answer is built in one buffer: make room for the body plus headers.
   const bufsize = Math.max(16_384, bodyBytes + 4096);
   return `global
@@ -51,6 +72,6 @@ defaults
 
 frontend backend
   bind 127.0.0.1:${listenPort}
-  http-request return status 200 content-type application/octet-stream file ${bodyFile}
+${tls ? `  bind 127.0.0.1:${tls.port} ssl crt ${tls.pem}\n` : ""}  http-request return status 200 content-type application/octet-stream file ${bodyFile}
 `;
 }

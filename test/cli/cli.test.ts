@@ -199,6 +199,15 @@ describe("the lintel binary", () => {
     expect(r.stdout).toContain("→ bound /#/io.l5d.fs/users [127.0.0.1:8081, 127.0.0.1:8082*3]");
   });
 
+  it.each(["demo.yaml", "node.yaml", "egress.yaml"])(
+    "checks the shipped configs/%s without errors or warnings",
+    async (name) => {
+      const file = join(root, "configs", name);
+      const r = await exec(process.execPath, [bin, "check", file]);
+      expect(r.stdout).toBe(`${file}: ok\n`);
+    },
+  );
+
   it("prints its version", async () => {
     const r = await exec(process.execPath, [bin, "version"]);
     expect(r.stdout).toMatch(/^lintel \d+\.\d+\.\d+\n$/);
