@@ -47,5 +47,29 @@ export function createLogger(opts: { level?: Level; sink?: Sink; fields?: Fields
   };
 }
 
+/**
+ * A logger that hands each event on (a worker thread's events to the control thread's
+ * logger), with the same level filter as createLogger.
+ */
+export function createForwardingLogger(
+  forward: (level: Level, msg: string, fields: Fields) => void,
+  opts: { level?: Level; fields?: Fields } = {},
+): Logger {
+  const min =
+    ORDER[opts.level ?? (process.env.LINTEL_LOG_LEVEL as Level | undefined) ?? "info"] ?? 20;
+  const base = opts.fields ?? {};
+  const emit = (level: Level, msg: string, fields?: Fields) => {
+    if (ORDER[level] >= min) forward(level, msg, { ...base, ...fields });
+  };
+  return {
+    debug: (m, f) => emit("debug", m, f),
+    info: (m, f) => emit("info", m, f),
+    warn: (m, f) => emit("warn", m, f),
+    error: (m, f) => emit("error", m, f),
+    child: (fields) =>
+      createForwardingLogger(forward, { level: opts.level, fields: { ...base, ...fields } }),
+  };
+}
+
 /** A logger that drops everything (for tools that print their own output). */
 export const silentLogger: Logger = createLogger({ sink: () => {} });

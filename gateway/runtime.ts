@@ -2,6 +2,8 @@
 // and the admin server. Starts completely or not at all (a listener that cannot bind
 // stops everything already started), and shuts down gracefully.
 
+import { availableParallelism } from "node:os";
+import type { LiveCertificates } from "../tls/certificate-set.js";
 import type { CertificateStore } from "../tls/certificate-store.js";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.js";
 import { ClientCache } from "./client/client-cache.js";
@@ -9,17 +11,26 @@ import { clientParamsResolver } from "./client/params.js";
 import { clientTlsBlocks, UpstreamTlsContexts } from "./client/upstream-tls.js";
 import type { LintelConfig } from "./config/config-schema.js";
 import { CidrSet } from "./http/cidr.js";
+import type { Interpreter } from "./interpreters/interpreter.js";
 import type { Logger } from "./log.js";
 import { AccessLog } from "./routing/access-log.js";
 import { ConnectTunnels } from "./routing/connect-tunnel.js";
 import { EgressPolicy } from "./routing/egress-policy.js";
-import { buildNaming, type NamingSetup, routerLabel } from "./routing/naming-setup.js";
+import {
+  buildNaming,
+  buildWorkerNaming,
+  type NamingSetup,
+  routerLabel,
+} from "./routing/naming-setup.js";
 import { Router } from "./routing/router.js";
 import { ServerPolicy } from "./routing/server-policy.js";
+import { freePort } from "./server/free-port.js";
 import type { Listener } from "./server/listener.js";
 import { listenNode } from "./server/node-engine.js";
-import { type ListenerTls, listenerTls } from "./server/tls-listener.js";
+import { type ListenerTls, listenerTls, tlsPolicy } from "./server/tls-listener.js";
 import { listenUws } from "./server/uws-engine.js";
+import { WorkerPool } from "./workers/pool.js";
+import { serverKey } from "./workers/protocol.js";
 
 export interface RuntimeOptions {
   readonly log: Logger;
@@ -27,6 +38,23 @@ export interface RuntimeOptions {
   readonly configJson?: () => unknown;
   /** Called when shutdown was requested through the admin server. */
   readonly onShutdownRequest?: () => void;
+  /** The config's file and text as loaded: workers load the same. Needed to run workers. */
+  readonly source?: { readonly file: string; readonly text: string };
+  /** Set in a worker thread: serve only the uws servers, binding through the control thread. */
+  readonly worker?: WorkerSide;
+}
+
+/** What a worker thread's runtime gets from the control thread. */
+export interface WorkerSide {
+  readonly interpreters: (router: string) => Interpreter;
+  /** Ports chosen for servers configured with port 0, by server key. */
+  readonly ports: Readonly<Record<string, number>>;
+  readonly certificates: (server: string) => LiveCertificates | undefined;
+}
+
+/** The number of workers a config asks for (`auto`: one per core). */
+export function workerCount(config: LintelConfig): number {
+  return config.workers === "auto" ? availableParallelism() : config.workers;
 }
 
 export interface BoundListener {
@@ -35,6 +63,9 @@ export interface BoundListener {
   readonly ip: string;
   readonly listener: Listener;
 }
+
+/** How long past the grace period a worker may take to report that it stopped. */
+const WORKER_STOP_MARGIN_MS = 2000;
 
 /** How long a CONNECT tunnel waits for its destination to accept the connection. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -45,6 +76,8 @@ export class Runtime {
   readonly tlsStores: CertificateStore[] = [];
   /** CONNECT tunnels of the servers that accept them: waited for, then cut, at shutdown. */
   readonly tunnels: ConnectTunnels[] = [];
+  /** The data-plane workers serving the uws servers, when there are any. */
+  pool: WorkerPool | undefined;
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -60,13 +93,25 @@ export class Runtime {
 
   static async start(config: LintelConfig, opts: RuntimeOptions): Promise<Runtime> {
     const log = opts.log;
-    const naming = buildNaming(config, { log });
+    const side = opts.worker;
+    const naming = side
+      ? buildWorkerNaming(config, log, side.interpreters)
+      : buildNaming(config, { log });
+    // uws servers go to the workers when there are any; the control thread keeps the rest.
+    const workers =
+      side || !config.routers.some((r) => r.servers.some((s) => s.engine === "uws"))
+        ? 0
+        : workerCount(config);
     const routers: Router[] = [];
     const clients: ClientCache[] = [];
     const accessLogs: AccessLog[] = [];
     const listeners: BoundListener[] = [];
     const rt = new Runtime(config, log, naming, routers, clients, accessLogs, listeners, undefined);
     const upstreamTls = new UpstreamTlsContexts();
+    /** uws servers the workers will serve: their key, address and certificates. */
+    const forWorkers: { key: string; router: string; index: number; ip: string; port: number }[] =
+      [];
+    const workerCertificates = new Map<string, LiveCertificates>();
     try {
       for (const [i, r] of config.routers.entries()) {
         const label = routerLabel(r);
@@ -107,17 +152,32 @@ export class Runtime {
         });
         routers.push(router);
         for (const [j, s] of r.servers.entries()) {
-          const policy = new ServerPolicy(s, label);
-          const listen = s.engine === "uws" ? listenUws : listenNode;
+          const key = serverKey(label, j);
           const where = `router ${label} (routers[${i}].servers[${j}])`;
+          const inWorker = s.engine === "uws" && workers > 0;
+          if (side && s.engine !== "uws") continue;
           let tls: ListenerTls | undefined;
           if (s.tls) {
+            const slog = rlog.child({ server: `${s.ip}:${s.port}` });
             try {
-              tls = listenerTls(s.tls, rlog.child({ server: `${s.ip}:${s.port}` }));
+              if (side) {
+                const remote = side.certificates(key);
+                if (!remote) throw new Error("the control thread sent no certificates");
+                tls = tlsPolicy(s.tls, remote, slog);
+              } else {
+                const local = listenerTls(s.tls, slog);
+                rt.tlsStores.push(local.store);
+                tls = local;
+              }
             } catch (e) {
               throw new Error(`${where}: TLS: ${(e as Error).message}`);
             }
-            rt.tlsStores.push(tls.store);
+          }
+          if (inWorker) {
+            if (tls) workerCertificates.set(key, tls.store);
+            const port = s.port === 0 ? await freePort(s.ip) : s.port;
+            forWorkers.push({ key, router: label, index: j, ip: s.ip, port });
+            continue;
           }
           let tunnels: ConnectTunnels | undefined;
           if (s.connect && egress) {
@@ -132,12 +192,15 @@ export class Runtime {
             rt.tunnels.push(tunnels);
           }
           const onConnect = tunnels?.handle.bind(tunnels);
+          const policy = new ServerPolicy(s, label);
+          const listen = s.engine === "uws" ? listenUws : listenNode;
+          const port = side?.ports[key] ?? s.port;
           let listener: Listener;
           try {
             listener = await listen(
               {
                 ip: s.ip,
-                port: s.port,
+                port,
                 // A backstop for the engine's parser; the router checks the exact limits.
                 maxHeaderBytes: Math.max(
                   64 * 1024,
@@ -154,10 +217,9 @@ export class Runtime {
           } catch (e) {
             const err = e as NodeJS.ErrnoException;
             throw new Error(
-              `${where} cannot listen on ${s.ip}:${s.port}: ${err.code ?? err.message}`,
+              `${where} cannot listen on ${s.ip}:${port}: ${err.code ?? err.message}`,
             );
           }
-          tls?.store.start();
           listeners.push({ router: label, server: j, ip: s.ip, listener });
           rlog.info("listening", {
             engine: s.engine,
@@ -166,22 +228,52 @@ export class Runtime {
           });
         }
       }
-      rt.admin = await startAdminServer(
-        {
-          log: log.child({ component: "admin" }),
-          routers: naming.routers,
-          configJson: opts.configJson ?? (() => ({})),
-          isReady: () => rt.ready,
-          shutdown: () => opts.onShutdownRequest?.(),
-        },
-        config.admin.ip,
-        config.admin.port,
-      ).catch((e: NodeJS.ErrnoException) => {
-        throw new Error(
-          `the admin server cannot listen on ${config.admin.ip}:${config.admin.port}: ${e.code ?? e.message}`,
-        );
-      });
-      log.info("admin server listening", { address: `${config.admin.ip}:${rt.admin.port}` });
+      if (forWorkers.length > 0) {
+        if (!opts.source) throw new Error("workers need the config's source text");
+        const pool = new WorkerPool({
+          count: workers,
+          source: opts.source,
+          naming,
+          log,
+          ports: Object.fromEntries(forWorkers.map((w) => [w.key, w.port])),
+          certificates: workerCertificates,
+        });
+        rt.pool = pool;
+        await pool.start();
+        for (const w of forWorkers) {
+          listeners.push({
+            router: w.router,
+            server: w.index,
+            ip: w.ip,
+            listener: pool.listener(w.port),
+          });
+          log.info("listening", {
+            router: w.router,
+            engine: "uws",
+            address: `${w.ip}:${w.port}`,
+            workers,
+          });
+        }
+      }
+      for (const t of rt.tlsStores) t.start();
+      if (!side) {
+        rt.admin = await startAdminServer(
+          {
+            log: log.child({ component: "admin" }),
+            routers: naming.routers,
+            configJson: opts.configJson ?? (() => ({})),
+            isReady: () => rt.ready,
+            shutdown: () => opts.onShutdownRequest?.(),
+          },
+          config.admin.ip,
+          config.admin.port,
+        ).catch((e: NodeJS.ErrnoException) => {
+          throw new Error(
+            `the admin server cannot listen on ${config.admin.ip}:${config.admin.port}: ${e.code ?? e.message}`,
+          );
+        });
+        log.info("admin server listening", { address: `${config.admin.ip}:${rt.admin.port}` });
+      }
     } catch (e) {
       await rt.shutdown(0);
       throw e;
@@ -210,21 +302,29 @@ export class Runtime {
       await new Promise((r) => setTimeout(r, delay));
     }
     for (const r of this.routers) r.draining = true;
+    // Workers drain the same way, each within the grace period.
+    const workersDone = this.pool?.shutdown(graceMs);
     for (const l of this.listeners) {
       l.listener.stopAccepting();
       l.listener.closeIdle();
     }
-    const inflight = this.routers.reduce((n, r) => n + r.inflight, 0);
+    const inflight = this.routers.reduce((n, r) => n + r.inflight, 0) + (this.pool?.inflight ?? 0);
     const tunnels = this.tunnels.reduce((n, t) => n + t.count, 0);
     if (inflight + tunnels > 0) this.log.info("draining", { inflight, tunnels, graceMs });
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all([...this.routers.map((r) => r.idle()), ...this.tunnels.map((t) => t.idle())]),
+      Promise.all([
+        ...this.routers.map((r) => r.idle()),
+        ...this.tunnels.map((t) => t.idle()),
+        workersDone,
+      ]),
       new Promise<void>((r) => {
-        timer = setTimeout(r, graceMs);
+        // A moment beyond the grace period for the workers to report back.
+        timer = setTimeout(r, graceMs + (this.pool ? WORKER_STOP_MARGIN_MS : 0));
       }),
     ]);
     clearTimeout(timer);
+    await this.pool?.terminate();
     const left = this.routers.reduce((n, r) => n + r.inflight, 0);
     if (left > 0)
       this.log.warn("grace period over; closing requests still in flight", { inflight: left });

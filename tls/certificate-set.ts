@@ -5,13 +5,25 @@
 import type { LoadedCertificate } from "./certificate.js";
 import { wildcardFor } from "./names.js";
 
-export class CertificateSet {
-  private readonly byName = new Map<string, LoadedCertificate>();
+/** What serving a certificate takes: the PEMs, the names, and what identifies its content. */
+export type ServedCertificate = Pick<
+  LoadedCertificate,
+  "names" | "fingerprint" | "chainPem" | "keyPem"
+> & { readonly files: { readonly passphrase?: string | undefined } };
+
+/** A listener's live certificates: the current set, and news of the next one. */
+export interface LiveCertificates {
+  readonly current: CertificateSet;
+  onChange(listener: (set: CertificateSet) => void): () => void;
+}
+
+export class CertificateSet<C extends ServedCertificate = ServedCertificate> {
+  private readonly byName = new Map<string, C>();
 
   constructor(
     /** For clients that send no SNI or an unknown name; the first certificate configured. */
-    readonly defaultCert: LoadedCertificate,
-    certs: readonly LoadedCertificate[],
+    readonly defaultCert: C,
+    certs: readonly C[],
   ) {
     // Later certificates do not displace earlier ones for the same name: the config's order decides.
     for (const c of [defaultCert, ...certs]) {
@@ -20,12 +32,12 @@ export class CertificateSet {
   }
 
   /** Every name served, with its certificate (wildcards included as `*.domain`). */
-  get names(): ReadonlyMap<string, LoadedCertificate> {
+  get names(): ReadonlyMap<string, C> {
     return this.byName;
   }
 
   /** The certificate for a TLS server name, or undefined when no name matches. */
-  match(serverName: string): LoadedCertificate | undefined {
+  match(serverName: string): C | undefined {
     const name = serverName.toLowerCase();
     const exact = this.byName.get(name);
     if (exact) return exact;
@@ -33,7 +45,7 @@ export class CertificateSet {
     return wild === undefined ? undefined : this.byName.get(wild);
   }
 
-  get all(): LoadedCertificate[] {
+  get all(): C[] {
     return [...new Set([this.defaultCert, ...this.byName.values()])];
   }
 

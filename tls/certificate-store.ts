@@ -6,7 +6,7 @@
 import { type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
 import { dirname, join } from "node:path";
 import { type CertificateFiles, type LoadedCertificate, loadCertificate } from "./certificate.js";
-import { CertificateSet } from "./certificate-set.js";
+import { CertificateSet, type LiveCertificates } from "./certificate-set.js";
 import { CertificateError, type TlsLog } from "./errors.js";
 
 /** Where a key's passphrase comes from. */
@@ -118,10 +118,10 @@ interface SourcePairs {
 const pairsOfSource = ({ source, files }: SourcePairs) =>
   (files ?? []).map((f) => ({ source, files: f }));
 
-export class CertificateStore {
+export class CertificateStore implements LiveCertificates {
   private entries = new Map<string, Entry>();
-  private set: CertificateSet;
-  private readonly listeners = new Set<(set: CertificateSet) => void>();
+  private set: CertificateSet<LoadedCertificate>;
+  private readonly listeners = new Set<(set: CertificateSet<LoadedCertificate>) => void>();
   private timer: NodeJS.Timeout | undefined;
   private watchers: FSWatcher[] = [];
   private pending: NodeJS.Timeout | undefined;
@@ -153,11 +153,11 @@ export class CertificateStore {
     this.set = set;
   }
 
-  get current(): CertificateSet {
+  get current(): CertificateSet<LoadedCertificate> {
     return this.set;
   }
 
-  onChange(listener: (set: CertificateSet) => void): () => void {
+  onChange(listener: (set: CertificateSet<LoadedCertificate>) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -277,7 +277,7 @@ export class CertificateStore {
     });
   }
 
-  private build(): CertificateSet | undefined {
+  private build(): CertificateSet<LoadedCertificate> | undefined {
     const certs = [...this.entries.values()].map((e) => e.cert);
     const [first, ...rest] = certs;
     return first ? new CertificateSet(first, rest) : undefined;

@@ -38,6 +38,7 @@ export async function startFromFile(
   try {
     runtime = await Runtime.start(loaded.config, {
       log,
+      source: { file: loaded.file, text: loaded.text },
       configJson: written,
       onShutdownRequest: () => requestShutdown(),
     });

@@ -283,6 +283,20 @@ const telemeter = kinded(
 
 const usage = object({ enabled: def(boolean(), false), orgId: opt(string()) });
 
+/** `auto` (one per core) or a count; 0 serves everything on the control thread. */
+function workerCount(): Schema<number | "auto"> {
+  const expected = 'a number of workers (0 to 64) or "auto"';
+  const count = integer({ min: 0, max: 64 });
+  return {
+    expected,
+    decode(v, path, cx) {
+      if (v === "auto") return "auto";
+      if (typeof v === "number" || typeof v === "string") return count.decode(v, path, cx);
+      return cx.report(path, `expected ${expected}, got ${show(v)}`);
+    },
+  };
+}
+
 export function configSchema(registry: Registry) {
   return object(
     {
@@ -291,6 +305,8 @@ export function configSchema(registry: Registry) {
       routers: req(list(routerSchema(registry), { minItems: 1, expected: "a list of routers" })),
       telemetry: def(list(telemeter), []),
       usage: def(usage, {}),
+      /** lintel: data-plane threads serving the uws servers (SO_REUSEPORT); the control thread keeps the rest. */
+      workers: def(workerCount(), "auto"),
       /** lintel: how host names are resolved (TTLs, servers, failures). */
       dns: def(dnsBlock, {}),
       /** lintel: plugin modules to load before the rest is read (paths). */

@@ -10,7 +10,7 @@ import { loadPluginModule } from "../plugins/user-plugins.js";
 import { listenerTls } from "../server/tls-listener.js";
 import { configSchema, type LintelConfig } from "./config-schema.js";
 import { DecodeContext, type DecodeIssue, INVALID } from "./schema.js";
-import { type ConfigSource, readConfigSource } from "./source.js";
+import { type ConfigSource, parseConfigText, readConfigSource } from "./source.js";
 import { unappliedSettings } from "./unapplied.js";
 
 export interface ConfigError {
@@ -25,6 +25,8 @@ export type LoadResult =
       readonly config: LintelConfig;
       readonly registry: Registry;
       readonly file: string;
+      /** The file's text as it was read (workers load the same text). */
+      readonly text: string;
       /** Settings read but not applied yet (see unapplied.ts). */
       readonly warnings: readonly ConfigError[];
     }
@@ -56,13 +58,17 @@ function lineOf(source: ConfigSource, issue: DecodeIssue): number | undefined {
 
 export interface LoadOptions {
   readonly env?: NodeJS.ProcessEnv;
+  /** The config's text, instead of reading `file` (which still anchors relative paths). */
+  readonly text?: string;
   /** Defaults to a fresh registry with the built-in kinds. */
   readonly registry?: Registry;
 }
 
 export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<LoadResult> {
   const abs = resolve(file);
-  const source = readConfigSource(abs, opts.env ?? process.env);
+  const env = opts.env ?? process.env;
+  const source =
+    opts.text === undefined ? readConfigSource(abs, env) : parseConfigText(opts.text, abs, env);
   const fail = (errors: ConfigError[]): LoadResult => ({
     ok: false,
     file: abs,
@@ -112,7 +118,7 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
       cx.issues.map((i) => ({ path: i.path, message: i.message, line: lineOf(source, i) })),
     );
   }
-  return { ok: true, config: decoded, registry, file: abs, warnings };
+  return { ok: true, config: decoded, registry, file: abs, text: source.raw, warnings };
 }
 
 /** Loads a server's certificates once, so `lintel check` reports what startup would. */

@@ -31,6 +31,8 @@ export interface SourceIssue {
 
 export interface ConfigSource {
   readonly file: string;
+  /** The file's text as read (before `${VAR}` substitution). */
+  readonly raw: string;
   readonly value: unknown;
   readonly positions: ReadonlyMap<string, Position>;
   readonly issues: readonly SourceIssue[];
@@ -75,6 +77,7 @@ export function readConfigSource(file: string, env: NodeJS.ProcessEnv = process.
       (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message;
     return {
       file,
+      raw: "",
       value: undefined,
       positions: new Map(),
       issues: [{ path: "", message: `cannot read ${file}: ${msg}` }],
@@ -99,7 +102,7 @@ export function parseConfigText(
       line: line(e.pos[0]),
     });
   }
-  if (doc.errors.length > 0) return { file, value: undefined, positions: new Map(), issues };
+  if (doc.errors.length > 0) return { file, raw, value: undefined, positions: new Map(), issues };
 
   const positions = new Map<string, Position>();
   const walk = (node: Node | null | undefined, path: string, keyLine: number) => {
@@ -123,7 +126,7 @@ export function parseConfigText(
     }
   };
   walk(doc.contents as Node | null, "", 1);
-  return { file, value: doc.toJS({ maxAliasCount: 100 }), positions, issues };
+  return { file, raw, value: doc.toJS({ maxAliasCount: 100 }), positions, issues };
 }
 
 /**

@@ -72,28 +72,15 @@ export function buildNaming(config: LintelConfig, opts: NamingOptions): NamingSe
   });
   const namers = namerLookup(mounted, global);
 
-  const routers = new Map<string, RouterNaming>();
-  for (const r of config.routers) {
-    const label = routerLabel(r);
-    const rlog = log.child({ router: label });
-    const identifier = firstMatch(
-      r.identifier.map((pc) => pc.plugin.create(pc.config, { log: rlog, dstPrefix: r.dstPrefix })),
-    );
-    const interpreter = r.interpreter.plugin.create(r.interpreter.config, {
+  const routers = routerNamings(config, log, (r, label, rlog) =>
+    r.interpreter.plugin.create(r.interpreter.config, {
       log: rlog,
       label,
       routerDtab: r.dtab.dtab,
       namers,
       transformers: (r.interpreter.transformers ?? []).map(transformer),
-    });
-    routers.set(label, {
-      label,
-      dstPrefix: r.dstPrefix,
-      identifier,
-      interpreter,
-      bindingTimeoutMs: r.bindingTimeoutMs,
-    });
-  }
+    }),
+  );
 
   return {
     resolver,
@@ -103,5 +90,50 @@ export function buildNaming(config: LintelConfig, opts: NamingOptions): NamingSe
       for (const n of namerInstances) n.close?.();
       ownResolver?.close();
     },
+  };
+}
+
+/** Each router's identifiers, with the interpreter `interpreterOf` gives it. */
+function routerNamings(
+  config: LintelConfig,
+  log: Logger,
+  interpreterOf: (r: RouterConfig, label: string, log: Logger) => Interpreter,
+): Map<string, RouterNaming> {
+  const routers = new Map<string, RouterNaming>();
+  for (const r of config.routers) {
+    const label = routerLabel(r);
+    const rlog = log.child({ router: label });
+    const identifier = firstMatch(
+      r.identifier.map((pc) => pc.plugin.create(pc.config, { log: rlog, dstPrefix: r.dstPrefix })),
+    );
+    routers.set(label, {
+      label,
+      dstPrefix: r.dstPrefix,
+      identifier,
+      interpreter: interpreterOf(r, label, rlog),
+      bindingTimeoutMs: r.bindingTimeoutMs,
+    });
+  }
+  return routers;
+}
+
+/**
+ * A worker thread's naming: its own identifiers, and interpreters that ask the control
+ * thread (which owns the namers, DNS and file watches). Nothing here resolves names.
+ */
+export function buildWorkerNaming(
+  config: LintelConfig,
+  log: Logger,
+  interpreters: (router: string) => Interpreter,
+): NamingSetup {
+  const routers = routerNamings(config, log, (_r, label) => interpreters(label));
+  return {
+    resolver: {
+      watch: () => {
+        throw new Error("a worker resolves nothing itself; the control thread does");
+      },
+    },
+    routers,
+    close() {},
   };
 }

@@ -107,6 +107,8 @@ export class Router {
   private readonly rng: () => number;
   draining = false;
   inflight = 0;
+  /** Requests handled since start. */
+  handled = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -129,6 +131,7 @@ export class Router {
       return;
     }
     if (policy.redirected(ex)) return;
+    this.handled++;
     this.inflight++;
     const start = performance.now();
     if (this.draining) ex.closeAfterResponse();

@@ -13,7 +13,7 @@ import { createServer as createHttpsServer } from "node:https";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
-import type { LoadedCertificate } from "../../tls/certificate.js";
+import type { ServedCertificate } from "../../tls/certificate-set.js";
 import { readClientHello } from "../../tls/client-hello.js";
 import type { CidrSet } from "../http/cidr.js";
 import { ProxyError } from "../http/errors.js";
@@ -163,7 +163,7 @@ class NodeExchange implements ServerExchange {
  * connection exactly one secure context, chosen before the handshake starts.
  */
 class TlsContexts {
-  private readonly contexts = new WeakMap<LoadedCertificate, SecureContext>();
+  private readonly contexts = new WeakMap<ServedCertificate, SecureContext>();
   /** Shared by every context, so sessions resume across certificates and reloads. */
   private readonly ticketKeys = randomBytes(48);
 
@@ -177,7 +177,7 @@ class TlsContexts {
     return this.tls.strictSni ? undefined : this.contextOf(set.defaultCert);
   }
 
-  contextOf(cert: LoadedCertificate): SecureContext {
+  contextOf(cert: ServedCertificate): SecureContext {
     let ctx = this.contexts.get(cert);
     if (!ctx) {
       ctx = createSecureContext({

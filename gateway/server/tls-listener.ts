@@ -2,13 +2,15 @@
 // store (SNI names, rotation) and the handshake policy (versions, ciphers, client auth).
 
 import { readFileSync } from "node:fs";
+import type { LiveCertificates } from "../../tls/certificate-set.js";
 import { type CertificateSource, CertificateStore } from "../../tls/certificate-store.js";
 import { CertificateError } from "../../tls/errors.js";
 import type { ServerConfig } from "../config/config-schema.js";
 import type { Logger } from "../log.js";
 
 export interface ListenerTls {
-  readonly store: CertificateStore;
+  /** The certificates (loaded and watched here, or sent by the control thread to a worker). */
+  readonly store: LiveCertificates;
   readonly strictSni: boolean;
   readonly minVersion: "TLSv1.2" | "TLSv1.3";
   readonly maxVersion: "TLSv1.2" | "TLSv1.3";
@@ -21,10 +23,15 @@ export interface ListenerTls {
   readonly log: Logger;
 }
 
+/** A listener whose certificates are loaded and watched in this thread. */
+export interface LocalListenerTls extends ListenerTls {
+  readonly store: CertificateStore;
+}
+
 type TlsConfig = NonNullable<ServerConfig["tls"]>;
 
 /** Loads every certificate of the block (throws CertificateError naming the file at fault). */
-export function listenerTls(tls: TlsConfig, log: Logger): ListenerTls {
+export function listenerTls(tls: TlsConfig, log: Logger): LocalListenerTls {
   const sources: CertificateSource[] = [];
   if (tls.certPath && tls.keyPath) {
     sources.push({
@@ -43,6 +50,11 @@ export function listenerTls(tls: TlsConfig, log: Logger): ListenerTls {
     { sources, checkIntervalMs: tls.checkIntervalMs },
     (level, message, fields) => log[level](message, fields),
   );
+  return { ...tlsPolicy(tls, store, log), store };
+}
+
+/** The handshake policy of a `tls` block around certificates kept elsewhere (a worker's). */
+export function tlsPolicy(tls: TlsConfig, store: LiveCertificates, log: Logger): ListenerTls {
   let clientCa: string | undefined;
   if (tls.caCertPath) {
     try {

@@ -6,15 +6,14 @@
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { STATUS_CODES } from "node:http";
-import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import type { HttpRequest, HttpResponse, us_listen_socket } from "@trufflesuite/uws-js-unofficial";
-import type { LoadedCertificate } from "../../tls/certificate.js";
-import type { CertificateSet } from "../../tls/certificate-set.js";
+import type { CertificateSet, ServedCertificate } from "../../tls/certificate-set.js";
 import type { CidrSet } from "../http/cidr.js";
 import type { ServerExchange } from "../http/exchange.js";
+import { freePort } from "./free-port.js";
 import type { ExchangeHandler, Listener, ListenerOptions } from "./listener.js";
 import type { ListenerTls } from "./tls-listener.js";
 import { loadUws, type Uws } from "./uws-native.js";
@@ -285,6 +284,28 @@ class UwsExchange implements ServerExchange {
 }
 
 type UwsApp = ReturnType<Uws["App"]>;
+
+/**
+ * Every uws app open in this thread. A worker thread must close them all before it ends:
+ * uws leaves handles on the thread's loop that otherwise abort the whole process.
+ */
+const openApps = new Set<UwsApp>();
+
+function openApp(app: UwsApp): UwsApp {
+  openApps.add(app);
+  return app;
+}
+
+/** Closes the app's listen sockets and connections (uws ≥ 20.30's App.close()). */
+function closeApp(app: UwsApp): void {
+  if (!openApps.delete(app)) return;
+  (app as unknown as { close(): void }).close();
+}
+
+/** Closes every uws app of this thread (a worker about to end, even on a crash). */
+export function closeAllUwsApps(): void {
+  for (const app of [...openApps]) closeApp(app);
+}
 type RouteHandler = (res: HttpResponse, req: HttpRequest) => void;
 
 interface UwsListenerContext {
@@ -324,7 +345,7 @@ export async function listenUws(
 ): Promise<Listener> {
   const uws = loadUws();
   if (opts.tls) return listenUwsTls(uws, opts, opts.tls, handler);
-  const app = uws.App();
+  const app = openApp(uws.App());
   const ctx: UwsListenerContext = {
     secure: false,
     ip: opts.ip,
@@ -332,7 +353,10 @@ export async function listenUws(
     proxyFrom: opts.proxyProtocolFrom,
   };
   app.any("/*", routeHandler(handler, ctx));
-  const ls = await listenApp(app, opts);
+  const ls = await listenApp(app, opts).catch((e: Error) => {
+    closeApp(app);
+    throw e;
+  });
   ctx.port = uws.us_socket_local_port(ls);
   let listening: us_listen_socket | undefined = ls;
   const stop = () => {
@@ -347,7 +371,7 @@ export async function listenUws(
     closeIdle: () => {},
     destroy: () => {
       stop();
-      (app as unknown as { close(): void }).close();
+      closeApp(app);
     },
   };
 }
@@ -370,8 +394,8 @@ type UwsCertFiles = { key_file_name: string; cert_file_name: string; passphrase?
 function buildTlsApp(uws: Uws, set: CertificateSet, tls: ListenerTls, route: RouteHandler): UwsApp {
   const dir = mkdtempSync(join(tmpdir(), "lintel-tls-")); // mode 0700
   try {
-    const written = new Map<LoadedCertificate, UwsCertFiles>();
-    const filesOf = (c: LoadedCertificate): UwsCertFiles => {
+    const written = new Map<ServedCertificate, UwsCertFiles>();
+    const filesOf = (c: ServedCertificate): UwsCertFiles => {
       let f = written.get(c);
       if (!f) {
         const base = join(dir, String(written.size));
@@ -383,10 +407,12 @@ function buildTlsApp(uws: Uws, set: CertificateSet, tls: ListenerTls, route: Rou
       }
       return f;
     };
-    const app = uws.SSLApp({
-      ...filesOf(set.defaultCert),
-      ...(tls.ciphers ? { ssl_ciphers: tls.ciphers } : {}),
-    });
+    const app = openApp(
+      uws.SSLApp({
+        ...filesOf(set.defaultCert),
+        ...(tls.ciphers ? { ssl_ciphers: tls.ciphers } : {}),
+      }),
+    );
     app.any("/*", route);
     for (const [name, c] of set.names) {
       app.addServerName(name, filesOf(c));
@@ -429,18 +455,6 @@ function acceptQueuesMigrate(): boolean {
   }
 }
 
-/** uws shares a port between apps (SO_REUSEPORT) only when the first listen named it. */
-function freePort(ip: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createNetServer();
-    probe.once("error", reject);
-    probe.listen(0, ip, () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
 /**
  * TLS on uws. uws cannot safely remove a server name while connections use it, so a
  * certificate change builds a new app with the whole set, which takes over the port
@@ -466,11 +480,15 @@ async function listenUwsTls(
   }
   const port = opts.port === 0 ? await freePort(opts.ip) : opts.port;
   let app = buildTlsApp(uws, tls.store.current, tls, route);
-  let ls: us_listen_socket | undefined = await listenApp(app, { ...opts, port });
+  let ls: us_listen_socket | undefined = await listenApp(app, { ...opts, port }).catch(
+    (e: Error) => {
+      closeApp(app);
+      throw e;
+    },
+  );
   ctx.port = port;
   const retired = new Map<UwsApp, NodeJS.Timeout>();
   const handovers = new Map<NodeJS.Timeout, us_listen_socket>();
-  const closeApp = (a: UwsApp) => (a as unknown as { close(): void }).close();
   let stopped = false;
 
   const stopReloads = tls.store.onChange((set) => {

@@ -152,13 +152,18 @@ export async function startLintel(
   dir = tempDir(),
 ): Promise<Lintel> {
   mkdirSync(join(dir, "disco"), { recursive: true });
-  writeFiles(dir, { ...files, "lintel.yaml": yaml });
+  // uws servers run on the control thread unless a test asks for workers.
+  const text = /^workers:/m.test(yaml) ? yaml : `workers: 0\n${yaml}`;
+  writeFiles(dir, { ...files, "lintel.yaml": text });
   const loaded = await loadConfig(join(dir, "lintel.yaml"));
   if (!loaded.ok)
     throw new Error(`test config is invalid:\n${loaded.errors.map(formatConfigError).join("\n")}`);
   const logs: string[] = [];
   const log: Logger = createLogger({ level: "debug", sink: (line) => logs.push(line) });
-  const runtime = await Runtime.start(loaded.config, { log });
+  const runtime = await Runtime.start(loaded.config, {
+    log,
+    source: { file: loaded.file, text: loaded.text },
+  });
   onCleanup(() => runtime.shutdown(0));
   return {
     runtime,

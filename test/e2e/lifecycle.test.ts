@@ -358,7 +358,10 @@ routers:
     });
     const loaded = await loadConfig(join(dir, "lintel.yaml"));
     if (!loaded.ok) throw new Error("test config is invalid");
-    const started = Runtime.start(loaded.config, { log: createLogger({ sink: () => {} }) });
+    const started = Runtime.start(loaded.config, {
+      log: createLogger({ sink: () => {} }),
+      source: { file: loaded.file, text: loaded.text },
+    });
     started.then((rt) => onCleanup(() => rt.shutdown(0))).catch(() => {});
     await expect(started).rejects.toThrow(`cannot listen on 127.0.0.1:${taken.port}`);
     expect(await isListening(first)).toBe(false);
@@ -382,7 +385,10 @@ routers:
     });
     const loaded = await loadConfig(join(dir, "lintel.yaml"));
     if (!loaded.ok) throw new Error("test config is invalid");
-    const started = Runtime.start(loaded.config, { log: createLogger({ sink: () => {} }) });
+    const started = Runtime.start(loaded.config, {
+      log: createLogger({ sink: () => {} }),
+      source: { file: loaded.file, text: loaded.text },
+    });
     started.then((rt) => onCleanup(() => rt.shutdown(0))).catch(() => {});
     await expect(started).rejects.toThrow(
       `the admin server cannot listen on 127.0.0.1:${taken.port}`,

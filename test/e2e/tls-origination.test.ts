@@ -368,7 +368,10 @@ routers:
     const loaded = await loadConfig(join(dir, "lintel.yaml"));
     if (!loaded.ok) throw new Error(loaded.errors.map(formatConfigError).join("\n"));
     writeFiles(dir, { "ca/missing.pem": "garbage" });
-    const started = Runtime.start(loaded.config, { log: createLogger({ sink: () => {} }) });
+    const started = Runtime.start(loaded.config, {
+      log: createLogger({ sink: () => {} }),
+      source: { file: loaded.file, text: loaded.text },
+    });
     started.then((rt) => onCleanup(() => rt.shutdown(0))).catch(() => {});
     await expect(started).rejects.toThrow(
       `router egress (routers[1].client.tls): TLS: ${join(dir, "ca/missing.pem")}: no PEM certificate in it`,

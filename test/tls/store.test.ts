@@ -14,6 +14,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { LoadedCertificate } from "../../tls/certificate.js";
 import type { CertificateSet } from "../../tls/certificate-set.js";
 import {
   type CertificateSource,
@@ -77,7 +78,8 @@ function pair(d: string, name: string, c: Issued, ext = "crt") {
   };
 }
 
-const serial = (set: CertificateSet, name: string) => set.match(name)?.leaf.serialNumber;
+const serial = (set: CertificateSet<LoadedCertificate>, name: string) =>
+  set.match(name)?.leaf.serialNumber;
 
 describe("loading at startup", () => {
   it("throws the first CertificateError when a certificate does not load", async () => {

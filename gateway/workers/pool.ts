@@ -1,0 +1,207 @@
+// The control thread's workers: N threads, each serving every uws server of the config on
+// the same ports (SO_REUSEPORT), with its own pools, balancers and caches. The control
+// thread binds names for them, sends certificates, restarts a worker that dies (the
+// others keep serving), and drains them on shutdown.
+
+import { Worker } from "node:worker_threads";
+import type { LiveCertificates } from "../../tls/certificate-set.js";
+import type { Logger } from "../log.js";
+import type { NamingSetup } from "../routing/naming-setup.js";
+import type { Listener } from "../server/listener.js";
+import { WorkerBindings } from "./bind-service.js";
+import type { FromWorker, ToWorker, WireCertificates, WorkerStats } from "./protocol.js";
+import { encodeCertificates } from "./remote-certificates.js";
+
+/** How long after a crash a worker is started again. */
+const RESTART_DELAY_MS = 1000;
+
+export interface PoolOptions {
+  readonly count: number;
+  /** The config as loaded by the control thread; every worker loads the same text. */
+  readonly source: { readonly file: string; readonly text: string };
+  readonly naming: NamingSetup;
+  readonly log: Logger;
+  /** Ports chosen for servers configured with port 0, by server key. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** The certificates of the uws TLS servers, by server key (loaded and watched here). */
+  readonly certificates: ReadonlyMap<string, LiveCertificates>;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  readonly bindings: WorkerBindings;
+  ready: boolean;
+  stats: WorkerStats;
+  readonly exited: Promise<void>;
+}
+
+/** A worker thread: compiled JS from dist/, or (tests from source) TypeScript through tsx. */
+function startWorker(): Worker {
+  if (!import.meta.url.endsWith(".ts"))
+    return new Worker(new URL("./worker-main.js", import.meta.url));
+  const entry = new URL("./worker-main.ts", import.meta.url).href;
+  return new Worker(
+    `import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`,
+    { eval: true },
+  );
+}
+
+export class WorkerPool {
+  private readonly slots: (Slot | undefined)[];
+  private stopping = false;
+  private readonly stopWatching: (() => void)[] = [];
+
+  constructor(private readonly opts: PoolOptions) {
+    this.slots = new Array(opts.count).fill(undefined);
+    for (const [server, store] of opts.certificates) {
+      this.stopWatching.push(
+        store.onChange((set) => {
+          this.broadcast({ type: "certificates", update: encodeCertificates(server, set) });
+        }),
+      );
+    }
+  }
+
+  /** Starts every worker; rejects (after stopping them) if one cannot serve. */
+  async start(): Promise<void> {
+    try {
+      await Promise.all(this.slots.map((_, i) => this.spawn(i)));
+    } catch (e) {
+      await this.terminate();
+      throw e;
+    }
+  }
+
+  /** Requests in flight over all workers. */
+  get inflight(): number {
+    let n = 0;
+    for (const s of this.slots) n += s?.stats.inflight ?? 0;
+    return n;
+  }
+
+  get readyCount(): number {
+    return this.slots.filter((s) => s?.ready).length;
+  }
+
+  /** Each worker's last report (requests handled, in flight), by worker index. */
+  get stats(): readonly WorkerStats[] {
+    return this.slots.map((s) => s?.stats ?? { inflight: 0, requests: 0 });
+  }
+
+  private certificatesNow(): WireCertificates[] {
+    return [...this.opts.certificates].map(([server, store]) =>
+      encodeCertificates(server, store.current),
+    );
+  }
+
+  private spawn(index: number): Promise<void> {
+    const worker = startWorker();
+    const post = (m: ToWorker) => worker.postMessage(m);
+    const bindings = new WorkerBindings(this.opts.naming, post);
+    const log = this.opts.log.child({ worker: index });
+    let onExit: () => void = () => {};
+    const slot: Slot = {
+      worker,
+      bindings,
+      ready: false,
+      stats: { inflight: 0, requests: 0 },
+      exited: new Promise((r) => {
+        onExit = r;
+      }),
+    };
+    this.slots[index] = slot;
+    return new Promise<void>((resolve, reject) => {
+      worker.on("message", (m: FromWorker) => {
+        switch (m.type) {
+          case "ready":
+            slot.ready = true;
+            log.info("worker serving");
+            resolve();
+            break;
+          case "failed":
+            reject(new Error(`worker ${index}: ${m.error}`));
+            break;
+          case "bind":
+            bindings.bind(m.sub, m.router, m.dtab, m.path);
+            break;
+          case "unbind":
+            bindings.unbind(m.sub);
+            break;
+          case "stats":
+            slot.stats = m.stats;
+            break;
+          case "log":
+            log[m.level](m.msg, m.fields);
+            break;
+          case "stopped":
+            break;
+        }
+      });
+      worker.on("error", (e) => {
+        log.error("worker failed", { error: e.message });
+        reject(new Error(`worker ${index}: ${e.message}`));
+      });
+      worker.on("exit", (code) => {
+        bindings.close();
+        onExit();
+        const wasReady = slot.ready;
+        slot.ready = false;
+        slot.stats = { inflight: 0, requests: slot.stats.requests };
+        if (!wasReady) {
+          reject(new Error(`worker ${index} exited (code ${code}) before serving`));
+          return;
+        }
+        if (this.stopping) return;
+        log.error("worker exited; starting another; the other workers keep serving", { code });
+        setTimeout(() => {
+          if (this.stopping) return;
+          this.spawn(index).catch((e: Error) =>
+            log.error("worker did not start again", { error: e.message }),
+          );
+        }, RESTART_DELAY_MS).unref();
+      });
+      post({
+        type: "init",
+        index,
+        configText: this.opts.source.text,
+        configFile: this.opts.source.file,
+        ports: this.opts.ports,
+        certificates: this.certificatesNow(),
+      });
+    });
+  }
+
+  private broadcast(m: ToWorker): void {
+    for (const s of this.slots) if (s) s.worker.postMessage(m);
+  }
+
+  /**
+   * Asks every worker to stop accepting and finish its requests within `graceMs`;
+   * resolves when all have stopped.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.stopping = true;
+    for (const stop of this.stopWatching) stop();
+    this.broadcast({ type: "shutdown", graceMs });
+    await Promise.all(this.slots.map((s) => s?.exited));
+  }
+
+  /** Stops every worker now. */
+  async terminate(): Promise<void> {
+    this.stopping = true;
+    for (const stop of this.stopWatching) stop();
+    await Promise.all(this.slots.map((s) => s?.worker.terminate()));
+  }
+
+  /** The workers' listeners on `port`, as one Listener for the runtime's bookkeeping. */
+  listener(port: number): Listener {
+    return {
+      engine: "uws",
+      port,
+      // Draining goes through shutdown(): each worker stops its own listeners.
+      stopAccepting: () => {},
+      closeIdle: () => {},
+      destroy: () => {},
+    };
+  }
+}

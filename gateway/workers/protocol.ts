@@ -1,0 +1,95 @@
+// The messages between the control thread and the data-plane workers. The control
+// thread owns the config, namers, DNS, file watches and certificates; a worker serves
+// requests with its own listeners, pools and caches, and asks the control thread to bind
+// names. Everything here survives structured cloning (no functions, no class instances).
+
+/** A name tree whose bound leaves refer to address sets by number. */
+export type WireTree =
+  | { readonly kind: "leaf"; readonly id: string; readonly residual: string; readonly addr: number }
+  | { readonly kind: "alt"; readonly trees: readonly WireTree[] }
+  | { readonly kind: "union"; readonly trees: readonly { weight: number; tree: WireTree }[] }
+  | { readonly kind: "neg" | "fail" | "empty" };
+
+export type WireState =
+  | { readonly status: "pending" }
+  | { readonly status: "ok"; readonly tree: WireTree }
+  | { readonly status: "failed"; readonly error: string };
+
+export interface WireAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly meta: Readonly<Record<string, string | number | boolean>>;
+}
+
+export type WireAddr =
+  | { readonly kind: "pending" | "neg" }
+  | { readonly kind: "failed"; readonly error: string }
+  | { readonly kind: "bound"; readonly addresses: readonly WireAddress[] };
+
+/** A certificate as a worker's TLS listener needs it. */
+export interface WireCertificate {
+  readonly names: readonly string[];
+  readonly fingerprint: string;
+  readonly chainPem: string;
+  readonly keyPem: string;
+  readonly passphrase: string | undefined;
+}
+
+/** The certificates of one TLS server: the default first. */
+export interface WireCertificates {
+  readonly server: string;
+  readonly certs: readonly WireCertificate[];
+}
+
+/** Where a worker finds its config, and the ports the control thread chose. */
+export interface WorkerInit {
+  readonly type: "init";
+  readonly index: number;
+  readonly configText: string;
+  readonly configFile: string;
+  /** `router label/server index` → port, for servers configured with port 0. */
+  readonly ports: Readonly<Record<string, number>>;
+  readonly certificates: readonly WireCertificates[];
+}
+
+export type ToWorker =
+  | WorkerInit
+  | { readonly type: "bound"; readonly sub: number; readonly state: WireState }
+  | { readonly type: "addr"; readonly addr: number; readonly value: WireAddr }
+  /** No tree of the worker refers to address set `addr` any more. */
+  | { readonly type: "addr-drop"; readonly addr: number }
+  | { readonly type: "certificates"; readonly update: WireCertificates }
+  | { readonly type: "shutdown"; readonly graceMs: number };
+
+/** What a worker counts, summed by the control thread for the admin server. */
+export interface WorkerStats {
+  readonly inflight: number;
+  /** Requests handled since the worker started. */
+  readonly requests: number;
+}
+
+export type FromWorker =
+  | { readonly type: "ready" }
+  | {
+      readonly type: "log";
+      readonly level: "debug" | "info" | "warn" | "error";
+      readonly msg: string;
+      readonly fields: Readonly<Record<string, string | number | boolean | undefined>>;
+    }
+  | { readonly type: "failed"; readonly error: string }
+  | {
+      readonly type: "bind";
+      readonly sub: number;
+      readonly router: string;
+      readonly dtab: string;
+      readonly path: string;
+    }
+  | { readonly type: "unbind"; readonly sub: number }
+  | { readonly type: "stats"; readonly stats: WorkerStats }
+  | { readonly type: "stopped" };
+
+/** The key of a server in `ports` and certificate updates. */
+export function serverKey(router: string, index: number): string {
+  return `${router}/${index}`;
+}

@@ -1,0 +1,104 @@
+// A data-plane worker thread: loads the same config text as the control thread, serves
+// the config's uws servers on the ports the control thread chose, binds names through
+// it, reports its counts, and drains when told to.
+
+import { type MessagePort, parentPort } from "node:worker_threads";
+import { loadConfig } from "../config/load.js";
+import { createForwardingLogger } from "../log.js";
+import { Runtime } from "../runtime.js";
+import { closeAllUwsApps } from "../server/uws-engine.js";
+import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
+import { RemoteCertificates } from "./remote-certificates.js";
+import { RemoteBindings } from "./remote-interpreter.js";
+import { TreeDecoder } from "./tree-codec.js";
+
+/** How often a worker reports its counts. */
+const STATS_INTERVAL_MS = 1000;
+
+if (!parentPort) throw new Error("worker-main runs as a worker thread of lintel");
+const port: MessagePort = parentPort;
+const post = (m: FromWorker) => port.postMessage(m);
+
+// A bug that escapes (a plugin's, say) ends this worker only: the control thread starts
+// another. uws must be closed first, or its handles abort the whole process.
+process.on("uncaughtException", (e) => {
+  closeAllUwsApps();
+  post({
+    type: "log",
+    level: "error",
+    msg: "worker crashed",
+    fields: { error: e.stack ?? e.message },
+  });
+  process.exit(1);
+});
+
+port.once("message", (init: WorkerInit) => {
+  void serve(init).catch((e: Error) => {
+    closeAllUwsApps();
+    post({ type: "failed", error: e.message });
+    process.exit(1);
+  });
+});
+
+async function serve(init: WorkerInit): Promise<void> {
+  const log = createForwardingLogger((level, msg, fields) =>
+    post({ type: "log", level, msg, fields }),
+  );
+  const decoder = new TreeDecoder();
+  const remote = new RemoteBindings(decoder, post);
+  const certificates = new Map(
+    init.certificates.map((c) => [c.server, new RemoteCertificates(c)] as const),
+  );
+  let runtime: Runtime | undefined;
+  port.on("message", (m: ToWorker) => {
+    switch (m.type) {
+      case "bound":
+        remote.bound(m.sub, m.state);
+        break;
+      case "addr":
+        decoder.setAddr(m.addr, m.value);
+        break;
+      case "addr-drop":
+        decoder.dropAddr(m.addr);
+        break;
+      case "certificates":
+        certificates.get(m.update.server)?.update(m.update);
+        break;
+      case "shutdown":
+        void (runtime?.shutdown(m.graceMs) ?? Promise.resolve()).finally(() => {
+          closeAllUwsApps();
+          post({ type: "stopped" });
+          process.exit(0);
+        });
+        break;
+      case "init":
+        break;
+    }
+  });
+
+  const loaded = await loadConfig(init.configFile, { text: init.configText });
+  if (!loaded.ok) {
+    throw new Error(
+      `the config no longer loads: ${loaded.errors.map((e) => e.message).join("; ")}`,
+    );
+  }
+  runtime = await Runtime.start(loaded.config, {
+    log,
+    worker: {
+      interpreters: (router) => remote.interpreter(router),
+      ports: init.ports,
+      certificates: (server) => certificates.get(server),
+    },
+  });
+  const rt = runtime;
+  const report = () =>
+    post({
+      type: "stats",
+      stats: {
+        inflight: rt.routers.reduce((n, r) => n + r.inflight, 0),
+        requests: rt.routers.reduce((n, r) => n + r.handled, 0),
+      },
+    });
+  setInterval(report, STATS_INTERVAL_MS).unref();
+  post({ type: "ready" });
+}
