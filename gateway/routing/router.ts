@@ -140,7 +140,8 @@ export class Router {
       start,
       service: undefined,
       client: undefined,
-      remote: ex.clientAddress,
+      // Only the access log needs it (and reading it costs a call into the engine).
+      remote: this.opts.accessLog ? ex.clientAddress : "",
       admitted: false,
       status: 0,
       bytes: 0,
@@ -276,7 +277,7 @@ export class Router {
       egress.checkAddress(host, name);
     }
     const head = upstreamHeaders(ex, st.policy, service, bound, local, egress);
-    st.remote = head.client;
+    if (head.client !== undefined) st.remote = head.client;
     const handler = new ForwardHandler(
       ex,
       endpoint,

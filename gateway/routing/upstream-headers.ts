@@ -14,8 +14,8 @@ import type { ServerPolicy } from "./server-policy.js";
 
 export interface UpstreamHead {
   readonly headers: string[];
-  /** The original client (after trusted proxies), for the access log. */
-  readonly client: string;
+  /** The original client found through trusted proxies, for the access log (when computed). */
+  readonly client: string | undefined;
 }
 
 export function upstreamHeaders(
@@ -79,7 +79,7 @@ export function upstreamHeaders(
     // Per-request dentries travel on to the next hops as context (Linkerd's Dtab.local).
     if (local.size > 0) out.push("l5d-ctx-dtab", local.show);
   }
-  let client = ex.clientAddress;
+  let client: string | undefined;
   if (forwarded) {
     const f = forwardedHeaders(
       headers,

@@ -62,10 +62,11 @@ class UwsExchange implements ServerExchange {
   readonly url: string;
   readonly httpVersion = "1.1";
   readonly headers: string[] = [];
-  readonly remoteAddress: string;
   readonly remotePort = 0;
-  readonly clientAddress: string;
   readonly clientPort = 0;
+  // Read from uws only when asked (most requests never need them), while res is valid.
+  private remote: string | undefined;
+  private client: string | undefined;
   readonly localAddress: string;
   readonly localPort: number;
   readonly secure: boolean;
@@ -105,15 +106,13 @@ class UwsExchange implements ServerExchange {
     req.forEach((k, v) => {
       headers.push(k, v);
     });
-    this.remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
     // uws reads a PROXY v2 header whenever one comes; it counts only where configured.
     if (ctx.proxyFrom) {
       const proxied = Buffer.from(res.getProxiedRemoteAddressAsText()).toString();
       this.refused = proxied === "" || !ctx.proxyFrom.has(this.remoteAddress);
-      this.clientAddress = proxied || this.remoteAddress;
+      this.client = proxied || this.remoteAddress;
     } else {
       this.refused = false;
-      this.clientAddress = this.remoteAddress;
     }
     const cl = req.getHeader("content-length");
     this.contentLength = cl === "" ? undefined : Number(cl);
@@ -126,6 +125,18 @@ class UwsExchange implements ServerExchange {
       this.bodyStream = body;
       res.onData((ab, last) => body.feed(ab, last));
     }
+  }
+
+  get remoteAddress(): string {
+    if (this.remote === undefined) {
+      this.remote =
+        this.aborted || this.done ? "" : Buffer.from(this.res.getRemoteAddressAsText()).toString();
+    }
+    return this.remote;
+  }
+
+  get clientAddress(): string {
+    return this.client ?? this.remoteAddress;
   }
 
   private readonly onAborted = () => {
