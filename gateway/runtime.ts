@@ -78,6 +78,8 @@ export class Runtime {
   readonly tunnels: ConnectTunnels[] = [];
   /** The data-plane workers serving the uws servers, when there are any. */
   pool: WorkerPool | undefined;
+  /** This runtime serves a worker thread's share of the servers. */
+  private inWorker = false;
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -107,6 +109,7 @@ export class Runtime {
     const accessLogs: AccessLog[] = [];
     const listeners: BoundListener[] = [];
     const rt = new Runtime(config, log, naming, routers, clients, accessLogs, listeners, undefined);
+    rt.inWorker = side !== undefined;
     const upstreamTls = new UpstreamTlsContexts();
     /** uws servers the workers will serve: their key, address and certificates. */
     const forWorkers: { key: string; router: string; index: number; ip: string; port: number }[] =
@@ -294,7 +297,8 @@ export class Runtime {
   private async drainAndClose(graceMs: number): Promise<void> {
     this.ready = false;
     // Load balancers learn of the shutdown from /admin/ready; keep serving until they have.
-    const delay = graceMs > 0 ? this.config.admin.drainDelayMs : 0;
+    // (A worker is told to drain once the control thread has waited.)
+    const delay = graceMs > 0 && !this.inWorker ? this.config.admin.drainDelayMs : 0;
     if (delay > 0) {
       this.log.info("not ready; still serving while load balancers notice", {
         drainDelayMs: delay,
@@ -324,7 +328,7 @@ export class Runtime {
       }),
     ]);
     clearTimeout(timer);
-    await this.pool?.terminate();
+    await this.pool?.stop();
     const left = this.routers.reduce((n, r) => n + r.inflight, 0);
     if (left > 0)
       this.log.warn("grace period over; closing requests still in flight", { inflight: left });

@@ -301,21 +301,46 @@ type UwsApp = ReturnType<Uws["App"]>;
  * uws leaves handles on the thread's loop that otherwise abort the whole process.
  */
 const openApps = new Set<UwsApp>();
+/** Apps closed whose follow-up closes (see closeApp) are still to come. */
+const closingApps = new Set<UwsApp>();
+/** close() again this many times, CLOSE_AGAIN_MS apart, after the first. */
+const FOLLOW_UP_CLOSES = 3;
+const CLOSE_AGAIN_MS = 10;
 
 function openApp(app: UwsApp): UwsApp {
   openApps.add(app);
   return app;
 }
 
-/** Closes the app's listen sockets and connections (uws ≥ 20.30's App.close()). */
+/**
+ * Closes the app's listen sockets and connections (uws ≥ 20.30's App.close()). uws holds
+ * TLS connections whose handshake it deferred (many arriving at once) outside the app's
+ * list for a loop turn, so one close() misses them: they are closed by the next ones.
+ */
 function closeApp(app: UwsApp): void {
   if (!openApps.delete(app)) return;
-  (app as unknown as { close(): void }).close();
+  const closable = app as unknown as { close(): void };
+  closable.close();
+  closingApps.add(app);
+  let left = FOLLOW_UP_CLOSES;
+  const again = () => {
+    closable.close();
+    if (--left > 0) setTimeout(again, CLOSE_AGAIN_MS);
+    else closingApps.delete(app);
+  };
+  setTimeout(again, CLOSE_AGAIN_MS);
 }
 
-/** Closes every uws app of this thread (a worker about to end, even on a crash). */
-export function closeAllUwsApps(): void {
+/**
+ * Closes every uws app of this thread (a worker about to end, even on a crash); resolves
+ * once no connection of theirs can be left, when the thread may end.
+ */
+export function closeAllUwsApps(): Promise<void> {
   for (const app of [...openApps]) closeApp(app);
+  return new Promise((resolve) => {
+    const check = () => (closingApps.size === 0 ? resolve() : setTimeout(check, CLOSE_AGAIN_MS));
+    check();
+  });
 }
 type RouteHandler = (res: HttpResponse, req: HttpRequest) => void;
 

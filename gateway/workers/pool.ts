@@ -14,6 +14,8 @@ import { encodeCertificates } from "./remote-certificates.js";
 
 /** How long after a crash a worker is started again. */
 const RESTART_DELAY_MS = 1000;
+/** How long a worker told to stop may take before it is terminated. */
+const STOP_TIMEOUT_MS = 2000;
 
 export interface PoolOptions {
   readonly count: number;
@@ -67,7 +69,7 @@ export class WorkerPool {
     try {
       await Promise.all(this.slots.map((_, i) => this.spawn(i)));
     } catch (e) {
-      await this.terminate();
+      await this.stop();
       throw e;
     }
   }
@@ -186,11 +188,30 @@ export class WorkerPool {
     await Promise.all(this.slots.map((s) => s?.exited));
   }
 
-  /** Stops every worker now. */
-  async terminate(): Promise<void> {
+  /**
+   * Stops every worker now, cutting what is in flight. Each ends itself (closing uws first,
+   * see worker-main); one that does not answer (stuck in a loop) is terminated.
+   */
+  async stop(): Promise<void> {
     this.stopping = true;
     for (const stop of this.stopWatching) stop();
-    await Promise.all(this.slots.map((s) => s?.worker.terminate()));
+    this.broadcast({ type: "stop" });
+    await Promise.all(
+      this.slots.map(async (s, i) => {
+        if (!s) return;
+        let timer: NodeJS.Timeout | undefined;
+        const answered = await Promise.race([
+          s.exited.then(() => true),
+          new Promise<boolean>((r) => {
+            timer = setTimeout(() => r(false), STOP_TIMEOUT_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (answered) return;
+        this.opts.log.error("worker does not stop; terminating it", { worker: i });
+        await s.worker.terminate();
+      }),
+    );
   }
 
   /** The workers' listeners on `port`, as one Listener for the runtime's bookkeeping. */

@@ -60,7 +60,9 @@ export type ToWorker =
   /** No tree of the worker refers to address set `addr` any more. */
   | { readonly type: "addr-drop"; readonly addr: number }
   | { readonly type: "certificates"; readonly update: WireCertificates }
-  | { readonly type: "shutdown"; readonly graceMs: number };
+  | { readonly type: "shutdown"; readonly graceMs: number }
+  /** End now, whatever is in flight (the grace period is over). */
+  | { readonly type: "stop" };
 
 /** What a worker counts, summed by the control thread for the admin server. */
 export interface WorkerStats {

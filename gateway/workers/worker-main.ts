@@ -19,24 +19,34 @@ if (!parentPort) throw new Error("worker-main runs as a worker thread of lintel"
 const port: MessagePort = parentPort;
 const post = (m: FromWorker) => port.postMessage(m);
 
+let ending = false;
+/**
+ * Ends this thread. uws must be closed first, or its handles abort the whole process;
+ * nothing else (Node's own sockets, timers) needs closing.
+ */
+function end(code: number): void {
+  if (ending) return;
+  ending = true;
+  void closeAllUwsApps().then(() => process.exit(code));
+}
+
 // A bug that escapes (a plugin's, say) ends this worker only: the control thread starts
-// another. uws must be closed first, or its handles abort the whole process.
+// another.
 process.on("uncaughtException", (e) => {
-  closeAllUwsApps();
+  if (ending) return;
   post({
     type: "log",
     level: "error",
     msg: "worker crashed",
     fields: { error: e.stack ?? e.message },
   });
-  process.exit(1);
+  end(1);
 });
 
 port.once("message", (init: WorkerInit) => {
   void serve(init).catch((e: Error) => {
-    closeAllUwsApps();
     post({ type: "failed", error: e.message });
-    process.exit(1);
+    end(1);
   });
 });
 
@@ -66,10 +76,12 @@ async function serve(init: WorkerInit): Promise<void> {
         break;
       case "shutdown":
         void (runtime?.shutdown(m.graceMs) ?? Promise.resolve()).finally(() => {
-          closeAllUwsApps();
           post({ type: "stopped" });
-          process.exit(0);
+          end(0);
         });
+        break;
+      case "stop":
+        end(0);
         break;
       case "init":
         break;

@@ -6,7 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { Agent, request as httpsRequest } from "node:https";
 import { join } from "node:path";
-import type { TLSSocket } from "node:tls";
+import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { chainPem, type Issued, TestCa } from "../tls/test-ca.js";
 import { call, cleanup, eventually, type Lintel, startLintel, startUpstream } from "./harness.js";
@@ -218,5 +218,35 @@ describe("workers and certificates", () => {
       10_000,
       "every worker to serve the new certificate",
     );
+  });
+
+  it("workers end cleanly amid a burst of TLS handshakes", async () => {
+    // uws defers some handshakes when many arrive at once; a thread that ends with one of
+    // them open aborts the whole process (and this test file with it).
+    const users = await startUpstream("users");
+    for (let round = 0; round < 4; round++) {
+      const l = await startLintel(
+        config({ workers: 2, server: ", tls: {certPath: app.crt, keyPath: app.key}" }),
+        {
+          "disco/users": `127.0.0.1 ${users.port}\n`,
+          "app.crt": chainPem(first),
+          "app.key": first.keyPem(),
+        },
+      );
+      const port = l.port();
+      const sockets = Array.from({ length: 80 }, () => {
+        const s = tlsConnect({
+          host: "127.0.0.1",
+          port,
+          servername: "app.example.com",
+          ca: ca.certPem,
+        });
+        s.on("error", () => {});
+        return s;
+      });
+      await new Promise((r) => setTimeout(r, round * 3));
+      await l.runtime.shutdown(0);
+      for (const s of sockets) s.destroy();
+    }
   });
 });
