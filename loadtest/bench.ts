@@ -4,30 +4,45 @@
 // loopback; wrk drives each target with the same connections and duration, in
 // interleaved rounds. Each row also gives the CPU time the proxy spent per request, which
 // stays meaningful when the load generator, not the proxy, sets the pace (the handshake
-// row on a small machine). Prints a table and writes loadtest/results/latest.json.
+// row on a small machine). The latency row drives each target at a fixed rate with h2load
+// instead (lib/openloop.ts says why). Prints a table per row and writes
+// loadtest/results/latest.json (latest-<rows>.json when only some rows ran).
 //
-//   npm run bench -- [--quick] [--duration S] [--connections N] [--body BYTES] [--rounds N]
+//   npm run bench -- [--quick] [--rows plaintext,tls,handshake,egress,large,latency]
+//                    [--profile ROW] [--workers N] [--scaling] [--latency-rate REQ_PER_S]
+//                    [--duration S] [--connections N] [--body BYTES] [--rounds N]
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, relative } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { makeBenchCert } from "./lib/certs.js";
 import { backendConfig, proxyConfig } from "./lib/haproxy.js";
+import { h2loadUsable, type OpenLoopResult, runOpenLoop } from "./lib/openloop.js";
 import {
   commandExists,
   cpuSeconds,
   freePort,
   type Proc,
+  rssKb,
   start,
   stopAll,
   waitForPort,
 } from "./lib/processes.js";
+import { formatSummary, type HotSpot, profileWhile } from "./lib/profile.js";
 import { runWrk, type WrkResult } from "./lib/wrk.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
+const resultsDir = join(root, "loadtest/results");
+const lintelBin = join(root, "bin/lintel.js");
+
+const ROW_NAMES = ["plaintext", "tls", "handshake", "egress", "large", "latency"] as const;
+type RowName = (typeof ROW_NAMES)[number];
+const LARGE_BODY = 64 * 1024;
+/** The issue's target for the latency row: p99 added over direct, at half HAProxy's peak. */
+const P99_ADDED_TARGET_MS = 1;
 
 interface Target {
   readonly name: string;
@@ -37,14 +52,17 @@ interface Target {
 }
 
 interface Scenario {
+  readonly row: RowName;
   readonly name: string;
   readonly what: string;
   readonly targets: readonly Target[];
+  readonly bodyBytes: number;
   readonly connections?: number;
   readonly headers?: Record<string, string>;
 }
 
 interface Row {
+  readonly row: RowName;
   readonly name: string;
   readonly target: string;
   readonly rps: number;
@@ -55,6 +73,41 @@ interface Row {
   readonly errors: number;
   /** CPU time the proxy (or backend, for direct) spent per request, in microseconds. */
   readonly cpu_us_per_req: number;
+  /** Response bodies delivered per second, in MB (10^6 bytes). */
+  readonly body_mb_per_s: number;
+}
+
+interface LatencyRow {
+  readonly target: string;
+  readonly rate: number;
+  readonly achieved_rps: number;
+  readonly p50_ms: number;
+  readonly p99_ms: number;
+  readonly p999_ms: number;
+  readonly max_ms: number;
+  /** Median over rounds of (this target's p99 - direct's p99 in the same round). */
+  readonly p99_added_ms?: number;
+  /** Share of responses slower than the per-connection interval (see lib/openloop.ts). */
+  readonly late_pct: number;
+  readonly errors: number;
+  /** CPU the serving process used, as a share of one core. */
+  readonly cpu_pct: number;
+  /** Every round achieved at least 97% of the rate and finished in time. */
+  readonly held_rate: boolean;
+}
+
+interface Options {
+  readonly quick: boolean;
+  readonly durationS: number;
+  readonly connections: number;
+  readonly bodyBytes: number;
+  readonly rounds: number;
+  readonly warmupS: number;
+  readonly rows: readonly RowName[];
+  readonly profile?: RowName;
+  readonly workers?: number;
+  readonly scaling: boolean;
+  readonly latencyRate?: number;
 }
 
 const median = (xs: number[]) => {
@@ -62,85 +115,253 @@ const median = (xs: number[]) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The first line a tool prints about its version (wrk prints it and exits 1). */
 function version(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 10_000 });
   return `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n")[0]!.trim() || "unknown";
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: "boolean" },
-      duration: { type: "string" },
-      connections: { type: "string" },
-      body: { type: "string" },
-      rounds: { type: "string" },
-    },
-  });
-  const quick = values.quick ?? false;
-  const durationS = Number(values.duration ?? (quick ? 3 : 10));
-  const connections = Number(values.connections ?? 64);
-  const bodyBytes = Number(values.body ?? 64);
-  const rounds = Number(values.rounds ?? (quick ? 2 : 3));
-  // Long enough for the JIT to settle and every connection pool to fill.
-  const warmupS = quick ? 2 : 4;
+/** CPU list "a-b" (or "a") for cores from..to. */
+const cpuList = (from: number, to: number) => (from === to ? `${from}` : `${from}-${to}`);
 
-  const missing = ["wrk", "haproxy", "taskset", "openssl"].filter((c) => !commandExists(c));
+/** Busy and total jiffies of the given cores (all when undefined), from /proc/stat. */
+function cpuTimes(list?: string): { busy: number; total: number } {
+  const wanted = new Set<number>();
+  if (list)
+    for (const part of list.split(",")) {
+      const [a, b] = part.split("-").map(Number) as [number, number?];
+      for (let c = a; c <= (b ?? a); c++) wanted.add(c);
+    }
+  let busy = 0;
+  let total = 0;
+  for (const line of readFileSync("/proc/stat", "utf8").split("\n")) {
+    const m = /^cpu(\d+) (.*)$/.exec(line);
+    if (!m || (list && !wanted.has(Number(m[1])))) continue;
+    const f = m[2]!.trim().split(/\s+/).map(Number);
+    const sum = f.slice(0, 8).reduce((s, x) => s + x, 0);
+    total += sum;
+    busy += sum - f[3]! - f[4]!; // less idle and iowait
+  }
+  return { busy, total };
+}
+
+function usage(): string {
+  return `usage: npm run bench -- [--quick] [--rows ${ROW_NAMES.join(",")}] [--profile ROW]
+       [--workers N] [--scaling] [--latency-rate REQ_PER_S]
+       [--duration S] [--connections N] [--body BYTES] [--rounds N]`;
+}
+
+function parseOptions(): Options | string {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        quick: { type: "boolean" },
+        duration: { type: "string" },
+        connections: { type: "string" },
+        body: { type: "string" },
+        rounds: { type: "string" },
+        rows: { type: "string" },
+        profile: { type: "string" },
+        workers: { type: "string" },
+        scaling: { type: "boolean" },
+        "latency-rate": { type: "string" },
+      },
+    }));
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const str = (k: string) => values[k] as string | undefined;
+  const num = (k: string, dflt: number, min: number): number | string => {
+    const v = str(k);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    return Number.isInteger(n) && n >= min ? n : `--${k} wants an integer >= ${min}, not ${v}`;
+  };
+  const quick = values.quick === true;
+  const scaling = values.scaling === true;
+  const durationS = num("duration", quick ? 3 : 10, 1);
+  const connections = num("connections", 64, 1);
+  const bodyBytes = num("body", 64, 1);
+  const rounds = num("rounds", quick ? 2 : 3, 1);
+  const workers = num("workers", 0, 1);
+  const latencyRate = num("latency-rate", 0, 1);
+  for (const v of [durationS, connections, bodyBytes, rounds, workers, latencyRate])
+    if (typeof v === "string") return v;
+  const isRow = (r: string): r is RowName => (ROW_NAMES as readonly string[]).includes(r);
+  let rows: RowName[];
+  const rowsArg = str("rows");
+  if (rowsArg !== undefined) {
+    const asked = rowsArg.split(",").map((r) => r.trim());
+    const unknown = asked.filter((r) => !isRow(r));
+    if (unknown.length > 0)
+      return `unknown row ${unknown.join(", ")}; the rows are ${ROW_NAMES.join(", ")}`;
+    rows = ROW_NAMES.filter((r) => asked.includes(r)); // always in the table's order
+  } else {
+    rows = scaling ? [] : [...ROW_NAMES]; // --scaling alone runs only the scaling test
+  }
+  const profile = str("profile");
+  if (profile !== undefined) {
+    if (!isRow(profile)) return `--profile wants a row: ${ROW_NAMES.join(", ")}`;
+    if (!rows.includes(profile)) return `--profile ${profile} needs ${profile} among --rows`;
+  }
+  return {
+    quick,
+    durationS: durationS as number,
+    connections: connections as number,
+    bodyBytes: bodyBytes as number,
+    rounds: rounds as number,
+    // Long enough for the JIT to settle and every connection pool to fill.
+    warmupS: quick ? 2 : 4,
+    rows,
+    profile: profile as RowName | undefined,
+    workers: (workers as number) || undefined,
+    scaling,
+    latencyRate: (latencyRate as number) || undefined,
+  };
+}
+
+/** `lintel check` on a config; undefined when it passes, else what it printed. */
+function lintelCheck(config: string): string | undefined {
+  const r = spawnSync(process.execPath, [lintelBin, "check", config], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return r.status === 0 ? undefined : `${r.stdout ?? ""}${r.stderr ?? ""}`.trim();
+}
+
+async function main(): Promise<number> {
+  const parsed = parseOptions();
+  if (typeof parsed === "string") {
+    console.error(`${parsed}\n${usage()}`);
+    return 2;
+  }
+  const o = parsed;
+  const { durationS, connections, bodyBytes, rounds, warmupS } = o;
+
+  const needs = ["wrk", "haproxy", "taskset", "openssl"];
+  if (o.rows.includes("latency")) needs.push("h2load");
+  const missing = needs.filter((c) => !commandExists(c));
   if (missing.length > 0) {
+    const pkgs = missing.map((c) =>
+      c === "taskset" ? "util-linux" : c === "h2load" ? "nghttp2-client" : c,
+    );
     console.error(
-      `the benchmark needs ${missing.join(", ")}; install them, e.g. apt-get install -y wrk haproxy util-linux openssl`,
+      `the benchmark needs ${missing.join(", ")}; install them, e.g. apt-get install -y ${pkgs.join(" ")}`,
     );
     return 2;
   }
-  const lintelBin = join(root, "bin/lintel.js");
+  if (o.rows.includes("latency")) {
+    const help = spawnSync("h2load", ["--help"], { encoding: "utf8", timeout: 10_000 });
+    if (!h2loadUsable(`${help.stdout ?? ""}`)) {
+      console.error(
+        "the latency row needs an h2load with --rps, --rate-period and --log-file (nghttp2 1.40 or newer; Debian 12's nghttp2-client has them)",
+      );
+      return 2;
+    }
+  }
   if (!existsSync(join(root, "dist/gateway/cli/main.js"))) {
     console.error("build lintel first: npm run build");
     return 2;
   }
 
-  // Two cores or more: the proxies get core 0 alone; the backend and wrk share the rest.
+  // Placement. One proxy thread: the proxies get core 0 alone and the backend and the load
+  // generator the rest. N threads (--workers N): cores 0..N-1 for the proxies when there
+  // are more cores than that; otherwise everything shares all cores.
   const n = cpus().length;
-  const proxyCpu = n >= 2 ? "0" : undefined;
-  const loadCpus = n >= 2 ? `1-${n - 1}` : undefined;
+  const threads = o.workers ?? 1;
+  const pinned = n > threads;
+  const proxyCpus = pinned ? cpuList(0, threads - 1) : undefined;
+  const loadCpus = pinned ? cpuList(threads, n - 1) : undefined;
+  const loadCores = pinned ? n - threads : n;
+  const layout = pinned
+    ? `proxies on cpu ${proxyCpus}, backend and load generator on cpu ${loadCpus}`
+    : `proxies, backend and load generator all share the ${n} cores (no pinning: ${threads} proxy threads on ${n} cores), so the load generator takes CPU from the proxies and the rates understate them`;
+
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+  const machine = {
+    cpu: cpus()[0]?.model ?? "unknown",
+    cores: n,
+    os: `${process.platform} ${release()}`,
+  };
+  const versions = {
+    lintel: pkg.version,
+    node: process.version,
+    haproxy: version("haproxy", ["-v"]),
+    wrk: version("wrk", ["-v"]),
+    h2load: commandExists("h2load") ? version("h2load", ["--version"]) : "not installed",
+    openssl: version("openssl", ["version"]),
+  };
+  console.log(`machine: ${machine.cpu} x ${n} cores, ${machine.os}`);
+  console.log(
+    `versions: ${Object.entries(versions)
+      .map(([k, v]) => (v.toLowerCase().startsWith(k) ? v : `${k} ${v}`))
+      .join("; ")}`,
+  );
+  console.log(
+    `lintel benchmark: rows ${o.rows.join(", ") || "none"}${o.scaling ? " + scaling" : ""}; ${durationS}s x ${rounds} rounds per target, ${connections} connections, ${bodyBytes}-byte responses (${LARGE_BODY} in the large row); ${threads} proxy thread${threads > 1 ? "s" : ""}; ${layout}`,
+  );
 
   const dir = mkdtempSync(join(tmpdir(), "lintel-bench-"));
   try {
     const bodyFile = join(dir, "body.bin");
     writeFileSync(bodyFile, Buffer.alloc(bodyBytes, "x"));
-    const cert = makeBenchCert(dir);
-    const ports = await Promise.all(Array.from({ length: 12 }, () => freePort()));
-    const [backendPort, haproxyPort, uwsPort, nodePort, adminPort, haproxyTls, uwsTls, nodeTls] =
-      ports as [number, number, number, number, number, number, number, number];
+    const largeFile = join(dir, "large.bin");
+    writeFileSync(largeFile, Buffer.alloc(LARGE_BODY, "x"));
+    // The certificates get a directory of their own: lintel watches it, and files written
+    // next to them (h2load's logs) would keep it busy rescanning.
+    mkdirSync(join(dir, "certs"));
+    const cert = makeBenchCert(join(dir, "certs"));
+    mkdirSync(join(dir, "h2load"));
+    const ports = await Promise.all(Array.from({ length: 16 }, () => freePort()));
+    const port = (i: number) => ports[i]!;
+    const [backendPort, haproxyPort, uwsPort, nodePort, adminPort] = [0, 1, 2, 3, 4].map(port);
+    const [haproxyTls, uwsTls, nodeTls] = [5, 6, 7].map(port);
     // The egress row: plaintext in, TLS (verified, SNI) out to the backend's TLS port.
-    const [backendTls, haproxyEgress, uwsEgress, nodeEgress] = ports.slice(8) as [
-      number,
-      number,
-      number,
-      number,
-    ];
+    const [backendTls, haproxyEgress, uwsEgress, nodeEgress] = [8, 9, 10, 11].map(port);
+    // The large row: a second backend answering 64 KiB bodies.
+    const [largeBackend, haproxyLarge, uwsLarge, nodeLarge] = [12, 13, 14, 15].map(port);
     writeFileSync(
       join(dir, "backend.cfg"),
-      backendConfig(backendPort, bodyFile, bodyBytes, {
-        port: backendTls,
-        pem: cert.combinedPath,
-      }),
+      backendConfig(
+        backendPort,
+        bodyFile,
+        bodyBytes,
+        { port: backendTls, pem: cert.combinedPath },
+        loadCores,
+      ),
+    );
+    writeFileSync(
+      join(dir, "backend-large.cfg"),
+      backendConfig(largeBackend, largeFile, LARGE_BODY, undefined, loadCores),
     );
     writeFileSync(
       join(dir, "haproxy.cfg"),
-      proxyConfig(
-        haproxyPort,
-        backendPort,
-        { port: haproxyTls, pem: cert.combinedPath },
-        { port: haproxyEgress, backendTlsPort: backendTls, caFile: cert.certPath, name: cert.name },
-      ),
+      proxyConfig({
+        listenPort: haproxyPort,
+        backendPort: backendPort,
+        threads,
+        tls: { port: haproxyTls, pem: cert.combinedPath },
+        egress: {
+          port: haproxyEgress,
+          backendTlsPort: backendTls,
+          caFile: cert.certPath,
+          name: cert.name,
+        },
+        large: { port: haproxyLarge, backendPort: largeBackend },
+      }),
     );
     mkdirSync(join(dir, "lintel"));
     const tls = `tls: {certPath: ${cert.certPath}, keyPath: ${cert.keyPath}}`;
-    writeFileSync(
-      join(dir, "lintel", "lintel.yaml"),
-      `admin: {ip: 127.0.0.1, port: ${adminPort}}
+    // The same config whichever rows run, so lintel's idle RSS compares between runs. The
+    // worker count is always written (lintel's default, "auto", is one per core), so that
+    // lintel serves uws with as many data-plane threads as HAProxy has threads.
+    const lintelConfig = join(dir, "lintel", "lintel.yaml");
+    const lintelYaml = (
+      workersLine: string,
+    ) => `${workersLine}admin: {ip: 127.0.0.1, port: ${adminPort}}
 routers:
 - protocol: http
   label: bench
@@ -159,169 +380,340 @@ routers:
   servers:
   - {ip: 127.0.0.1, port: ${uwsEgress}, engine: uws}
   - {ip: 127.0.0.1, port: ${nodeEgress}, engine: node}
-`,
-    );
-
-    const backend = start("backend", "haproxy", ["-f", join(dir, "backend.cfg")], loadCpus);
-    const haproxy = start("haproxy", "haproxy", ["-f", join(dir, "haproxy.cfg")], proxyCpu);
-    const lintel = start(
-      "lintel",
-      process.execPath,
-      [lintelBin, "run", join(dir, "lintel", "lintel.yaml")],
-      proxyCpu,
-    );
-    await waitForPort(backendPort, backend);
-    for (const p of [haproxyPort, haproxyTls, haproxyEgress]) await waitForPort(p, haproxy);
-    for (const p of [uwsPort, nodePort, uwsTls, nodeTls, uwsEgress, nodeEgress])
-      await waitForPort(p, lintel);
-
-    const plain = (name: string, port: number, proc: Proc): Target => ({
-      name,
-      url: `http://127.0.0.1:${port}/`,
-      proc,
-    });
-    const secure = (name: string, port: number, proc: Proc): Target => ({
-      name,
-      url: `https://127.0.0.1:${port}/`,
-      proc,
-    });
-    const handshakeConnections = Math.min(16, connections);
-    const scenarios: Scenario[] = [
-      {
-        name: `keepalive-${bodyBytes}B-${connections}c`,
-        what: "plaintext HTTP/1.1, keep-alive",
-        targets: [
-          plain("direct", backendPort, backend),
-          plain("haproxy", haproxyPort, haproxy),
-          plain("lintel-uws", uwsPort, lintel),
-          plain("lintel-node", nodePort, lintel),
-        ],
-      },
-      {
-        name: `tls-keepalive-${bodyBytes}B-${connections}c`,
-        what: "TLS (ECDSA P-256) terminated by the proxy, keep-alive",
-        targets: [
-          secure("haproxy", haproxyTls, haproxy),
-          secure("lintel-uws", uwsTls, lintel),
-          secure("lintel-node", nodeTls, lintel),
-        ],
-      },
-      {
-        // Fewer connections: with 64 the client's own handshakes (same core as the
-        // backend) swamp the measurement.
-        name: `tls-handshake-${handshakeConnections}c`,
-        what: "a new TLS connection (full handshake) per request",
-        connections: handshakeConnections,
-        headers: { connection: "close" },
-        targets: [
-          secure("haproxy", haproxyTls, haproxy),
-          secure("lintel-uws", uwsTls, lintel),
-          secure("lintel-node", nodeTls, lintel),
-        ],
-      },
-      {
-        name: `egress-tls-origination-${bodyBytes}B-${connections}c`,
-        what: "plaintext in, TLS out to the backend (verified, SNI), keep-alive both sides",
-        targets: [
-          plain("haproxy", haproxyEgress, haproxy),
-          plain("lintel-uws", uwsEgress, lintel),
-          plain("lintel-node", nodeEgress, lintel),
-        ],
-      },
-    ];
-    console.log(
-      `lintel benchmark: ${durationS}s x ${rounds} rounds per target, ${connections} connections, ${bodyBytes}-byte responses; ${cpus()[0]?.model ?? "?"} x ${n}` +
-        (proxyCpu ? ` (proxies on cpu ${proxyCpu}, backend and wrk on cpu ${loadCpus})` : ""),
-    );
-
-    const rows: Row[] = [];
-    const ratios: Record<string, number> = {};
-    const vsDirect: Record<string, number> = {};
-    for (const sc of scenarios) {
-      console.log(`\n${sc.name}: ${sc.what}`);
-      const results = new Map<string, WrkResult[]>(sc.targets.map((t) => [t.name, []]));
-      const cpuPerRequest = new Map<string, number[]>(sc.targets.map((t) => [t.name, []]));
-      const run = (t: Target, seconds: number) =>
-        runWrk({
-          url: t.url,
-          connections: sc.connections ?? connections,
-          durationS: seconds,
-          cpus: loadCpus,
-          headers: sc.headers,
-        });
-      for (const t of sc.targets) await run(t, warmupS);
-      for (let r = 0; r < rounds; r++) {
-        for (const t of sc.targets) {
-          if (t.proc.child.exitCode !== null)
-            throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
-          const cpuBefore = cpuSeconds(t.proc);
-          const res = await run(t, durationS);
-          const cpuUs = ((cpuSeconds(t.proc) - cpuBefore) * 1e6) / Math.max(1, res.requests);
-          results.get(t.name)!.push(res);
-          cpuPerRequest.get(t.name)!.push(cpuUs);
-          console.log(
-            `  round ${r + 1} ${t.name.padEnd(12)} ${res.rps.toFixed(0).padStart(8)} req/s  p99 ${res.p99Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} us/req`,
+- protocol: http
+  label: large
+  dtab: /svc => /$/inet/127.0.0.1/${largeBackend}
+  servers:
+  - {ip: 127.0.0.1, port: ${uwsLarge}, engine: uws}
+  - {ip: 127.0.0.1, port: ${nodeLarge}, engine: node}
+`;
+    writeFileSync(lintelConfig, lintelYaml(`workers: ${threads}\n`));
+    // Refuse what lintel refuses, before measuring anything: a config lintel rejects would
+    // give numbers for something else (or none).
+    let rejected = lintelCheck(lintelConfig);
+    let lintelThreads = `workers: ${threads}`;
+    if (rejected !== undefined && o.workers === undefined) {
+      // A lintel from before workers: one thread is all it has.
+      writeFileSync(lintelConfig, lintelYaml(""));
+      rejected = lintelCheck(lintelConfig);
+      lintelThreads = "no workers setting (a lintel from before workers: one thread)";
+    }
+    if (rejected !== undefined) {
+      console.error(
+        o.workers
+          ? `--workers ${o.workers}: lintel check refuses \`workers: ${o.workers}\`:\n${rejected}\n${/unknown key/.test(rejected) ? "This lintel has no workers yet: run without --workers (one thread)." : "Give a worker count lintel accepts."}`
+          : `lintel check rejects the benchmark's config:\n${rejected}`,
+      );
+      return 2;
+    }
+    console.log(`lintel config: ${lintelThreads}`);
+    const scalingConfigs = o.scaling ? writeScalingConfigs(dir) : undefined;
+    if (scalingConfigs) {
+      for (const [w, cfg] of scalingConfigs) {
+        const bad = lintelCheck(cfg);
+        if (bad !== undefined) {
+          console.error(
+            `--scaling: lintel check refuses \`workers: ${w}\`:\n${bad}\nThe scaling test needs a lintel with workers.`,
           );
+          return 2;
         }
-      }
-      const scRows = sc.targets.map((t): Row => {
-        const rs = results.get(t.name)!;
-        return {
-          name: sc.name,
-          target: t.name,
-          rps: median(rs.map((x) => x.rps)),
-          p50_ms: median(rs.map((x) => x.p50Ms)),
-          p99_ms: median(rs.map((x) => x.p99Ms)),
-          min_rps: Math.min(...rs.map((x) => x.rps)),
-          max_rps: Math.max(...rs.map((x) => x.rps)),
-          errors: rs.reduce((s, x) => s + x.errors, 0),
-          cpu_us_per_req: median(cpuPerRequest.get(t.name)!),
-        };
-      });
-      rows.push(...scRows);
-      const rowOf = (name: string) => scRows.find((x) => x.target === name);
-      for (const t of ["lintel-uws", "lintel-node"]) {
-        const key = `${sc.name}/${t}`;
-        ratios[key] = rowOf(t)!.rps / rowOf("haproxy")!.rps;
-        const direct = rowOf("direct");
-        if (direct) vsDirect[key] = rowOf(t)!.rps / direct.rps;
-      }
-      printTable(scRows, sc.name, ratios, vsDirect);
-      const direct = rowOf("direct");
-      const fastest = Math.max(rowOf("haproxy")!.rps, rowOf("lintel-uws")!.rps);
-      if (direct && direct.rps < fastest * 1.3) {
-        console.log(
-          `warning: direct-to-backend (${direct.rps.toFixed(0)} req/s) is not well above the proxies (${fastest.toFixed(0)}); the load generator or backend may be the limit, so the ratios understate the gap`,
-        );
       }
     }
 
-    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
-    const result = {
+    const result: Record<string, unknown> = {
       date: new Date().toISOString(),
-      machine: {
-        cpu: cpus()[0]?.model ?? "unknown",
-        cores: n,
-        os: `${process.platform} ${release()}`,
+      machine,
+      versions,
+      params: {
+        durationS,
+        connections,
+        bodyBytes,
+        largeBodyBytes: LARGE_BODY,
+        rounds,
+        quick: o.quick,
+        rows: o.rows,
+        workers: threads,
+        lintel_config: lintelThreads,
+        placement: layout,
       },
-      versions: {
-        lintel: pkg.version,
-        node: process.version,
-        haproxy: version("haproxy", ["-v"]),
-        wrk: version("wrk", ["-v"]),
-        openssl: version("openssl", ["version"]),
-      },
-      params: { durationS, connections, bodyBytes, rounds, quick },
-      rows,
-      ratios,
-      vs_direct: vsDirect,
     };
-    mkdirSync(join(root, "loadtest/results"), { recursive: true });
-    writeFileSync(
-      join(root, "loadtest/results/latest.json"),
-      `${JSON.stringify(result, null, 2)}\n`,
-    );
-    console.log("\nwrote loadtest/results/latest.json");
+
+    if (o.rows.length > 0) {
+      const profileEnv = o.profile ? { LINTEL_BENCH_PROFILE_DIR: resultsDir } : undefined;
+      if (o.profile) mkdirSync(resultsDir, { recursive: true });
+      const hook = pathToFileURL(join(root, "dist/loadtest/lib/profile-hook.js")).href;
+      const backend = start("backend", "haproxy", ["-f", join(dir, "backend.cfg")], loadCpus);
+      const largeBe = o.rows.includes("large")
+        ? start("large backend", "haproxy", ["-f", join(dir, "backend-large.cfg")], loadCpus)
+        : undefined;
+      const haproxy = start("haproxy", "haproxy", ["-f", join(dir, "haproxy.cfg")], proxyCpus);
+      const lintel = start(
+        "lintel",
+        process.execPath,
+        [...(o.profile ? [`--import=${hook}`] : []), lintelBin, "run", lintelConfig],
+        proxyCpus,
+        profileEnv,
+      );
+      await waitForPort(backendPort, backend);
+      if (largeBe) await waitForPort(largeBackend, largeBe);
+      for (const p of [haproxyPort, haproxyTls, haproxyEgress, haproxyLarge])
+        await waitForPort(p, haproxy);
+      for (const p of [uwsPort, nodePort, uwsTls, nodeTls, uwsEgress, nodeEgress, uwsLarge])
+        await waitForPort(p, lintel);
+      await waitForPort(nodeLarge, lintel);
+
+      // Idle memory once lintel has started (and settled a second), before any load.
+      await sleep(1000);
+      const rssStart = { lintel: rssKb(lintel), haproxy: rssKb(haproxy) };
+
+      const plain = (name: string, p: number, proc: Proc): Target => ({
+        name,
+        url: `http://127.0.0.1:${p}/`,
+        proc,
+      });
+      const secure = (name: string, p: number, proc: Proc): Target => ({
+        name,
+        url: `https://127.0.0.1:${p}/`,
+        proc,
+      });
+      const handshakeConnections = Math.min(16, connections);
+      const plainTargets = [
+        plain("direct", backendPort, backend),
+        plain("haproxy", haproxyPort, haproxy),
+        plain("lintel-uws", uwsPort, lintel),
+        plain("lintel-node", nodePort, lintel),
+      ];
+      const scenarios: Scenario[] = [
+        {
+          row: "plaintext",
+          name: `keepalive-${bodyBytes}B-${connections}c`,
+          what: "plaintext HTTP/1.1, keep-alive",
+          bodyBytes,
+          targets: plainTargets,
+        },
+        {
+          row: "tls",
+          name: `tls-keepalive-${bodyBytes}B-${connections}c`,
+          what: "TLS (ECDSA P-256) terminated by the proxy, keep-alive",
+          bodyBytes,
+          targets: [
+            secure("haproxy", haproxyTls, haproxy),
+            secure("lintel-uws", uwsTls, lintel),
+            secure("lintel-node", nodeTls, lintel),
+          ],
+        },
+        {
+          // Fewer connections: with 64 the client's own handshakes (same core as the
+          // backend) swamp the measurement.
+          row: "handshake",
+          name: `tls-handshake-${handshakeConnections}c`,
+          what: "a new TLS connection (full handshake) per request",
+          bodyBytes,
+          connections: handshakeConnections,
+          headers: { connection: "close" },
+          targets: [
+            secure("haproxy", haproxyTls, haproxy),
+            secure("lintel-uws", uwsTls, lintel),
+            secure("lintel-node", nodeTls, lintel),
+          ],
+        },
+        {
+          row: "egress",
+          name: `egress-tls-origination-${bodyBytes}B-${connections}c`,
+          what: "plaintext in, TLS out to the backend (verified, SNI), keep-alive both sides",
+          bodyBytes,
+          targets: [
+            plain("haproxy", haproxyEgress, haproxy),
+            plain("lintel-uws", uwsEgress, lintel),
+            plain("lintel-node", nodeEgress, lintel),
+          ],
+        },
+        ...(largeBe
+          ? [
+              {
+                row: "large" as const,
+                name: `keepalive-${LARGE_BODY}B-${connections}c`,
+                what: `plaintext HTTP/1.1, keep-alive, ${LARGE_BODY / 1024} KiB responses (throughput)`,
+                bodyBytes: LARGE_BODY,
+                targets: [
+                  plain("direct", largeBackend, largeBe),
+                  plain("haproxy", haproxyLarge, haproxy),
+                  plain("lintel-uws", uwsLarge, lintel),
+                  plain("lintel-node", nodeLarge, lintel),
+                ],
+              },
+            ]
+          : []),
+      ];
+
+      const profiles: {
+        row: RowName;
+        target: string;
+        thread: string;
+        path: string;
+        top: HotSpot[];
+      }[] = [];
+      let profileSeq = 0;
+      /** CPU profiles of lintel's threads while `drive` runs; see lib/profile-hook.ts. */
+      const profileDuring = async (row: RowName, target: string, drive: () => Promise<unknown>) => {
+        const label = `${row}-${target}`;
+        const threads = await profileWhile(lintel, resultsDir, ++profileSeq, label, root, drive);
+        console.log(
+          `\nCPU profile of lintel during the ${row} row, driving ${target} (an extra ${durationS}s run, not in the medians):`,
+        );
+        for (const t of threads) {
+          const where = relative(root, t.path);
+          if (!t.summary) console.log(`  ${t.thread}: no profile (${t.error})`);
+          else if (t.summary.idlePct > 95)
+            console.log(`  ${t.thread}: ${where}: idle ${t.summary.idlePct.toFixed(1)}%`);
+          else console.log(`  ${t.thread}: ${where}\n${formatSummary(t.summary, "  ")}`);
+          if (t.summary)
+            profiles.push({ row, target, thread: t.thread, path: where, top: [...t.summary.top] });
+        }
+      };
+
+      const rows: Row[] = [];
+      const ratios: Record<string, number> = {};
+      const vsDirect: Record<string, number> = {};
+      const wrkThreads = Math.max(1, Math.min(loadCores, 2));
+      for (const sc of scenarios) {
+        if (!o.rows.includes(sc.row)) continue;
+        console.log(`\n[${sc.row}] ${sc.name}: ${sc.what}`);
+        const results = new Map<string, WrkResult[]>(sc.targets.map((t) => [t.name, []]));
+        const cpuPerRequest = new Map<string, number[]>(sc.targets.map((t) => [t.name, []]));
+        const run = (t: Target, seconds: number) =>
+          runWrk({
+            url: t.url,
+            connections: sc.connections ?? connections,
+            durationS: seconds,
+            cpus: loadCpus,
+            threads: pinned ? 1 : wrkThreads,
+            headers: sc.headers,
+          });
+        for (const t of sc.targets) await run(t, warmupS);
+        for (let r = 0; r < rounds; r++) {
+          for (const t of sc.targets) {
+            if (t.proc.child.exitCode !== null)
+              throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
+            const cpuBefore = cpuSeconds(t.proc);
+            const res = await run(t, durationS);
+            const cpuUs = ((cpuSeconds(t.proc) - cpuBefore) * 1e6) / Math.max(1, res.requests);
+            results.get(t.name)!.push(res);
+            cpuPerRequest.get(t.name)!.push(cpuUs);
+            const mb =
+              sc.bodyBytes >= 4096 ? `  ${((res.rps * sc.bodyBytes) / 1e6).toFixed(0)} MB/s` : "";
+            console.log(
+              `  round ${r + 1} ${t.name.padEnd(12)} ${res.rps.toFixed(0).padStart(8)} req/s${mb}  p99 ${res.p99Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} us/req`,
+            );
+          }
+        }
+        const scRows = sc.targets.map((t): Row => {
+          const rs = results.get(t.name)!;
+          const rps = median(rs.map((x) => x.rps));
+          return {
+            row: sc.row,
+            name: sc.name,
+            target: t.name,
+            rps,
+            p50_ms: median(rs.map((x) => x.p50Ms)),
+            p99_ms: median(rs.map((x) => x.p99Ms)),
+            min_rps: Math.min(...rs.map((x) => x.rps)),
+            max_rps: Math.max(...rs.map((x) => x.rps)),
+            errors: rs.reduce((s, x) => s + x.errors, 0),
+            cpu_us_per_req: median(cpuPerRequest.get(t.name)!),
+            body_mb_per_s: (rps * sc.bodyBytes) / 1e6,
+          };
+        });
+        rows.push(...scRows);
+        const rowOf = (name: string) => scRows.find((x) => x.target === name);
+        for (const t of ["lintel-uws", "lintel-node"]) {
+          const key = `${sc.name}/${t}`;
+          ratios[key] = rowOf(t)!.rps / rowOf("haproxy")!.rps;
+          const direct = rowOf("direct");
+          if (direct) vsDirect[key] = rowOf(t)!.rps / direct.rps;
+        }
+        printTable(scRows, sc.name, ratios, vsDirect, sc.bodyBytes >= 4096);
+        const direct = rowOf("direct");
+        const fastest = Math.max(rowOf("haproxy")!.rps, rowOf("lintel-uws")!.rps);
+        if (direct && direct.rps < fastest * 1.3) {
+          console.log(
+            `warning: direct-to-backend (${direct.rps.toFixed(0)} req/s) is not well above the proxies (${fastest.toFixed(0)}); the load generator or backend may be the limit, so the ratios understate the gap`,
+          );
+        }
+        if (o.profile === sc.row)
+          for (const t of sc.targets.filter((x) => x.proc === lintel))
+            await profileDuring(sc.row, t.name, () => run(t, durationS));
+      }
+      result.rows = rows;
+      result.ratios = ratios;
+      result.vs_direct = vsDirect;
+
+      if (o.rows.includes("latency")) {
+        // The rate: half of HAProxy's peak on the plaintext row of this run.
+        let rate = o.latencyRate;
+        let peakFrom = "--latency-rate";
+        if (rate === undefined) {
+          let peak = rows.find((r) => r.row === "plaintext" && r.target === "haproxy")?.rps;
+          peakFrom = "the plaintext row's HAProxy median";
+          if (peak === undefined) {
+            const t = plainTargets[1]!;
+            const w = { url: t.url, connections, cpus: loadCpus, threads: pinned ? 1 : wrkThreads };
+            await runWrk({ ...w, durationS: warmupS });
+            peak = (await runWrk({ ...w, durationS })).rps;
+            peakFrom = `one ${durationS}s wrk run on HAProxy (plaintext, ${connections} connections; the plaintext row did not run)`;
+          }
+          rate = Math.round(peak / 2);
+          console.log(`\nHAProxy's peak: ${peak.toFixed(0)} req/s, from ${peakFrom}`);
+        }
+        const latency = await latencyRow({
+          targets: plainTargets,
+          rate,
+          o,
+          dir,
+          loadCpus,
+          proxyCpus,
+          proxyThreads: threads,
+          profile:
+            o.profile === "latency"
+              ? (target, drive) => profileDuring("latency", target, drive)
+              : undefined,
+          lintel,
+        });
+        result.latency = { rate, rate_from: peakFrom, ...latency };
+      }
+      if (profiles.length > 0) result.profiles = profiles;
+
+      // Idle memory after the load: two seconds without requests.
+      await sleep(2000);
+      const rssIdle = { lintel: rssKb(lintel), haproxy: rssKb(haproxy) };
+      const total = (xs: { rss_kb: number }[]) => xs.reduce((s, x) => s + x.rss_kb, 0);
+      const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
+      console.log(
+        `\nidle RSS (VmRSS, every process of each): lintel ${mib(total(rssStart.lintel))} after start, ${mib(total(rssIdle.lintel))} idle after the load (${rssIdle.lintel.length} process${rssIdle.lintel.length > 1 ? "es" : ""}); HAProxy ${mib(total(rssStart.haproxy))} / ${mib(total(rssIdle.haproxy))}`,
+      );
+      result.idle_rss = {
+        lintel: {
+          after_start_kb: total(rssStart.lintel),
+          after_load_kb: total(rssIdle.lintel),
+          processes: rssIdle.lintel,
+        },
+        haproxy: {
+          after_start_kb: total(rssStart.haproxy),
+          after_load_kb: total(rssIdle.haproxy),
+          processes: rssIdle.haproxy,
+        },
+      };
+      // The row processes are not needed by the scaling test.
+      await stopAll();
+    }
+
+    if (scalingConfigs) result.scaling = await scalingTest(o, dir, bodyFile, scalingConfigs);
+
+    mkdirSync(resultsDir, { recursive: true });
+    const all = o.rows.length === ROW_NAMES.length;
+    const file = all ? "latest.json" : `latest-${o.rows.join("+") || "scaling"}.json`;
+    writeFileSync(join(resultsDir, file), `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`\nwrote loadtest/results/${file}`);
     return 0;
   } finally {
     await stopAll();
@@ -329,23 +721,286 @@ routers:
   }
 }
 
+interface LatencyInput {
+  /** direct, haproxy, lintel-uws, lintel-node (plaintext). */
+  readonly targets: readonly Target[];
+  readonly rate: number;
+  readonly o: Options;
+  readonly dir: string;
+  readonly loadCpus?: string;
+  readonly proxyCpus?: string;
+  /** Cores in proxyCpus (the proxies' thread count when they are pinned). */
+  readonly proxyThreads: number;
+  readonly lintel: Proc;
+  readonly profile?: (target: string, drive: () => Promise<unknown>) => Promise<void>;
+}
+
+/** Latency at a fixed rate, per target and added over direct-to-backend. */
+async function latencyRow(x: LatencyInput) {
+  const { o, rate } = x;
+  console.log(
+    `\n[latency] fixed-rate-${rate}rps: plaintext HTTP/1.1, keep-alive, ${rate} req/s (half HAProxy's peak) with h2load, open loop; latency added over direct`,
+  );
+  const drive = (t: Target, seconds: number) =>
+    runOpenLoop({
+      url: t.url,
+      rate,
+      durationS: seconds,
+      dir: join(x.dir, "h2load"),
+      cpus: x.loadCpus,
+    });
+  for (const t of x.targets) await drive(t, o.warmupS);
+  const per = new Map<string, { res: OpenLoopResult; cpuPct: number }[]>(
+    x.targets.map((t) => [t.name, []]),
+  );
+  let loadBusyMax = 0;
+  // CPU used on the proxy cores by anything but the target (another proxy of this bench
+  // still busy, or other work on the machine), in % of those cores.
+  let othersOnProxyMax = 0;
+  for (let r = 0; r < o.rounds; r++) {
+    for (const t of x.targets) {
+      if (t.proc.child.exitCode !== null)
+        throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
+      const cpu0 = cpuSeconds(t.proc);
+      const busy0 = cpuTimes(x.loadCpus);
+      const proxyBusy0 = cpuTimes(x.proxyCpus);
+      const t0 = performance.now();
+      const res = await drive(t, o.durationS);
+      const wall = (performance.now() - t0) / 1000;
+      const busy1 = cpuTimes(x.loadCpus);
+      const proxyBusy1 = cpuTimes(x.proxyCpus);
+      const cpuPct = (100 * (cpuSeconds(t.proc) - cpu0)) / wall;
+      const b = (100 * (busy1.busy - busy0.busy)) / Math.max(1, busy1.total - busy0.total);
+      const pb =
+        (100 * (proxyBusy1.busy - proxyBusy0.busy)) /
+        Math.max(1, proxyBusy1.total - proxyBusy0.total);
+      loadBusyMax = Math.max(loadBusyMax, b);
+      if (x.proxyCpus) {
+        const own = t.name === "direct" ? 0 : cpuPct / x.proxyThreads;
+        othersOnProxyMax = Math.max(othersOnProxyMax, pb - own);
+      }
+      per.get(t.name)!.push({ res, cpuPct });
+      console.log(
+        `  round ${r + 1} ${t.name.padEnd(12)} ${res.achievedRps.toFixed(0).padStart(7)} req/s  p50 ${res.p50Ms.toFixed(2)}  p99 ${res.p99Ms.toFixed(2)}  p99.9 ${res.p999Ms.toFixed(2)} ms  late ${res.latePct.toFixed(2)}%  cpu ${cpuPct.toFixed(0)}%  busy: load cores ${b.toFixed(0)}%, proxy cores ${pb.toFixed(0)}%${res.timedOut ? "  (timed out)" : ""}`,
+      );
+    }
+  }
+  const direct = per.get("direct")!;
+  const rows: LatencyRow[] = x.targets.map((t) => {
+    const rs = per.get(t.name)!;
+    const m = (f: (r: OpenLoopResult) => number) => median(rs.map((e) => f(e.res)));
+    return {
+      target: t.name,
+      rate,
+      achieved_rps: m((r) => r.achievedRps),
+      p50_ms: m((r) => r.p50Ms),
+      p99_ms: m((r) => r.p99Ms),
+      p999_ms: m((r) => r.p999Ms),
+      max_ms: Math.max(...rs.map((e) => e.res.maxMs)),
+      p99_added_ms:
+        t.name === "direct"
+          ? undefined
+          : median(rs.map((e, i) => e.res.p99Ms - direct[i]!.res.p99Ms)),
+      late_pct: m((r) => r.latePct),
+      errors: rs.reduce((s, e) => s + e.res.errors, 0),
+      cpu_pct: median(rs.map((e) => e.cpuPct)),
+      held_rate: rs.every((e) => e.res.achievedRps >= 0.97 * rate && !e.res.timedOut),
+    };
+  });
+  const f2 = (v: number | undefined) => (v === undefined ? "" : v.toFixed(2));
+  console.log(
+    `${"target".padEnd(12)} ${"req/s".padStart(7)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"p99.9 ms".padStart(8)} ${"+p99 ms".padStart(7)} ${"late %".padStart(6)} ${"errors".padStart(6)} ${"cpu %".padStart(5)}`,
+  );
+  for (const r of rows)
+    console.log(
+      `${r.target.padEnd(12)} ${r.achieved_rps.toFixed(0).padStart(7)} ${f2(r.p50_ms).padStart(7)} ${f2(r.p99_ms).padStart(7)} ${f2(r.p999_ms).padStart(8)} ${f2(r.p99_added_ms).padStart(7)} ${r.late_pct.toFixed(2).padStart(6)} ${String(r.errors).padStart(6)} ${r.cpu_pct.toFixed(0).padStart(5)}${r.held_rate ? "" : "  did not hold the rate"}`,
+    );
+  const d = rows[0]!;
+  console.log(
+    `(+p99: p99 added over direct, median of per-round differences. The direct p99 of ${d.p99_ms.toFixed(2)} ms is the floor this load generator measures on this machine; differences well below it are noise.)`,
+  );
+  for (const r of rows.slice(1)) {
+    const verdict = !r.held_rate
+      ? `did not hold ${rate} req/s (achieved ${r.achieved_rps.toFixed(0)}): saturated, and its latencies are understated (coordinated omission)`
+      : r.p99_added_ms! <= P99_ADDED_TARGET_MS
+        ? `meets the target (p99 added ${f2(r.p99_added_ms)} ms <= ${P99_ADDED_TARGET_MS} ms)`
+        : `misses the target (p99 added ${f2(r.p99_added_ms)} ms > ${P99_ADDED_TARGET_MS} ms)`;
+    console.log(`  ${r.target}: ${verdict}`);
+  }
+  if (!d.held_rate)
+    console.log(
+      "warning: direct-to-backend did not hold the rate: the load generator (or backend) is the limit, and the row says little about the proxies",
+    );
+  if (loadBusyMax > 85)
+    console.log(
+      `warning: ${x.loadCpus ? `the load generator's cores (${x.loadCpus})` : "the cores (nothing is pinned)"} were up to ${loadBusyMax.toFixed(0)}% busy (h2load, the backend and anything else running): the latencies include waiting for a CPU`,
+    );
+  if (x.profile)
+    for (const t of x.targets.filter((t) => t.proc === x.lintel))
+      await x.profile(t.name, () => drive(t, o.durationS));
+  if (othersOnProxyMax > 15)
+    console.log(
+      `warning: something other than the target used up to ${othersOnProxyMax.toFixed(0)}% of the proxy cores (${x.proxyCpus}) during a run: the numbers are disturbed (other work on the machine?)`,
+    );
+  return {
+    rows,
+    load_cpu_busy_max_pct: loadBusyMax,
+    others_on_proxy_cpu_max_pct: othersOnProxyMax,
+  };
+}
+
+/**
+ * lintel configs with workers: 1 and 2 and one uws listener, for `lintel check` before
+ * anything starts; the scaling test rewrites them with the ports it gets.
+ */
+function writeScalingConfigs(dir: string): Map<number, string> {
+  const configs = new Map<number, string>();
+  for (const w of [1, 2]) {
+    const path = join(dir, `lintel-w${w}.yaml`);
+    writeFileSync(path, scalingYaml(w, 4140, 9990, 8080));
+    configs.set(w, path);
+  }
+  return configs;
+}
+
+function scalingYaml(workers: number, port: number, admin: number, backend: number): string {
+  return `workers: ${workers}
+admin: {ip: 127.0.0.1, port: ${admin}}
+routers:
+- protocol: http
+  label: scaling
+  dtab: /svc => /$/inet/127.0.0.1/${backend}
+  servers:
+  - {ip: 127.0.0.1, port: ${port}, engine: uws}
+`;
+}
+
+/**
+ * The plaintext row for lintel-uws with workers: 1 and 2 (and HAProxy with nbthread 1 and
+ * 2 for what this machine allows), everything unpinned so that the only difference
+ * between the two is the worker count.
+ */
+async function scalingTest(
+  o: Options,
+  dir: string,
+  bodyFile: string,
+  configs: Map<number, string>,
+) {
+  const n = cpus().length;
+  console.log(
+    `\n[scaling] plaintext keep-alive, ${o.connections} connections, lintel-uws with workers 1 and 2, HAProxy with nbthread 1 and 2; nothing pinned: the proxies share the ${n} cores with the backend and wrk, so the factor is bounded by what the load generator leaves`,
+  );
+  const ports = await Promise.all(Array.from({ length: 7 }, () => freePort()));
+  const [backendPort, h1, h2, l1, l2, a1, a2] = ports as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  writeFileSync(
+    join(dir, "scaling-backend.cfg"),
+    backendConfig(backendPort, bodyFile, o.bodyBytes, undefined, n),
+  );
+  const backend = start("scaling backend", "haproxy", ["-f", join(dir, "scaling-backend.cfg")]);
+  const targets: Target[] = [];
+  for (const [threads, p] of [
+    [1, h1],
+    [2, h2],
+  ] as const) {
+    const cfg = join(dir, `scaling-haproxy-${threads}.cfg`);
+    writeFileSync(cfg, proxyConfig({ listenPort: p, backendPort, threads }));
+    const proc = start(`haproxy nbthread ${threads}`, "haproxy", ["-f", cfg]);
+    targets.push({ name: `haproxy-t${threads}`, url: `http://127.0.0.1:${p}/`, proc });
+  }
+  for (const [w, p, admin] of [
+    [1, l1, a1],
+    [2, l2, a2],
+  ] as const) {
+    const cfg = configs.get(w)!;
+    writeFileSync(cfg, scalingYaml(w, p, admin, backendPort));
+    const proc = start(`lintel workers ${w}`, process.execPath, [lintelBin, "run", cfg]);
+    targets.push({ name: `lintel-uws-w${w}`, url: `http://127.0.0.1:${p}/`, proc });
+  }
+  await waitForPort(backendPort, backend);
+  for (const t of targets) await waitForPort(Number(new URL(t.url).port), t.proc);
+  const run = (t: Target, seconds: number) =>
+    runWrk({
+      url: t.url,
+      connections: o.connections,
+      durationS: seconds,
+      threads: Math.min(2, n),
+    });
+  for (const t of targets) await run(t, o.warmupS);
+  const rps = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  const cores = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  for (let r = 0; r < o.rounds; r++)
+    for (const t of targets) {
+      if (t.proc.child.exitCode !== null)
+        throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
+      const cpu0 = cpuSeconds(t.proc);
+      const t0 = performance.now();
+      const res = await run(t, o.durationS);
+      const used = (cpuSeconds(t.proc) - cpu0) / ((performance.now() - t0) / 1000);
+      rps.get(t.name)!.push(res.rps);
+      cores.get(t.name)!.push(used);
+      console.log(
+        `  round ${r + 1} ${t.name.padEnd(16)} ${res.rps.toFixed(0).padStart(8)} req/s  ${used.toFixed(2)} cores`,
+      );
+    }
+  const med = (name: string) => median(rps.get(name)!);
+  const out = {
+    rps: Object.fromEntries(targets.map((t) => [t.name, med(t.name)])),
+    /** CPU the proxy process used, in cores (1 = one core busy all the time). */
+    cores: Object.fromEntries(targets.map((t) => [t.name, median(cores.get(t.name)!)])),
+    lintel_factor: med("lintel-uws-w2") / med("lintel-uws-w1"),
+    haproxy_factor: med("haproxy-t2") / med("haproxy-t1"),
+  };
+  for (const t of targets)
+    console.log(
+      `${t.name.padEnd(16)} ${med(t.name).toFixed(0).padStart(8)} req/s  ${out.cores[t.name]!.toFixed(2)} cores`,
+    );
+  console.log(
+    `scaling factor 1 -> 2: lintel-uws ${out.lintel_factor.toFixed(2)}, HAProxy ${out.haproxy_factor.toFixed(2)} (the same machine's reference)`,
+  );
+  if (n <= 2)
+    console.log(
+      `note: on ${n} cores the backend and wrk need CPU too, so neither proxy can get two cores; the factor shows how much more of the machine a second worker takes, not how far it would scale with cores to spare`,
+    );
+  for (const t of targets) await t.proc.stop();
+  await backend.stop();
+  return out;
+}
+
 function printTable(
   rows: readonly Row[],
   scenario: string,
   ratios: Readonly<Record<string, number>>,
   vsDirect: Readonly<Record<string, number>>,
+  showMb: boolean,
 ): void {
   const fmt = (x: number | undefined) => (x === undefined ? "" : x.toFixed(2));
+  const mbHead = showMb ? ` ${"MB/s".padStart(6)}` : "";
   console.log(
-    `${"target".padEnd(12)} ${"req/s".padStart(9)} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/direct".padStart(7)} ${"cpu us/req".padStart(10)}`,
+    `${"target".padEnd(12)} ${"req/s".padStart(9)}${mbHead} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/direct".padStart(7)} ${"cpu us/req".padStart(10)}`,
   );
   for (const row of rows) {
     const key = `${scenario}/${row.target}`;
+    const mb = showMb ? ` ${row.body_mb_per_s.toFixed(0).padStart(6)}` : "";
     console.log(
-      `${row.target.padEnd(12)} ${row.rps.toFixed(0).padStart(9)} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${fmt(ratios[key]).padStart(8)} ${fmt(vsDirect[key]).padStart(7)} ${row.cpu_us_per_req.toFixed(1).padStart(10)}`,
+      `${row.target.padEnd(12)} ${row.rps.toFixed(0).padStart(9)}${mb} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${fmt(ratios[key]).padStart(8)} ${fmt(vsDirect[key]).padStart(7)} ${row.cpu_us_per_req.toFixed(1).padStart(10)}`,
     );
   }
 }
+
+// Ctrl-C or a kill: stop what the benchmark started (by PID) before leaving.
+for (const sig of ["SIGINT", "SIGTERM"] as const)
+  process.once(sig, () => {
+    console.error(`\n${sig}: stopping the benchmark's processes`);
+    void stopAll().finally(() => process.exit(130));
+  });
 
 main().then(
   (code) => {

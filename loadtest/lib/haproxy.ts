@@ -1,20 +1,27 @@
-// HAProxy configs for the benchmark: the proxy lintel is compared with (one thread,
-// keep-alive to the backend), and the fast backend itself (HAProxy answering from memory,
-// so the backend is never what limits either proxy).
+// HAProxy configs for the benchmark: the proxy lintel is compared with (keep-alive to the
+// backend; one thread unless --workers says otherwise), and the fast backend itself
+// (HAProxy answering from memory, so the backend is never what limits either proxy).
 
-/**
- * `tls`: the same proxy terminating TLS (cert+key PEM) on another port. `egress`: a
- * frontend on another port that originates TLS to the backend's TLS port, verifying its
- * certificate against `caFile` for `name` (SNI), as an egress proxy does.
- */
-export function proxyConfig(
-  listenPort: number,
-  backendPort: number,
-  tls?: { port: number; pem: string },
-  egress?: { port: number; backendTlsPort: number; caFile: string; name: string },
-): string {
+export interface ProxyOptions {
+  readonly listenPort: number;
+  readonly backendPort: number;
+  /** nbthread: the same thread count as lintel's workers (default 1). */
+  readonly threads?: number;
+  /** The same proxy terminating TLS (cert+key PEM) on another port. */
+  readonly tls?: { port: number; pem: string };
+  /**
+   * A frontend on another port that originates TLS to the backend's TLS port, verifying
+   * its certificate against `caFile` for `name` (SNI), as an egress proxy does.
+   */
+  readonly egress?: { port: number; backendTlsPort: number; caFile: string; name: string };
+  /** A frontend on another port in front of the large-body backend. */
+  readonly large?: { port: number; backendPort: number };
+}
+
+export function proxyConfig(o: ProxyOptions): string {
+  const { tls, egress, large } = o;
   return `global
-  nbthread 1
+  nbthread ${o.threads ?? 1}
   maxconn 4096
   tune.bufsize 131072
 
@@ -27,7 +34,7 @@ defaults
   http-reuse always
 
 frontend bench
-  bind 127.0.0.1:${listenPort}
+  bind 127.0.0.1:${o.listenPort}
 ${
   tls
     ? `  bind 127.0.0.1:${tls.port} ssl crt ${tls.pem}
@@ -36,7 +43,7 @@ ${
 }  default_backend app
 
 backend app
-  server app 127.0.0.1:${backendPort} maxconn 4096
+  server app 127.0.0.1:${o.backendPort} maxconn 4096
 ${
   egress
     ? `
@@ -48,20 +55,35 @@ backend tlsapp
   server app 127.0.0.1:${egress.backendTlsPort} ssl verify required ca-file ${egress.caFile} sni str(${egress.name}) maxconn 4096
 `
     : ""
+}${
+  large
+    ? `
+frontend large
+  bind 127.0.0.1:${large.port}
+  default_backend largeapp
+
+backend largeapp
+  server app 127.0.0.1:${large.backendPort} maxconn 4096
+`
+    : ""
 }`;
 }
 
-/** A backend answering every request with `bodyFile`'s bytes (200, keep-alive), also over TLS when `tls` is given. */
+/**
+ * A backend answering every request with `bodyFile`'s bytes (200, keep-alive), also over
+ * TLS when `tls` is given, with `threads` threads (default 1).
+ */
 export function backendConfig(
   listenPort: number,
   bodyFile: string,
   bodyBytes: number,
   tls?: { port: number; pem: string },
+  threads = 1,
 ): string {
   // The answer is built in one buffer: make room for the body plus headers.
   const bufsize = Math.max(16_384, bodyBytes + 4096);
   return `global
-  nbthread 1
+  nbthread ${threads}
   maxconn 4096
   tune.bufsize ${bufsize}
 

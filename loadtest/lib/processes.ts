@@ -2,7 +2,7 @@
 // and always stopped by PID when the run ends (even when it fails).
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 
 export interface Proc {
@@ -23,9 +23,19 @@ export function commandExists(cmd: string): boolean {
   }
 }
 
-export function start(name: string, cmd: string, args: string[], cpus?: string): Proc {
+/** Starts `cmd`, pinned to `cpus` (taskset execs it, so the PID is the command's own). */
+export function start(
+  name: string,
+  cmd: string,
+  args: string[],
+  cpus?: string,
+  env?: Record<string, string>,
+): Proc {
   const [file, argv] = cpus ? ["taskset", ["-c", cpus, cmd, ...args]] : [cmd, args];
-  const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(file, argv, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: env ? { ...process.env, ...env } : process.env,
+  });
   let out = "";
   const keep = (d: Buffer) => {
     out = (out + d.toString()).slice(-20_000);
@@ -88,11 +98,74 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** CPU time (user + system) a process has used so far, in seconds (Linux /proc; 10 ms steps). */
+/** Waits until the process exits; false when it is still running after `timeoutMs`. */
+export function waitExit(proc: Proc, timeoutMs: number): Promise<boolean> {
+  const { child } = proc;
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.off("exit", onExit);
+      resolve(false);
+    }, timeoutMs);
+    const onExit = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    child.once("exit", onExit);
+  });
+}
+
+/** The fields of /proc/<pid>/stat after the command name (which may contain spaces). */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined; // gone
+  }
+}
+
+/**
+ * The process and all its descendants, found through each process's parent pid. Threads
+ * (worker_threads included) are part of their process already; this is for child processes.
+ */
+export function processTree(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(Number(name));
+    if (f) parents.set(Number(name), Number(f[1]));
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++)
+    for (const [child, parent] of parents) if (parent === tree[i]) tree.push(child);
+  return tree;
+}
+
+/**
+ * CPU time (user + system) a process and its live descendants have used so far, in seconds
+ * (Linux /proc; 10 ms steps).
+ */
 export function cpuSeconds(proc: Proc): number {
-  const stat = readFileSync(`/proc/${proc.child.pid}/stat`, "utf8");
-  // Fields after the command name, which is in parentheses and may contain spaces.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const USER_HZ = 100;
-  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  let ticks = 0;
+  for (const pid of processTree(proc.child.pid!)) {
+    const f = statFields(pid);
+    if (f) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / USER_HZ;
+}
+
+/** Resident memory (VmRSS) of a process and each of its descendants, in KiB. */
+export function rssKb(proc: Proc): { pid: number; rss_kb: number }[] {
+  const out: { pid: number; rss_kb: number }[] = [];
+  for (const pid of processTree(proc.child.pid!)) {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (m) out.push({ pid, rss_kb: Number(m[1]) });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }

@@ -11,6 +11,8 @@ export interface WrkResult {
   readonly p99Ms: number;
   readonly errors: number;
   readonly requests: number;
+  /** Response bytes (headers and bodies) read per second. */
+  readonly bytesPerSec: number;
 }
 
 function toMs(value: string, unit: string): number {
@@ -37,6 +39,9 @@ export function parseWrk(out: string): WrkResult {
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(
     out,
   );
+  const transfer = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(out);
+  const units: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 };
+  const unit = units[transfer?.[2] ?? "B"] ?? 1;
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
   const errors =
     (socketErrors ? socketErrors.slice(1).reduce((n, x) => n + Number(x), 0) : 0) +
@@ -48,6 +53,7 @@ export function parseWrk(out: string): WrkResult {
     p99Ms: pct("99"),
     errors,
     requests: Number(total[1]),
+    bytesPerSec: transfer ? Number(transfer[1]) * unit : Number.NaN,
   };
 }
 
