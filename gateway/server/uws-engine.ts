@@ -103,8 +103,16 @@ class UwsExchange implements ServerExchange {
     const q = req.getQuery();
     this.url = q ? `${req.getUrl()}?${q}` : req.getUrl();
     const headers = this.headers;
+    // The few headers the engine itself needs are picked up in the same pass (the first
+    // of each, as getHeader would give), sparing a native call each.
+    let cl: string | undefined;
+    let hasTransferEncoding = false;
+    let connection = "";
     req.forEach((k, v) => {
       headers.push(k, v);
+      if (k === "content-length") cl ??= v;
+      else if (k === "transfer-encoding") hasTransferEncoding ||= v !== "";
+      else if (k === "connection" && connection === "") connection = v;
     });
     // uws reads a PROXY v2 header whenever one comes; it counts only where configured.
     if (ctx.proxyFrom) {
@@ -114,10 +122,9 @@ class UwsExchange implements ServerExchange {
     } else {
       this.refused = false;
     }
-    const cl = req.getHeader("content-length");
-    this.contentLength = cl === "" ? undefined : Number(cl);
-    this.hasBody = (this.contentLength ?? 0) > 0 || req.getHeader("transfer-encoding") !== "";
-    this.clientWantsClose = /(^|,)\s*close\s*(,|$)/i.test(req.getHeader("connection"));
+    this.contentLength = cl === undefined || cl === "" ? undefined : Number(cl);
+    this.hasBody = (this.contentLength ?? 0) > 0 || hasTransferEncoding;
+    this.clientWantsClose = connection !== "" && /(^|,)\s*close\s*(,|$)/i.test(connection);
     res.onAborted(this.onAborted);
     if (this.hasBody) {
       // uws delivers body data only to a handler registered now, synchronously.
