@@ -35,7 +35,10 @@ export interface ServerExchange {
 
   /** Starts the response; `length` undefined means the length is not known in advance. */
   writeHead(status: number, headers: readonly string[], length: number | undefined): void;
-  /** Writes body bytes; false means the client is slower than the upstream: wait for onWritable. */
+  /**
+   * Writes body bytes; false means the client is slower than the upstream: wait for
+   * onWritable. `chunk` is valid only during the call: an engine copies what it keeps.
+   */
   write(chunk: Buffer): boolean;
   onWritable(cb: () => void): void;
   /** Completes the response (with trailers where the engine and the framing allow). */

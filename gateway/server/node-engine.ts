@@ -121,7 +121,8 @@ class NodeExchange implements ServerExchange {
   }
 
   write(chunk: Buffer): boolean {
-    return this.res.write(chunk);
+    // Node may keep the chunk queued after this call; its memory is the caller's to reuse.
+    return this.res.write(Buffer.from(chunk));
   }
 
   onWritable(cb: () => void): void {

@@ -206,7 +206,8 @@ class UwsExchange implements ServerExchange {
       const [written, complete] = this.res.tryEnd(chunk, this.length);
       if (complete) this.done = true;
       if (!written) {
-        this.pendingChunk = chunk;
+        // Kept until the client reads more; the chunk's memory is the client's to reuse.
+        this.pendingChunk = Buffer.from(chunk);
         this.pendingOffset = offset;
         ok = false;
       }

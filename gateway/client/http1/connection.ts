@@ -30,7 +30,10 @@ export interface UpstreamControl {
 export interface UpstreamHandler {
   onStart(control: UpstreamControl): void;
   onHead(status: number, headers: string[]): void;
-  /** Return false to pause until control.resume(). */
+  /**
+   * Return false to pause until control.resume(). `chunk` is valid only during the call
+   * (the connection reads into a buffer it reuses): copy whatever is kept past it.
+   */
   onData(chunk: Buffer): boolean;
   onEnd(trailers: string[] | undefined): void;
   onError(err: Error): void;
@@ -156,6 +159,11 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
 
   // ---- response ----
 
+  /** Bytes read on a socket opened with `onread` (valid only during the call). */
+  received(buf: Buffer): void {
+    this.onSocketData(buf);
+  }
+
   private readonly onSocketData = (buf: Buffer) => {
     if (this.handler === undefined) {
       // An idle connection the upstream writes on is out of step: drop it.
@@ -169,7 +177,8 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
     try {
       const rest = this.parser.feed(buf);
       if (rest !== undefined) {
-        this.leftover = rest;
+        // Kept past this read: copied out of a reused read buffer.
+        this.leftover = Buffer.from(rest);
         this.socket.pause();
       }
     } catch (e) {

@@ -3,6 +3,8 @@
 // while under `maxConnections`, or wait in order. Idle connections are closed after
 // `idleTimeMs` by one coarse sweep per pool, not a timer per connection. With `tls`,
 // connections are opened by the TLS origination connector instead of a plain connect.
+// Plain connections read into one buffer per thread (see UPSTREAM_READ_BUFFER), so a
+// response body costs no allocation per read.
 
 import { connect, type Socket } from "node:net";
 import {
@@ -24,6 +26,12 @@ export interface PoolOptions {
   /** Originate TLS: connections are opened (and the upstream verified) by this. */
   readonly tls?: TlsOrigination;
 }
+
+/**
+ * Every plain upstream connection of this thread reads into this buffer: reads are handled
+ * one at a time, and what is kept past a read is copied (see UpstreamHandler.onData).
+ */
+const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** Opens verified TLS connections for a pool (see gateway/client/upstream-tls.ts). */
 export interface TlsOrigination {
@@ -105,7 +113,19 @@ export class Http1Pool implements ConnectionOwner {
       });
       return;
     }
-    const socket: Socket = connect({ host: this.opts.host, port: this.opts.port, noDelay: true });
+    let conn: Http1Connection | undefined;
+    const socket: Socket = connect({
+      host: this.opts.host,
+      port: this.opts.port,
+      noDelay: true,
+      onread: {
+        buffer: UPSTREAM_READ_BUFFER,
+        callback: (n, buf) => {
+          conn?.received((buf as Buffer).subarray(0, n));
+          return true;
+        },
+      },
+    });
     const timer = setTimeout(() => {
       socket.destroy(
         connectError("ETIMEDOUT", `connecting to ${this.authority} took over ${timeoutMs} ms`),
@@ -119,7 +139,7 @@ export class Http1Pool implements ConnectionOwner {
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.off("error", onError);
-      this.opened(socket, req, handler);
+      conn = this.opened(socket, req, handler);
     });
   }
 
@@ -130,7 +150,7 @@ export class Http1Pool implements ConnectionOwner {
     this.finishIfEmpty();
   }
 
-  private opened(socket: Socket, req: UpstreamRequest, handler: UpstreamHandler): void {
+  private opened(socket: Socket, req: UpstreamRequest, handler: UpstreamHandler): Http1Connection {
     this.connecting--;
     const conn = new Http1Connection(socket, this, this.authority);
     this.all.add(conn);
@@ -140,9 +160,10 @@ export class Http1Pool implements ConnectionOwner {
         connectError("LINTEL_POOL_CLOSED", `the connection pool to ${this.authority} is closed`),
       );
       conn.destroy();
-      return;
+      return conn;
     }
     conn.send(req, handler);
+    return conn;
   }
 
   release(conn: Http1Connection): void {
