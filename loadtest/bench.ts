@@ -703,8 +703,9 @@ routers:
           processes: rssIdle.haproxy,
         },
       };
-      // The row processes are not needed by the scaling test.
+      // The row processes are not needed by what follows.
       await stopAll();
+      (result.idle_rss as Record<string, unknown>).per_worker = await workerRss(dir);
     }
 
     if (scalingConfigs) result.scaling = await scalingTest(o, dir, bodyFile, scalingConfigs);
@@ -846,6 +847,35 @@ async function latencyRow(x: LatencyInput) {
     rows,
     load_cpu_busy_max_pct: loadBusyMax,
     others_on_proxy_cpu_max_pct: othersOnProxyMax,
+  };
+}
+
+/**
+ * lintel's idle RSS with workers: 0, 1 and 2 (one uws listener, no load), one at a time;
+ * the difference between 1 and 2 workers is what each worker adds.
+ */
+async function workerRss(dir: string) {
+  const kb: Record<string, number> = {};
+  for (const w of [0, 1, 2]) {
+    const [port, admin] = await Promise.all([freePort(), freePort()]);
+    const cfg = join(dir, `rss-w${w}.yaml`);
+    writeFileSync(cfg, scalingYaml(w, port, admin, 9));
+    const proc = start(`lintel workers ${w} (idle)`, process.execPath, [lintelBin, "run", cfg]);
+    await waitForPort(port, proc);
+    await sleep(1000);
+    kb[w] = rssKb(proc).reduce((t, x) => t + x.rss_kb, 0);
+    await proc.stop();
+  }
+  const mib = (k: number) => `${(k / 1024).toFixed(1)} MiB`;
+  const perWorker = kb[2]! - kb[1]!;
+  console.log(
+    `idle RSS by worker count (one uws listener, no load): workers 0 ${mib(kb[0]!)}, 1 ${mib(kb[1]!)}, 2 ${mib(kb[2]!)}; each worker adds ${mib(perWorker)} (target <= 64 MB)`,
+  );
+  return {
+    workers_0_kb: kb[0]!,
+    workers_1_kb: kb[1]!,
+    workers_2_kb: kb[2]!,
+    per_worker_kb: perWorker,
   };
 }
 
