@@ -1,6 +1,6 @@
 // A running lintel: the routers of a config with their listeners, clients and naming,
-// and the admin server. Starts completely or not at all (a listener that cannot bind
-// stops everything already started), and shuts down gracefully.
+// their metrics, and the admin server. Starts completely or not at all (a listener that
+// cannot bind stops everything already started), and shuts down gracefully.
 
 import { availableParallelism } from "node:os";
 import type { LiveCertificates } from "../tls/certificate-set.js";
@@ -29,6 +29,13 @@ import type { Listener } from "./server/listener.js";
 import { listenNode } from "./server/node-engine.js";
 import { type ListenerTls, listenerTls, tlsPolicy } from "./server/tls-listener.js";
 import { listenUws } from "./server/uws-engine.js";
+import {
+  type MetricsSnapshot,
+  mergeSnapshots,
+  processScope,
+  Registry,
+  RouterMetrics,
+} from "./telemetry/index.js";
 import { WorkerPool } from "./workers/pool.js";
 import { serverKey } from "./workers/protocol.js";
 
@@ -78,6 +85,9 @@ export class Runtime {
   readonly tunnels: ConnectTunnels[] = [];
   /** The data-plane workers serving the uws servers, when there are any. */
   pool: WorkerPool | undefined;
+  /** This thread's metrics (a worker's own; see metricsSnapshot() for all threads'). */
+  readonly metrics = new Registry();
+  private readonly startedAt = Date.now();
   /** This runtime serves a worker thread's share of the servers. */
   private inWorker = false;
   private stopping: Promise<void> | undefined;
@@ -138,6 +148,7 @@ export class Runtime {
         const accessLog = r.httpAccessLog ? new AccessLog(r.httpAccessLog, rlog) : undefined;
         if (accessLog) accessLogs.push(accessLog);
         const egress = r.egress ? new EgressPolicy(r.egress) : undefined;
+        const metrics = new RouterMetrics(rt.metrics, label);
         const router = new Router(label, {
           naming: naming.routers.get(label)!,
           clients: cache,
@@ -152,6 +163,7 @@ export class Runtime {
           bindingCacheSize: r.bindingCache.paths,
           bindingIdleTtlMs: r.bindingCache.idleTtlSecs * 1000,
           egress,
+          metrics,
         });
         routers.push(router);
         for (const [j, s] of r.servers.entries()) {
@@ -223,6 +235,8 @@ export class Runtime {
               `${where} cannot listen on ${s.ip}:${port}: ${err.code ?? err.message}`,
             );
           }
+          // Named by the port it listens on (the one chosen, for port 0).
+          policy.stats = metrics.server(s.ip, listener.port);
           listeners.push({ router: label, server: j, ip: s.ip, listener });
           rlog.info("listening", {
             engine: s.engine,
@@ -231,6 +245,7 @@ export class Runtime {
           });
         }
       }
+      const restarts = side ? undefined : rt.processMetrics(workers);
       if (forWorkers.length > 0) {
         if (!opts.source) throw new Error("workers need the config's source text");
         const pool = new WorkerPool({
@@ -240,6 +255,7 @@ export class Runtime {
           log,
           ports: Object.fromEntries(forWorkers.map((w) => [w.key, w.port])),
           certificates: workerCertificates,
+          restarts,
         });
         rt.pool = pool;
         await pool.start();
@@ -267,6 +283,7 @@ export class Runtime {
             configJson: opts.configJson ?? (() => ({})),
             isReady: () => rt.ready,
             shutdown: () => opts.onShutdownRequest?.(),
+            metrics: () => rt.metricsSnapshot(),
           },
           config.admin.ip,
           config.admin.port,
@@ -283,6 +300,24 @@ export class Runtime {
     }
     rt.ready = true;
     return rt;
+  }
+
+  /** `process/…`: workers configured and serving, restarts, uptime. Returns the restart counter. */
+  private processMetrics(workers: number) {
+    const p = processScope(this.metrics);
+    p.gauge("workers", () => workers);
+    p.gauge("workers_live", () => this.pool?.readyCount ?? 0);
+    p.gauge("uptime_ms", () => Date.now() - this.startedAt);
+    return p.counter("worker_restarts");
+  }
+
+  /**
+   * Every thread's metrics added up: this thread's now, each worker's as of its last
+   * report (at most a second old), and what workers that ended had counted.
+   */
+  metricsSnapshot(): MetricsSnapshot {
+    const own = this.metrics.snapshot();
+    return this.pool ? mergeSnapshots([own, ...this.pool.metrics()]) : own;
   }
 
   /**

@@ -1,6 +1,6 @@
 // The admin server (default 127.0.0.1:9990): liveness and readiness for load balancers
-// and Kubernetes, the delegator API Linkerd's dashboard used, the running config, and
-// graceful shutdown. A module of its own; metrics and the UI plug in here later.
+// and Kubernetes, the delegator API Linkerd's dashboard used, the running config,
+// metrics (rendered by ./metrics.ts), and graceful shutdown. The UI plugs in here later.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "../log.js";
@@ -8,6 +8,8 @@ import { Dtab, NameParseError, readDtab, readPath } from "../naming/index.js";
 import { delegationJson } from "../routing/delegate-json.js";
 import { explain } from "../routing/explain.js";
 import type { RouterNaming } from "../routing/naming-setup.js";
+import type { MetricsSnapshot } from "../telemetry/index.js";
+import { metricsJson, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./metrics.js";
 
 export interface AdminContext {
   readonly log: Logger;
@@ -17,6 +19,8 @@ export interface AdminContext {
   /** 200 from /admin/ready only when this says so. */
   readonly isReady: () => boolean;
   readonly shutdown: () => void;
+  /** Every thread's metrics, merged (the workers' as of their last report). */
+  readonly metrics: () => MetricsSnapshot;
 }
 
 export interface AdminServer {
@@ -130,6 +134,18 @@ export function startAdminServer(
           return sendJson(res, 200, ctx.configJson());
         case "/delegator.json":
           return delegator(ctx, req, res, url);
+        case "/admin/metrics.json": {
+          const m = metricsJson(ctx.metrics());
+          const pretty = url.searchParams.has("pretty");
+          return send(
+            res,
+            200,
+            `${pretty ? JSON.stringify(m, null, 2) : JSON.stringify(m)}\n`,
+            "application/json",
+          );
+        }
+        case "/admin/metrics/prometheus":
+          return send(res, 200, prometheusText(ctx.metrics()), PROMETHEUS_CONTENT_TYPE);
         case "/admin/shutdown":
           if (req.method !== "POST") return send(res, 405, "use POST\n");
           send(res, 202, "shutting down\n");

@@ -5,6 +5,7 @@
 
 import type { Interpreter } from "../interpreters/interpreter.js";
 import type { Activity, BoundName, Dtab, NameTree, Path, State } from "../naming/index.js";
+import type { Counter, RequestStats } from "../telemetry/index.js";
 
 export interface BindingEntry {
   readonly key: string;
@@ -12,6 +13,15 @@ export interface BindingEntry {
   lastUsed: number;
   stop(): void;
   waiters: (() => void)[];
+  /** The service's metrics, set by the router on first use. */
+  stats: RequestStats | undefined;
+}
+
+/** Linkerd's `bindcache/path/…` counters. */
+export interface BindingCacheCounters {
+  readonly misses: Counter;
+  readonly evicts: Counter;
+  readonly expires: Counter;
 }
 
 export class BindingCache {
@@ -22,6 +32,7 @@ export class BindingCache {
     private readonly interpreter: Interpreter,
     private readonly capacity: number,
     private readonly idleTtlMs: number,
+    private readonly counters?: BindingCacheCounters,
     private readonly now: () => number = Date.now,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, idleTtlMs / 4)));
@@ -39,6 +50,7 @@ export class BindingCache {
       e.lastUsed = this.now();
       return e;
     }
+    if (this.counters) this.counters.misses.n++;
     const act: Activity<NameTree<BoundName>> = this.interpreter.bind(local, path);
     const entry: BindingEntry = {
       key,
@@ -46,6 +58,7 @@ export class BindingCache {
       lastUsed: this.now(),
       stop: () => {},
       waiters: [],
+      stats: undefined,
     };
     entry.stop = act.observe((s) => {
       entry.state = s;
@@ -76,7 +89,9 @@ export class BindingCache {
   private evictLeastRecent(): void {
     let oldest: BindingEntry | undefined;
     for (const e of this.entries.values()) if (!oldest || e.lastUsed < oldest.lastUsed) oldest = e;
-    if (oldest) this.evict(oldest.key);
+    if (!oldest) return;
+    if (this.counters) this.counters.evicts.n++;
+    this.evict(oldest.key);
   }
 
   private evict(key: string): void {
@@ -88,7 +103,11 @@ export class BindingCache {
 
   private sweep(): void {
     const cutoff = this.now() - this.idleTtlMs;
-    for (const [k, e] of this.entries) if (e.lastUsed < cutoff) this.evict(k);
+    for (const [k, e] of this.entries) {
+      if (e.lastUsed >= cutoff) continue;
+      if (this.counters) this.counters.expires.n++;
+      this.evict(k);
+    }
   }
 
   close(): void {

@@ -10,6 +10,7 @@ import { openSslErrorText } from "../client/upstream-tls-errors.js";
 import { ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
 import { appendVia, HOP_BY_HOP } from "../http/headers.js";
+import { CLIENT_CLOSED, RESPONSE_TRUNCATED } from "../telemetry/index.js";
 
 export interface ForwardPolicy {
   /** Drop every l5d-* header from the response (clearContext servers). */
@@ -21,6 +22,8 @@ export interface ForwardPolicy {
 export interface ForwardOutcome {
   status: number;
   bytes: number;
+  /** Why the exchange failed, for metrics: an error code, or "" when it did not. */
+  error: string;
 }
 
 // Errors that mean the connection was never made (a reset after connecting is an
@@ -78,7 +81,7 @@ export class ForwardHandler implements UpstreamHandler {
   private control: UpstreamControl | undefined;
   private started = false;
   private finished = false;
-  readonly outcome: ForwardOutcome = { status: 0, bytes: 0 };
+  readonly outcome: ForwardOutcome = { status: 0, bytes: 0, error: "" };
 
   constructor(
     private readonly ex: ServerExchange,
@@ -126,8 +129,10 @@ export class ForwardHandler implements UpstreamHandler {
   onError(err: Error): void {
     if (this.ex.aborted) {
       this.outcome.status = this.outcome.status || 499;
+      this.outcome.error = CLIENT_CLOSED;
     } else if (this.started) {
       // The answer is half sent: cut the connection so the client sees it truncated.
+      this.outcome.error = RESPONSE_TRUNCATED;
       this.ex.destroy();
     } else {
       const code = (err as NodeJS.ErrnoException).code ?? "";
@@ -151,6 +156,7 @@ export class ForwardHandler implements UpstreamHandler {
                   `${where} failed before answering for ${this.service}: ${err.message}`,
                 );
       this.outcome.status = e.status;
+      this.outcome.error = e.code;
       this.respondError(this.ex, e);
     }
     this.done();

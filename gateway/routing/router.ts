@@ -1,10 +1,12 @@
 // A router serves one `routers[]` entry: for each request it applies the server's policy,
 // identifies the service name, binds it (router dtab + per-request dentries) from the
-// binding cache, picks a bound destination and an endpoint, and forwards.
+// binding cache, picks a bound destination and an endpoint, and forwards. A finished
+// request is counted in its server's, service's and client's metrics.
 //
 //   call depth → identify → per-request dtab → bind → choose a branch → client → endpoint → forward
 
 import { type Readable, Transform } from "node:stream";
+import type { Client } from "../client/client.js";
 import type { ClientCache } from "../client/client-cache.js";
 import { l5dErrValue, ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
@@ -20,6 +22,7 @@ import {
   type Path,
   readDtab,
 } from "../naming/index.js";
+import { CLIENT_CLOSED, type RequestStats, type RouterMetrics } from "../telemetry/index.js";
 import type { AccessLog } from "./access-log.js";
 import { BindingCache } from "./binding-cache.js";
 import { type EgressPolicy, requestHost } from "./egress-policy.js";
@@ -38,8 +41,13 @@ export interface RouterOptions {
   readonly bindingIdleTtlMs: number;
   /** Set on a router that leaves the cluster: the destinations it may reach. */
   readonly egress?: EgressPolicy;
+  readonly metrics: RouterMetrics;
   readonly rng?: () => number;
 }
+
+/** A client's metrics, kept on the client object from the first request that uses it. */
+const CLIENT_STATS = Symbol("lintel.clientStats");
+type ClientWithStats = Client & { [CLIENT_STATS]?: RequestStats };
 
 const TEXT_PLAIN = "text/plain; charset=utf-8";
 
@@ -119,6 +127,7 @@ export class Router {
       opts.naming.interpreter,
       opts.bindingCacheSize,
       opts.bindingIdleTtlMs,
+      opts.metrics.bindcache,
     );
     this.rng = opts.rng ?? Math.random;
   }
@@ -133,6 +142,7 @@ export class Router {
     if (policy.redirected(ex)) return;
     this.handled++;
     this.inflight++;
+    policy.stats.load.n++;
     const start = performance.now();
     if (this.draining) ex.closeAfterResponse();
     const state: RequestState = {
@@ -140,11 +150,14 @@ export class Router {
       start,
       service: undefined,
       client: undefined,
+      serviceStats: undefined,
+      clientStats: undefined,
       // Only the access log needs it (and reading it costs a call into the engine).
       remote: this.opts.accessLog ? ex.clientAddress : "",
       admitted: false,
       status: 0,
       bytes: 0,
+      error: "",
     };
     try {
       checkRequest(ex, this.opts.limits);
@@ -177,6 +190,7 @@ export class Router {
     st.service = id.dst.show;
     const local = policy.clearContext ? Dtab.empty : requestDtab(headers);
     const entry = this.bindings.get(local, local.size === 0 ? "" : local.show, id.dst);
+    st.serviceStats = entry.stats ??= this.opts.metrics.service(st.service);
     if (entry.state.status === "pending") {
       void this.bindings.settled(entry, this.opts.naming.bindingTimeoutMs).then(() => {
         if (ex.aborted) return this.finish(ex, st);
@@ -213,8 +227,9 @@ export class Router {
     }
     const chosen = choose(state.value, service, this.rng);
     if (chosen instanceof ProxyError) throw chosen;
-    const client = this.opts.clients.get(chosen);
+    const client: ClientWithStats = this.opts.clients.get(chosen);
     st.client = chosen.id.show;
+    st.clientStats = client[CLIENT_STATS] ??= this.opts.metrics.client(st.client);
     if (client.state.kind === "pending") {
       const timeout = setTimeout(() => {}, 0);
       clearTimeout(timeout);
@@ -311,6 +326,7 @@ export class Router {
     const st = (h as ForwardHandlerWithState).state;
     st.status = h.outcome.status;
     st.bytes = h.outcome.bytes;
+    st.error = h.outcome.error;
     this.finish(undefined, st, h);
   };
 
@@ -320,11 +336,13 @@ export class Router {
 
   private fail(ex: ServerExchange, st: RequestState, err: ProxyError): void {
     st.status = err.status;
+    st.error = err.code;
     respondWithError(ex, err, this.opts.log);
     this.finish(ex, st);
   }
 
   private finish(ex: ServerExchange | undefined, st: RequestState, h?: ForwardHandler): void {
+    const ms = performance.now() - st.start;
     const log = this.opts.accessLog;
     if (log) {
       const e = ex ?? (h as unknown as { ex: ServerExchange }).ex;
@@ -339,9 +357,17 @@ export class Router {
         userAgent: getHeader(e.headers, "user-agent"),
         service: st.service,
         client: st.client,
-        durationMs: performance.now() - st.start,
+        durationMs: ms,
       });
     }
+    // No response went out when the client left first: no status to count then.
+    const reason = st.status === 0 && st.error === "" ? CLIENT_CLOSED : st.error;
+    const status = reason === CLIENT_CLOSED ? 0 : st.status;
+    const server = st.policy.stats;
+    server.load.n--;
+    server.record(status, ms, reason);
+    st.serviceStats?.record(status, ms, reason);
+    st.clientStats?.record(status, ms, reason);
     if (st.admitted) st.policy.release();
     if (--this.inflight === 0 && this.idleWaiters.length > 0) {
       const w = this.idleWaiters;
@@ -368,12 +394,16 @@ interface RequestState {
   readonly start: number;
   service: string | undefined;
   client: string | undefined;
+  serviceStats: RequestStats | undefined;
+  clientStats: RequestStats | undefined;
   /** The client's address for the access log (after trusted proxies). */
   remote: string;
   /** Holds one of the server's concurrent-request slots. */
   admitted: boolean;
   status: number;
   bytes: number;
+  /** Why it failed (a ProxyError code, client_closed, …); "" when it did not. */
+  error: string;
 }
 
 type ForwardHandlerWithState = ForwardHandler & { state: RequestState };

@@ -8,6 +8,7 @@ import { ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
 import type { ForwardedPolicy } from "../http/forwarded.js";
 import { getHeader } from "../http/headers.js";
+import { ServerStats } from "../telemetry/index.js";
 import type { ForwardPolicy } from "./forward.js";
 
 export class ServerPolicy implements ForwardPolicy {
@@ -19,6 +20,8 @@ export class ServerPolicy implements ForwardPolicy {
   private readonly maxConcurrent: number;
   private concurrent = 0;
   private readonly redirect: { readonly port: number; readonly status: number } | undefined;
+  /** The server's metrics: set by the runtime once the server listens (its port known). */
+  stats: ServerStats = ServerStats.detached();
 
   constructor(s: ServerConfig, routerLabel: string) {
     this.clearContext = s.clearContext;

@@ -1,13 +1,20 @@
 // The control thread's workers: N threads, each serving every uws server of the config on
 // the same ports (SO_REUSEPORT), with its own pools, balancers and caches. The control
 // thread binds names for them, sends certificates, restarts a worker that dies (the
-// others keep serving), and drains them on shutdown.
+// others keep serving), keeps each worker's last metrics report (and what dead workers
+// had counted), and drains them on shutdown.
 
 import { Worker } from "node:worker_threads";
 import type { LiveCertificates } from "../../tls/certificate-set.js";
 import type { Logger } from "../log.js";
 import type { NamingSetup } from "../routing/naming-setup.js";
 import type { Listener } from "../server/listener.js";
+import {
+  type Counter,
+  type MetricsSnapshot,
+  mergeSnapshots,
+  withoutGauges,
+} from "../telemetry/index.js";
 import { WorkerBindings } from "./bind-service.js";
 import type { FromWorker, ToWorker, WireCertificates, WorkerStats } from "./protocol.js";
 import { encodeCertificates } from "./remote-certificates.js";
@@ -27,6 +34,8 @@ export interface PoolOptions {
   readonly ports: Readonly<Record<string, number>>;
   /** The certificates of the uws TLS servers, by server key (loaded and watched here). */
   readonly certificates: ReadonlyMap<string, LiveCertificates>;
+  /** Counts the workers started again after dying. */
+  readonly restarts?: Counter;
 }
 
 interface Slot {
@@ -34,6 +43,8 @@ interface Slot {
   readonly bindings: WorkerBindings;
   ready: boolean;
   stats: WorkerStats;
+  /** The worker's metrics as of its last report (every second). */
+  metrics: MetricsSnapshot | undefined;
   readonly exited: Promise<void>;
 }
 
@@ -52,6 +63,8 @@ export class WorkerPool {
   private readonly slots: (Slot | undefined)[];
   private stopping = false;
   private readonly stopWatching: (() => void)[] = [];
+  /** The counters and histograms of workers that ended, so totals never go down. */
+  private carried: MetricsSnapshot = { scopes: [] };
 
   constructor(private readonly opts: PoolOptions) {
     this.slots = new Array(opts.count).fill(undefined);
@@ -90,6 +103,16 @@ export class WorkerPool {
     return this.slots.map((s) => s?.stats ?? { inflight: 0, requests: 0 });
   }
 
+  /**
+   * The workers' metrics: each live worker's last report (at most a second old), and
+   * what the workers that ended had counted.
+   */
+  metrics(): MetricsSnapshot[] {
+    const parts = [this.carried];
+    for (const s of this.slots) if (s?.metrics) parts.push(s.metrics);
+    return parts;
+  }
+
   private certificatesNow(): WireCertificates[] {
     return [...this.opts.certificates].map(([server, store]) =>
       encodeCertificates(server, store.current),
@@ -107,6 +130,7 @@ export class WorkerPool {
       bindings,
       ready: false,
       stats: { inflight: 0, requests: 0 },
+      metrics: undefined,
       exited: new Promise((r) => {
         onExit = r;
       }),
@@ -131,6 +155,7 @@ export class WorkerPool {
             break;
           case "stats":
             slot.stats = m.stats;
+            slot.metrics = m.metrics;
             break;
           case "log":
             log[m.level](m.msg, m.fields);
@@ -149,6 +174,10 @@ export class WorkerPool {
         const wasReady = slot.ready;
         slot.ready = false;
         slot.stats = { inflight: 0, requests: slot.stats.requests };
+        if (slot.metrics) {
+          this.carried = mergeSnapshots([this.carried, withoutGauges(slot.metrics)]);
+          slot.metrics = undefined;
+        }
         if (!wasReady) {
           reject(new Error(`worker ${index} exited (code ${code}) before serving`));
           return;
@@ -157,6 +186,7 @@ export class WorkerPool {
         log.error("worker exited; starting another; the other workers keep serving", { code });
         setTimeout(() => {
           if (this.stopping) return;
+          if (this.opts.restarts) this.opts.restarts.n++;
           this.spawn(index).catch((e: Error) =>
             log.error("worker did not start again", { error: e.message }),
           );

@@ -3,6 +3,8 @@
 // requests with its own listeners, pools and caches, and asks the control thread to bind
 // names. Everything here survives structured cloning (no functions, no class instances).
 
+import type { MetricsSnapshot } from "../telemetry/index.js";
+
 /** A name tree whose bound leaves refer to address sets by number. */
 export type WireTree =
   | { readonly kind: "leaf"; readonly id: string; readonly residual: string; readonly addr: number }
@@ -88,7 +90,8 @@ export type FromWorker =
       readonly path: string;
     }
   | { readonly type: "unbind"; readonly sub: number }
-  | { readonly type: "stats"; readonly stats: WorkerStats }
+  /** Sent every second (and once more when the worker drains): its counts and metrics. */
+  | { readonly type: "stats"; readonly stats: WorkerStats; readonly metrics: MetricsSnapshot }
   | { readonly type: "stopped" };
 
 /** The key of a server in `ports` and certificate updates. */

@@ -1,6 +1,6 @@
 // A data-plane worker thread: loads the same config text as the control thread, serves
 // the config's uws servers on the ports the control thread chose, binds names through
-// it, reports its counts, and drains when told to.
+// it, reports its counts and metrics every second, and drains when told to.
 
 import { type MessagePort, parentPort } from "node:worker_threads";
 import { loadConfig } from "../config/load.js";
@@ -12,7 +12,7 @@ import { RemoteCertificates } from "./remote-certificates.js";
 import { RemoteBindings } from "./remote-interpreter.js";
 import { TreeDecoder } from "./tree-codec.js";
 
-/** How often a worker reports its counts. */
+/** How often a worker reports its counts and metrics: how late the admin server's figures may be. */
 const STATS_INTERVAL_MS = 1000;
 
 if (!parentPort) throw new Error("worker-main runs as a worker thread of lintel");
@@ -60,6 +60,7 @@ async function serve(init: WorkerInit): Promise<void> {
     init.certificates.map((c) => [c.server, new RemoteCertificates(c)] as const),
   );
   let runtime: Runtime | undefined;
+  let report = () => {};
   port.on("message", (m: ToWorker) => {
     switch (m.type) {
       case "bound":
@@ -76,6 +77,8 @@ async function serve(init: WorkerInit): Promise<void> {
         break;
       case "shutdown":
         void (runtime?.shutdown(m.graceMs) ?? Promise.resolve()).finally(() => {
+          // The last figures, so the totals include the requests drained.
+          report();
           post({ type: "stopped" });
           end(0);
         });
@@ -103,13 +106,14 @@ async function serve(init: WorkerInit): Promise<void> {
     },
   });
   const rt = runtime;
-  const report = () =>
+  report = () =>
     post({
       type: "stats",
       stats: {
         inflight: rt.routers.reduce((n, r) => n + r.inflight, 0),
         requests: rt.routers.reduce((n, r) => n + r.handled, 0),
       },
+      metrics: rt.metrics.snapshot(),
     });
   setInterval(report, STATS_INTERVAL_MS).unref();
   post({ type: "ready" });

@@ -1,0 +1,38 @@
+// Metrics: counters, gauges and latency histograms kept per thread in a registry under
+// Linkerd 1's metric names, snapshots that add up across the worker threads, and the
+// request metrics of routers (per server, service and client). The admin server renders
+// them (gateway/admin/metrics.ts).
+
+export {
+  BUCKETS,
+  bucketOf,
+  bucketValue,
+  Histogram,
+  type HistogramSnapshot,
+  type HistogramSummary,
+  mergeHistograms,
+  percentile,
+  summarize,
+} from "./histogram.js";
+export {
+  Counter,
+  Gauge,
+  type Labels,
+  type MetricsSnapshot,
+  mergeSnapshots,
+  Registry,
+  Scope,
+  type ScopeName,
+  type ScopeSnapshot,
+  withoutGauges,
+} from "./registry.js";
+export {
+  CLIENT_CLOSED,
+  MAX_CLIENTS,
+  MAX_SERVICES,
+  processScope,
+  RESPONSE_TRUNCATED,
+  RequestStats,
+  RouterMetrics,
+  ServerStats,
+} from "./request-stats.js";

@@ -1,0 +1,189 @@
+// The request metrics of a router, named as Linkerd 1 names them: per server
+// (`rt/<label>/server/<ip>/<port>/…`), per service name (`rt/<label>/service/svc/users/…`)
+// and per bound id (`rt/<label>/client/$/inet/127.1/8080/…`). The router gets each group
+// once (a server's at listen time, a service's with its binding, a client's with the
+// client) and records a finished request with `record()`.
+
+import type { Histogram } from "./histogram.js";
+import { type Counter, type Gauge, type Registry, Scope, type ScopeName } from "./registry.js";
+
+/** Failure reasons besides lintel's error codes (LINTEL_CONNECT, …). */
+export const CLIENT_CLOSED = "client_closed";
+export const RESPONSE_TRUNCATED = "response_truncated";
+
+/**
+ * Most service names and most bound ids a router keeps metrics for (per thread). Requests
+ * for the ones beyond are counted together under `rt/<label>/overflow/service` or
+ * `…/overflow/client`, so a flood of names cannot grow the metrics without bound.
+ */
+export const MAX_SERVICES = 1000;
+export const MAX_CLIENTS = 1000;
+
+/** requests, success, failures (with reasons), status codes and classes, latency. */
+export class RequestStats {
+  readonly requests: Counter;
+  readonly success: Counter;
+  readonly failures: Counter;
+  readonly latency: Histogram;
+  /** By status code; made on first use. */
+  private readonly statuses: (Counter | undefined)[] = [];
+  /** By status class (2 for 2XX); made on first use. */
+  private readonly classes: (Counter | undefined)[] = [];
+  private readonly reasons = new Map<string, Counter>();
+
+  constructor(private readonly scope: Scope) {
+    this.requests = scope.counter("requests");
+    this.success = scope.counter("success");
+    this.failures = scope.counter("failures");
+    this.latency = scope.histogram("request_latency_ms");
+  }
+
+  /**
+   * One finished request: `status` is the response's (0 when none was sent), `reason`
+   * why it failed ("" when lintel saw no error). It failed when there is a reason or the
+   * status is 5XX.
+   */
+  record(status: number, ms: number, reason: string): void {
+    this.requests.n++;
+    if (reason !== "") {
+      this.failures.n++;
+      this.reason(reason).n++;
+    } else if (status >= 500) this.failures.n++;
+    else this.success.n++;
+    if (status >= 100 && status < 600) {
+      let code = this.statuses[status];
+      if (code === undefined) {
+        code = this.scope.counter(`status/${status}`);
+        this.statuses[status] = code;
+      }
+      code.n++;
+      const c = (status / 100) | 0;
+      let cls = this.classes[c];
+      if (cls === undefined) {
+        cls = this.scope.counter(`status/${c}XX`);
+        this.classes[c] = cls;
+      }
+      cls.n++;
+    }
+    this.latency.record(ms);
+  }
+
+  private reason(reason: string): Counter {
+    let c = this.reasons.get(reason);
+    if (!c) {
+      c = this.scope.counter(`failures/${reason}`);
+      this.reasons.set(reason, c);
+    }
+    return c;
+  }
+}
+
+/** A server's request metrics and `load`, the requests it has in flight. */
+export class ServerStats extends RequestStats {
+  readonly load: Gauge;
+  constructor(scope: Scope) {
+    super(scope);
+    this.load = scope.gauge("load");
+  }
+
+  /** Metrics reported nowhere, for a server not listening yet. */
+  static detached(): ServerStats {
+    return new ServerStats(new Scope({ flat: "", prom: "", labels: [] }));
+  }
+}
+
+/** A router's metric groups on one thread. */
+export class RouterMetrics {
+  private readonly services = new Map<string, RequestStats>();
+  private readonly clients = new Map<string, RequestStats>();
+  private overflowServices: RequestStats | undefined;
+  private overflowClients: RequestStats | undefined;
+  /** The binding cache's misses, evictions (over capacity) and expiries (idle). */
+  readonly bindcache: {
+    readonly misses: Counter;
+    readonly evicts: Counter;
+    readonly expires: Counter;
+  };
+
+  constructor(
+    private readonly registry: Registry,
+    readonly label: string,
+    private readonly limits = { services: MAX_SERVICES, clients: MAX_CLIENTS },
+  ) {
+    const router = this.registry.scope({
+      flat: `rt/${label}`,
+      prom: "rt",
+      labels: [["rt", label]],
+    });
+    this.bindcache = {
+      misses: router.counter("bindcache/path/misses"),
+      evicts: router.counter("bindcache/path/evicts"),
+      expires: router.counter("bindcache/path/expires"),
+    };
+  }
+
+  /** `ip`/`port` as the server listens. */
+  server(ip: string, port: number): ServerStats {
+    const id = `${ip}/${port}`;
+    return new ServerStats(this.registry.scope(this.named("server", id)));
+  }
+
+  /** A service name, as shown (`/svc/users`). */
+  service(name: string): RequestStats {
+    const id = trimSlash(name);
+    const known = this.services.get(id);
+    if (known) return known;
+    if (this.services.size >= this.limits.services) {
+      this.overflowServices ??= this.overflow("service");
+      return this.overflowServices;
+    }
+    const s = new RequestStats(this.registry.scope(this.named("service", id)));
+    this.services.set(id, s);
+    return s;
+  }
+
+  /** A bound id, as shown (`/$/inet/127.1/8080`). */
+  client(boundId: string): RequestStats {
+    const id = trimSlash(boundId);
+    const known = this.clients.get(id);
+    if (known) return known;
+    if (this.clients.size >= this.limits.clients) {
+      this.overflowClients ??= this.overflow("client");
+      return this.overflowClients;
+    }
+    const c = new RequestStats(this.registry.scope(this.named("client", id)));
+    this.clients.set(id, c);
+    return c;
+  }
+
+  private named(kind: "server" | "service" | "client", id: string): ScopeName {
+    return {
+      flat: `rt/${this.label}/${kind}/${id}`,
+      prom: `rt:${kind}`,
+      labels: [
+        ["rt", this.label],
+        [kind, id],
+      ],
+    };
+  }
+
+  private overflow(kind: "service" | "client"): RequestStats {
+    return new RequestStats(
+      this.registry.scope({
+        flat: `rt/${this.label}/overflow/${kind}`,
+        prom: `rt:overflow:${kind}`,
+        labels: [["rt", this.label]],
+      }),
+    );
+  }
+}
+
+/** Linkerd names services and clients without the leading slash: `svc/users`. */
+function trimSlash(shown: string): string {
+  return shown.length > 1 && shown.startsWith("/") ? shown.slice(1) : shown;
+}
+
+/** The process scope (`process/…`, Prometheus `process:…`). */
+export function processScope(registry: Registry): Scope {
+  return registry.scope({ flat: "process", prom: "process", labels: [] });
+}
