@@ -5,7 +5,7 @@
 // offers the endpoint's latest session on the next connection so it can resume. Any
 // failure after TCP connected is a LINTEL_UPSTREAM_TLS error that says what was wrong.
 
-import { isIP, type Socket } from "node:net";
+import { isIP, type OnReadOpts, type Socket } from "node:net";
 import {
   checkServerIdentity,
   connect,
@@ -111,8 +111,10 @@ class TlsConnector implements TlsOrigination {
     port: number,
     timeoutMs: number,
     done: (err: Error | undefined, socket: Socket | undefined) => void,
+    onread?: OnReadOpts,
   ): void {
     const socket = connect({
+      ...(onread ? { onread } : {}),
       host,
       port,
       servername: this.servername,

@@ -1,14 +1,24 @@
 // Response bodies arrive byte for byte while backpressure starts and stops them: lintel
 // reads upstream responses into a buffer it reuses, so any piece an engine keeps past a
 // read (a write the client is not ready for) must be a copy. Random bytes, a client that
-// keeps pausing, both engines and both framings; the digests must match.
+// keeps pausing, both engines, both framings, plain and TLS upstreams; the digests must
+// match.
 
 import { createHash, randomBytes } from "node:crypto";
-import { request } from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
-import { cleanup, ENGINES, startLintel, startUpstream } from "./harness.js";
+import { request, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type Issued, TestCa } from "../tls/test-ca.js";
+import { cleanup, ENGINES, onCleanup, startLintel, startUpstream } from "./harness.js";
 
 afterEach(cleanup);
+
+let ca: TestCa;
+let upstreamCert: Issued;
+beforeAll(async () => {
+  ca = await TestCa.root("Body Integrity Root");
+  upstreamCert = await ca.leaf({ dns: ["source.example.com"] });
+});
 
 /** 8 MiB of random bytes, sent by the upstream in 48 KiB pieces. */
 const BODY = randomBytes(8 * 1024 * 1024);
@@ -46,36 +56,76 @@ function slowDigest(port: number): Promise<{ status: number; bytes: number; dige
   });
 }
 
-describe.each(ENGINES)("response bodies through the %s engine", (engine) => {
-  for (const framing of ["content-length", "chunked"] as const) {
-    it(`arrive intact while a slow client pauses them (${framing})`, async () => {
-      const up = await startUpstream(
-        "source",
-        (_req, res) => {
-          res.writeHead(200, framing === "content-length" ? { "content-length": BODY.length } : {});
-          let at = 0;
-          const step = () => {
-            while (at < BODY.length) {
-              const piece = BODY.subarray(at, at + PIECE);
-              at += piece.length;
-              if (!res.write(piece)) {
-                res.once("drain", step);
-                return;
-              }
-            }
-            res.end();
-          };
-          step();
-        },
-        { streaming: true },
-      );
-      const l = await startLintel(`
+/** Sends BODY in PIECE-sized writes, honouring backpressure. */
+function sendBody(res: ServerResponse, framing: Framing): void {
+  res.writeHead(200, framing === "content-length" ? { "content-length": BODY.length } : {});
+  let at = 0;
+  const step = () => {
+    while (at < BODY.length) {
+      const piece = BODY.subarray(at, at + PIECE);
+      at += piece.length;
+      if (!res.write(piece)) {
+        res.once("drain", step);
+        return;
+      }
+    }
+    res.end();
+  };
+  step();
+}
+
+type Framing = "content-length" | "chunked";
+
+/** An HTTPS upstream answering BODY; returns its port. */
+async function startHttpsSource(framing: Framing): Promise<number> {
+  const server = createHttpsServer(
+    { cert: upstreamCert.certPem, key: upstreamCert.keyPem() },
+    (_req, res) => sendBody(res, framing),
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  const a = server.address();
+  return typeof a === "object" && a ? a.port : 0;
+}
+
+const cases = ENGINES.flatMap((engine) =>
+  (["plain", "tls"] as const).flatMap((upstream) =>
+    (["content-length", "chunked"] as const).map((framing) => ({ engine, upstream, framing })),
+  ),
+);
+
+describe("response bodies", () => {
+  it.each(cases)(
+    "arrive intact while a slow client pauses them: $engine engine, $upstream upstream, $framing",
+    async ({ engine, upstream, framing }) => {
+      const port =
+        upstream === "tls"
+          ? await startHttpsSource(framing)
+          : (
+              await startUpstream("source", (_req, res) => sendBody(res, framing), {
+                streaming: true,
+              })
+            ).port;
+      const client =
+        upstream === "tls"
+          ? "\n  client: {tls: {commonName: source.example.com, trustCerts: [ca.pem]}}"
+          : "";
+      const l = await startLintel(
+        `
 routers:
 - protocol: http
   label: integrity
-  dtab: /svc => /$/inet/127.0.0.1/${up.port}
+  dtab: /svc => /$/inet/127.0.0.1/${port}${client}
   servers: [{ip: 127.0.0.1, port: 0, engine: ${engine}}]
-`);
+`,
+        { "ca.pem": ca.certPem },
+      );
       // Two at once, so the reused read buffer carries both responses' bytes in turn.
       const [a, b] = await Promise.all([slowDigest(l.port()), slowDigest(l.port())]);
       for (const r of [a, b]) {
@@ -83,6 +133,7 @@ routers:
         expect(r.bytes).toBe(BODY.length);
         expect(r.digest).toBe(DIGEST);
       }
-    }, 60_000);
-  }
+    },
+    60_000,
+  );
 });

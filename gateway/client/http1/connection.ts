@@ -61,6 +61,8 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
   private handler: UpstreamHandler | undefined;
   private req: UpstreamRequest | undefined;
   private leftover: Buffer | undefined;
+  /** The handler asked to pause; bytes that still arrive (TLS) wait in `leftover`. */
+  private readPaused = false;
   private bodySending = false;
   private chunked = false;
   private closed = false;
@@ -89,6 +91,7 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
     this.handler = handler;
     this.req = req;
     this.leftover = undefined;
+    this.readPaused = false;
     this.parser.expect(req.method, this);
     const h = req.headers;
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
@@ -159,8 +162,15 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
 
   // ---- response ----
 
-  /** Bytes read on a socket opened with `onread` (valid only during the call). */
+  /**
+   * Bytes read on a socket opened with `onread` (valid only during the call). A TLS socket
+   * still delivers what it had decrypted after pause(): that is kept for resume().
+   */
   received(buf: Buffer): void {
+    if (this.readPaused) {
+      this.leftover = this.leftover ? Buffer.concat([this.leftover, buf]) : Buffer.from(buf);
+      return;
+    }
     this.onSocketData(buf);
   }
 
@@ -179,7 +189,7 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
       if (rest !== undefined) {
         // Kept past this read: copied out of a reused read buffer.
         this.leftover = Buffer.from(rest);
-        this.socket.pause();
+        this.pauseReading();
       }
     } catch (e) {
       this.fail(e as Error);
@@ -194,7 +204,7 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
     const h = this.handler;
     if (!h) return true;
     if (h.onData(chunk)) return true;
-    this.socket.pause();
+    this.pauseReading();
     return false;
   }
 
@@ -216,6 +226,7 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
   private reuseOrClose(): void {
     if (this.parser.keepAlive && this.leftover === undefined) {
       this.lastUsed = Date.now();
+      this.readPaused = false;
       this.socket.resume();
       this.owner.release(this);
     } else {
@@ -225,10 +236,16 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
 
   resume(): void {
     if (this.handler === undefined && this.leftover === undefined) return;
+    this.readPaused = false;
     const rest = this.leftover;
     this.leftover = undefined;
     if (rest) this.feed(rest);
-    if (this.leftover === undefined && !this.closed) this.socket.resume();
+    if (!this.readPaused && !this.closed) this.socket.resume();
+  }
+
+  private pauseReading(): void {
+    this.readPaused = true;
+    this.socket.pause();
   }
 
   abort(err: Error): void {

@@ -3,10 +3,10 @@
 // while under `maxConnections`, or wait in order. Idle connections are closed after
 // `idleTimeMs` by one coarse sweep per pool, not a timer per connection. With `tls`,
 // connections are opened by the TLS origination connector instead of a plain connect.
-// Plain connections read into one buffer per thread (see UPSTREAM_READ_BUFFER), so a
-// response body costs no allocation per read.
+// Connections read into one buffer per thread (see UPSTREAM_READ_BUFFER), so a response
+// body costs no allocation per read.
 
-import { connect, type Socket } from "node:net";
+import { connect, type OnReadOpts, type Socket } from "node:net";
 import {
   type ConnectionOwner,
   Http1Connection,
@@ -28,7 +28,7 @@ export interface PoolOptions {
 }
 
 /**
- * Every plain upstream connection of this thread reads into this buffer: reads are handled
+ * Every upstream connection of this thread reads into this buffer: reads are handled
  * one at a time, and what is kept past a read is copied (see UpstreamHandler.onData).
  */
 const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
@@ -37,13 +37,15 @@ const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 export interface TlsOrigination {
   /**
    * Opens TCP then TLS to host:port within `timeoutMs`; calls `done` once, with the socket
-   * ready for requests or with the error the request gets.
+   * ready for requests or with the error the request gets. With `onread`, the socket
+   * delivers its decrypted bytes there instead of as 'data' events.
    */
   connect(
     host: string,
     port: number,
     timeoutMs: number,
     done: (err: Error | undefined, socket: Socket | undefined) => void,
+    onread?: OnReadOpts,
   ): void;
 }
 
@@ -105,26 +107,33 @@ export class Http1Pool implements ConnectionOwner {
   private open(req: UpstreamRequest, handler: UpstreamHandler): void {
     this.connecting++;
     const timeoutMs = this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    let conn: Http1Connection | undefined;
+    const onread: OnReadOpts = {
+      buffer: UPSTREAM_READ_BUFFER,
+      callback: (n, buf) => {
+        conn?.received((buf as Buffer).subarray(0, n));
+        return true;
+      },
+    };
     const tls = this.opts.tls;
     if (tls) {
-      tls.connect(this.opts.host, this.opts.port, timeoutMs, (err, socket) => {
-        if (err) this.openFailed(err, handler);
-        else this.opened(socket!, req, handler);
-      });
+      tls.connect(
+        this.opts.host,
+        this.opts.port,
+        timeoutMs,
+        (err, socket) => {
+          if (err) this.openFailed(err, handler);
+          else conn = this.opened(socket!, req, handler);
+        },
+        onread,
+      );
       return;
     }
-    let conn: Http1Connection | undefined;
     const socket: Socket = connect({
       host: this.opts.host,
       port: this.opts.port,
       noDelay: true,
-      onread: {
-        buffer: UPSTREAM_READ_BUFFER,
-        callback: (n, buf) => {
-          conn?.received((buf as Buffer).subarray(0, n));
-          return true;
-        },
-      },
+      onread,
     });
     const timer = setTimeout(() => {
       socket.destroy(
