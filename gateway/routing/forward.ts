@@ -99,7 +99,8 @@ export class ForwardHandler implements UpstreamHandler {
   };
 
   private readonly resume = () => {
-    this.control?.resume();
+    // Once finished, the connection may already carry another request.
+    if (!this.finished) this.control?.resume();
   };
 
   onStart(control: UpstreamControl): void {

@@ -57,7 +57,8 @@ class UwsBody extends Readable {
   }
 }
 
-class UwsExchange implements ServerExchange {
+/** One request on a uws listener (exported for its unit tests). */
+export class UwsExchange implements ServerExchange {
   readonly method: string;
   readonly url: string;
   readonly httpVersion = "1.1";
@@ -90,6 +91,8 @@ class UwsExchange implements ServerExchange {
   // A tryEnd chunk uws could not take whole (length-framed responses).
   private pendingChunk: Buffer | undefined;
   private pendingOffset = 0;
+  /** end() came while a chunk was pending: it runs once the chunk is out. */
+  private endWhenWritten = false;
 
   constructor(
     private readonly res: HttpResponse,
@@ -227,6 +230,12 @@ class UwsExchange implements ServerExchange {
         if (complete) this.done = true;
         if (!written) return false;
         this.pendingChunk = undefined;
+        if (this.endWhenWritten) {
+          // The upstream has finished: nothing more to read, only to end.
+          this.endWhenWritten = false;
+          this.end();
+          return true;
+        }
       }
       cb();
       return true;
@@ -235,6 +244,11 @@ class UwsExchange implements ServerExchange {
 
   end(): void {
     if (this.aborted || this.done) return;
+    if (this.pendingChunk) {
+      // The last bytes met backpressure; ending now would cut them off.
+      this.endWhenWritten = true;
+      return;
+    }
     this.done = true;
     this.res.cork(() => {
       const noBody = this.method === "HEAD" || this.status === 204 || this.status === 304;
@@ -352,7 +366,7 @@ export function closeAllUwsApps(): Promise<void> {
 }
 type RouteHandler = (res: HttpResponse, req: HttpRequest) => void;
 
-interface UwsListenerContext {
+export interface UwsListenerContext {
   readonly secure: boolean;
   readonly ip: string;
   port: number;

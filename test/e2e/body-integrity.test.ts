@@ -137,3 +137,53 @@ routers:
     60_000,
   );
 });
+
+/** GETs through lintel, pausing `pauseMs` after every read; returns the body's digest. */
+function trickleDigest(port: number, pauseMs: number): Promise<{ bytes: number; digest: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: "127.0.0.1", port, path: "/", headers: { host: "source" }, agent: false },
+      (res) => {
+        const hash = createHash("sha256");
+        let bytes = 0;
+        res.on("data", (d: Buffer) => {
+          hash.update(d);
+          bytes += d.length;
+          res.pause();
+          setTimeout(() => res.resume(), pauseMs);
+        });
+        res.on("end", () => resolve({ bytes, digest: hash.digest("hex") }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe.each(ENGINES)("a length-framed response read slowly on the %s engine", (engine) => {
+  it("arrives whole, three times over one lintel", async () => {
+    const body = BODY;
+    const digest = createHash("sha256").update(body).digest("hex");
+    const up = await startUpstream(
+      "source",
+      (_req, res) => {
+        res.writeHead(200, { "content-length": body.length });
+        res.end(body);
+      },
+      { streaming: true },
+    );
+    const l = await startLintel(`
+routers:
+- protocol: http
+  label: late
+  dtab: /svc => /$/inet/127.0.0.1/${up.port}
+  servers: [{ip: 127.0.0.1, port: 0, engine: ${engine}}]
+`);
+    for (let i = 0; i < 3; i++) {
+      const r = await trickleDigest(l.port(), 2);
+      expect(r.bytes).toBe(body.length);
+      expect(r.digest).toBe(digest);
+    }
+  });
+});
