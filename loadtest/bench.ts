@@ -907,8 +907,10 @@ routers:
 
 /**
  * The plaintext row for lintel-uws with workers: 1 and 2 (and HAProxy with nbthread 1 and
- * 2 for what this machine allows), everything unpinned so that the only difference
- * between the two is the worker count.
+ * 2 as this machine's reference). The backend and wrk share the last core; a one-thread
+ * proxy gets core 0, which the load saturates; a two-thread proxy gets cores 0 and 1, so
+ * what the second thread adds is what it can take of core 1 (all of it with 3 cores or
+ * more, what the load generator leaves on 2).
  */
 async function scalingTest(
   o: Options,
@@ -917,8 +919,11 @@ async function scalingTest(
   configs: Map<number, string>,
 ) {
   const n = cpus().length;
+  if (n < 2) throw new Error("--scaling needs at least 2 cores");
+  const loadCpus = String(n - 1);
+  const proxyCpus = (threads: 1 | 2) => (threads === 1 ? "0" : "0,1");
   console.log(
-    `\n[scaling] plaintext keep-alive, ${o.connections} connections, lintel-uws with workers 1 and 2, HAProxy with nbthread 1 and 2; nothing pinned: the proxies share the ${n} cores with the backend and wrk, so the factor is bounded by what the load generator leaves`,
+    `\n[scaling] plaintext keep-alive, ${o.connections} connections, lintel-uws with workers 1 and 2, HAProxy with nbthread 1 and 2; backend and wrk on cpu ${loadCpus}, one-thread proxies on cpu 0 (saturated), two-thread proxies on cpus 0,1`,
   );
   const ports = await Promise.all(Array.from({ length: 7 }, () => freePort()));
   const [backendPort, h1, h2, l1, l2, a1, a2] = ports as [
@@ -932,9 +937,14 @@ async function scalingTest(
   ];
   writeFileSync(
     join(dir, "scaling-backend.cfg"),
-    backendConfig(backendPort, bodyFile, o.bodyBytes, undefined, n),
+    backendConfig(backendPort, bodyFile, o.bodyBytes),
   );
-  const backend = start("scaling backend", "haproxy", ["-f", join(dir, "scaling-backend.cfg")]);
+  const backend = start(
+    "scaling backend",
+    "haproxy",
+    ["-f", join(dir, "scaling-backend.cfg")],
+    loadCpus,
+  );
   const targets: Target[] = [];
   for (const [threads, p] of [
     [1, h1],
@@ -942,7 +952,7 @@ async function scalingTest(
   ] as const) {
     const cfg = join(dir, `scaling-haproxy-${threads}.cfg`);
     writeFileSync(cfg, proxyConfig({ listenPort: p, backendPort, threads }));
-    const proc = start(`haproxy nbthread ${threads}`, "haproxy", ["-f", cfg]);
+    const proc = start(`haproxy nbthread ${threads}`, "haproxy", ["-f", cfg], proxyCpus(threads));
     targets.push({ name: `haproxy-t${threads}`, url: `http://127.0.0.1:${p}/`, proc });
   }
   for (const [w, p, admin] of [
@@ -951,7 +961,12 @@ async function scalingTest(
   ] as const) {
     const cfg = configs.get(w)!;
     writeFileSync(cfg, scalingYaml(w, p, admin, backendPort));
-    const proc = start(`lintel workers ${w}`, process.execPath, [lintelBin, "run", cfg]);
+    const proc = start(
+      `lintel workers ${w}`,
+      process.execPath,
+      [lintelBin, "run", cfg],
+      proxyCpus(w),
+    );
     targets.push({ name: `lintel-uws-w${w}`, url: `http://127.0.0.1:${p}/`, proc });
   }
   await waitForPort(backendPort, backend);
@@ -961,7 +976,8 @@ async function scalingTest(
       url: t.url,
       connections: o.connections,
       durationS: seconds,
-      threads: Math.min(2, n),
+      threads: 1,
+      cpus: loadCpus,
     });
   for (const t of targets) await run(t, o.warmupS);
   const rps = new Map<string, number[]>(targets.map((t) => [t.name, []]));
@@ -997,7 +1013,7 @@ async function scalingTest(
   );
   if (n <= 2)
     console.log(
-      `note: on ${n} cores the backend and wrk need CPU too, so neither proxy can get two cores; the factor shows how much more of the machine a second worker takes, not how far it would scale with cores to spare`,
+      `note: on ${n} cores the second thread shares core 1 with the backend and wrk, so the factor is bounded by what they leave; with a core to spare it would approach 2`,
     );
   for (const t of targets) await t.proc.stop();
   await backend.stop();
