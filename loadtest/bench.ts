@@ -736,6 +736,9 @@ interface LatencyInput {
   readonly profile?: (target: string, drive: () => Promise<unknown>) => Promise<void>;
 }
 
+/** Seconds at the rate before each measured latency round (see latencyRow). */
+const LATENCY_ROUND_WARMUP_S = 2;
+
 /** Latency at a fixed rate, per target and added over direct-to-backend. */
 async function latencyRow(x: LatencyInput) {
   const { o, rate } = x;
@@ -762,6 +765,9 @@ async function latencyRow(x: LatencyInput) {
     for (const t of x.targets) {
       if (t.proc.child.exitCode !== null)
         throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
+      // Steady state: the other targets' rounds left this one idle long enough for its
+      // upstream connections to close; 2 s at the rate open them again, unmeasured.
+      await drive(t, LATENCY_ROUND_WARMUP_S);
       const cpu0 = cpuSeconds(t.proc);
       const busy0 = cpuTimes(x.loadCpus);
       const proxyBusy0 = cpuTimes(x.proxyCpus);
