@@ -35,6 +35,7 @@ export class ClientCache {
       {
         maxConnections: p.hostConnectionPool?.maxSize,
         idleTimeMs: p.hostConnectionPool?.idleTimeMs,
+        minConnections: p.hostConnectionPool?.minSize,
         connectTimeoutMs: p.connectTimeoutMs,
         tls: p.tls ? this.upstreamTls(p.tls, key) : undefined,
       },

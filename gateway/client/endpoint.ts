@@ -11,6 +11,8 @@ export interface EndpointOptions {
   readonly maxConnections?: number;
   /** How long an idle keep-alive connection is kept. */
   readonly idleTimeMs?: number;
+  /** Connections kept open however long they are idle. */
+  readonly minConnections?: number;
   readonly connectTimeoutMs?: number;
   /** Originate TLS to the address (the client's `tls` block). */
   readonly tls?: UpstreamTls;
@@ -32,6 +34,7 @@ export class Endpoint {
       port: address.port,
       maxConnections: opts.maxConnections,
       idleTimeMs: opts.idleTimeMs,
+      minConnections: opts.minConnections,
       connectTimeoutMs: opts.connectTimeoutMs,
       tls: opts.tls?.forAddress(address),
     });

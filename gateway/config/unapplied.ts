@@ -39,8 +39,6 @@ export function unappliedSettings(config: LintelConfig): Unapplied[] {
       if (c.requeueBudget) warn(`${cat}.requeueBudget`, "the requeue budget");
       if (c.requestAttemptTimeoutMs !== undefined)
         warn(`${cat}.requestAttemptTimeoutMs`, "requestAttemptTimeoutMs");
-      if (c.hostConnectionPool?.minSize)
-        warn(`${cat}.hostConnectionPool.minSize`, "hostConnectionPool.minSize");
       if (c.hostConnectionPool?.maxWaiters !== undefined) {
         warn(`${cat}.hostConnectionPool.maxWaiters`, "hostConnectionPool.maxWaiters");
       }

@@ -218,6 +218,22 @@ describe("Http1Pool", () => {
     expect(closed).toBe(1);
   });
 
+  it("keeps minConnections idle connections past idleTimeMs, closing the least recently used", async () => {
+    let closed = 0;
+    const server = createHttpServer((_req, res) => setTimeout(() => res.end("ok"), 20));
+    server.on("connection", (s) => s.on("close", () => closed++));
+    const p = pool(await listen(server), { idleTimeMs: 100, minConnections: 2 });
+    // Four at once: four connections.
+    await Promise.all([request(p), request(p), request(p), request(p)]);
+    expect(p.size).toBe(4);
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(p.size).toBe(2);
+    expect(closed).toBe(2);
+    // The two kept still carry requests.
+    await Promise.all([request(p), request(p)]);
+    expect(p.size).toBe(2);
+  });
+
   it("close() lets the request in flight finish; destroy() fails it", async () => {
     const server = createHttpServer((_req, res) => {
       setTimeout(() => res.end("late"), 100);

@@ -19,6 +19,8 @@ export interface PoolOptions {
   readonly port: number;
   /** Unlimited when undefined. */
   readonly maxConnections?: number;
+  /** Idle connections up to this many are kept past idleTimeMs (Linkerd's `minSize`). */
+  readonly minConnections?: number;
   /** Idle keep-alive connections are closed after this long (default 4 s, under the 5 s keep-alive timeout common upstream servers use). */
   readonly idleTimeMs?: number;
   /** TCP connect (plus TLS handshake with `tls`); default 10 s. */
@@ -73,11 +75,13 @@ export class Http1Pool implements ConnectionOwner {
   private closed = false;
   private readonly max: number;
   private readonly idleTimeMs: number;
+  private readonly minConnections: number;
   private readonly authority: string;
 
   constructor(private readonly opts: PoolOptions) {
     this.max = opts.maxConnections ?? Number.POSITIVE_INFINITY;
     this.idleTimeMs = opts.idleTimeMs ?? 4000;
+    this.minConnections = opts.minConnections ?? 0;
     this.authority = opts.host.includes(":")
       ? `[${opts.host}]:${opts.port}`
       : `${opts.host}:${opts.port}`;
@@ -223,7 +227,11 @@ export class Http1Pool implements ConnectionOwner {
     if (this.sweeper) return;
     this.sweeper = setInterval(() => {
       const cutoff = Date.now() - this.idleTimeMs;
-      for (const c of [...this.idle]) if (c.lastUsed < cutoff) c.destroy();
+      // The least recently used first (idle connections are taken from the end).
+      for (const c of [...this.idle]) {
+        if (this.all.size <= this.minConnections) break;
+        if (c.lastUsed < cutoff) c.destroy();
+      }
     }, SWEEP_MS);
     this.sweeper.unref();
   }
