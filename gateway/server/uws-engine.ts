@@ -323,8 +323,8 @@ type UwsApp = ReturnType<Uws["App"]>;
  * uws leaves handles on the thread's loop that otherwise abort the whole process.
  */
 const openApps = new Set<UwsApp>();
-/** Apps closed whose follow-up closes (see closeApp) are still to come. */
-const closingApps = new Set<UwsApp>();
+/** Follow-up closes (see closeApp) still to come, each settling when done. */
+const closing = new Set<Promise<void>>();
 /** close() again this many times, CLOSE_AGAIN_MS apart, after the first. */
 const FOLLOW_UP_CLOSES = 3;
 const CLOSE_AGAIN_MS = 10;
@@ -343,27 +343,28 @@ function closeApp(app: UwsApp): void {
   if (!openApps.delete(app)) return;
   const closable = app as unknown as { close(): void };
   closable.close();
-  closingApps.add(app);
-  let left = FOLLOW_UP_CLOSES;
-  const again = () => {
-    closable.close();
-    if (--left > 0) setTimeout(again, CLOSE_AGAIN_MS);
-    else closingApps.delete(app);
-  };
-  setTimeout(again, CLOSE_AGAIN_MS);
+  const done: Promise<void> = new Promise((resolve) => {
+    let left = FOLLOW_UP_CLOSES;
+    const again = () => {
+      closable.close();
+      if (--left > 0) setTimeout(again, CLOSE_AGAIN_MS);
+      else resolve();
+    };
+    setTimeout(again, CLOSE_AGAIN_MS);
+  });
+  closing.add(done);
+  void done.then(() => closing.delete(done));
 }
 
 /**
  * Closes every uws app of this thread (a worker about to end, even on a crash); resolves
  * once no connection of theirs can be left, when the thread may end.
  */
-export function closeAllUwsApps(): Promise<void> {
+export async function closeAllUwsApps(): Promise<void> {
   for (const app of [...openApps]) closeApp(app);
-  return new Promise((resolve) => {
-    const check = () => (closingApps.size === 0 ? resolve() : setTimeout(check, CLOSE_AGAIN_MS));
-    check();
-  });
+  await Promise.all(closing);
 }
+
 type RouteHandler = (res: HttpResponse, req: HttpRequest) => void;
 
 export interface UwsListenerContext {

@@ -94,10 +94,12 @@ export class ServerStats extends RequestStats {
 
 /** A router's metric groups on one thread. */
 export class RouterMetrics {
-  private readonly services = new Map<string, RequestStats>();
-  private readonly clients = new Map<string, RequestStats>();
-  private overflowServices: RequestStats | undefined;
-  private overflowClients: RequestStats | undefined;
+  /** Services and clients by id, each up to its limit; the rest share an overflow group. */
+  private readonly groups = {
+    service: new Map<string, RequestStats>(),
+    client: new Map<string, RequestStats>(),
+  };
+  private readonly overflows: { service?: RequestStats; client?: RequestStats } = {};
   /** The binding cache's misses, evictions (over capacity) and expiries (idle). */
   readonly bindcache: {
     readonly misses: Counter;
@@ -130,30 +132,26 @@ export class RouterMetrics {
 
   /** A service name, as shown (`/svc/users`). */
   service(name: string): RequestStats {
-    const id = trimSlash(name);
-    const known = this.services.get(id);
-    if (known) return known;
-    if (this.services.size >= this.limits.services) {
-      this.overflowServices ??= this.overflow("service");
-      return this.overflowServices;
-    }
-    const s = new RequestStats(this.registry.scope(this.named("service", id)));
-    this.services.set(id, s);
-    return s;
+    return this.capped("service", name, this.limits.services);
   }
 
   /** A bound id, as shown (`/$/inet/127.1/8080`). */
   client(boundId: string): RequestStats {
-    const id = trimSlash(boundId);
-    const known = this.clients.get(id);
+    return this.capped("client", boundId, this.limits.clients);
+  }
+
+  private capped(kind: "service" | "client", shown: string, limit: number): RequestStats {
+    const id = trimSlash(shown);
+    const group = this.groups[kind];
+    const known = group.get(id);
     if (known) return known;
-    if (this.clients.size >= this.limits.clients) {
-      this.overflowClients ??= this.overflow("client");
-      return this.overflowClients;
+    if (group.size >= limit) {
+      this.overflows[kind] ??= this.overflow(kind);
+      return this.overflows[kind];
     }
-    const c = new RequestStats(this.registry.scope(this.named("client", id)));
-    this.clients.set(id, c);
-    return c;
+    const stats = new RequestStats(this.registry.scope(this.named(kind, id)));
+    group.set(id, stats);
+    return stats;
   }
 
   private named(kind: "server" | "service" | "client", id: string): ScopeName {

@@ -26,6 +26,39 @@ export function onCleanup(fn: () => Promise<void> | void): void {
   cleanups.push(fn);
 }
 
+/** Closes `server` (and the connections it holds) after the current test. */
+export function closeOnCleanup(server: {
+  closeAllConnections(): void;
+  close(cb: () => void): unknown;
+}): void {
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+}
+
+/**
+ * A plugin module (write it as `crashy.mjs`, list it in `plugins:`) whose identifier
+ * `test.crashy` has a bug: a request carrying `x-crash` throws out of its thread.
+ */
+export const CRASHY_PLUGIN = `export default (lintel) => lintel.definePlugin({
+  category: "identifier",
+  kind: "test.crashy",
+  schema: lintel.schema.object({}),
+  create(_config, ctx) {
+    return {
+      identify(req) {
+        if (req.header("x-crash")) setImmediate(() => { throw new Error("plugin bug"); });
+        return lintel.identified(ctx.dstPrefix.concat(lintel.naming.Path.of(req.header("host"))));
+      },
+    };
+  },
+});
+`;
+
 export async function cleanup(): Promise<void> {
   const fns = cleanups.splice(0).reverse();
   for (const fn of fns) {
@@ -105,13 +138,7 @@ export async function startUpstream(
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
+  closeOnCleanup(server);
   const a = server.address();
   return { port: typeof a === "object" && a ? a.port : 0, name, seen, server };
 }

@@ -5,6 +5,7 @@
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  CRASHY_PLUGIN,
   call,
   cleanup,
   ENGINES,
@@ -255,28 +256,13 @@ describe("metrics over workers", () => {
 
   it("do not go down when a worker dies and is replaced", async () => {
     const users = await startUpstream("users");
-    // An identifier plugin with a bug: a request carrying x-crash throws out of its thread.
-    const crashy = `export default (lintel) => lintel.definePlugin({
-  category: "identifier",
-  kind: "test.crashy",
-  schema: lintel.schema.object({}),
-  create(_config, ctx) {
-    return {
-      identify(req) {
-        if (req.header("x-crash")) setImmediate(() => { throw new Error("plugin bug"); });
-        return lintel.identified(ctx.dstPrefix.concat(lintel.naming.Path.of(req.header("host"))));
-      },
-    };
-  },
-});
-`;
     const l = await startLintel(
       config({
         workers: 2,
         plugins: "plugins: [crashy.mjs]",
         extra: "  identifier: {kind: test.crashy}",
       }),
-      { "disco/users": `127.0.0.1 ${users.port}\n`, "crashy.mjs": crashy },
+      { "disco/users": `127.0.0.1 ${users.port}\n`, "crashy.mjs": CRASHY_PLUGIN },
     );
     const port = l.port();
     let sent = 0;

@@ -21,6 +21,7 @@ import { isListening, runLintel, startChildLintel, within } from "./child.js";
 import {
   call,
   cleanup,
+  closeOnCleanup,
   freePort,
   onCleanup,
   type Reply,
@@ -98,13 +99,7 @@ async function startHttpsUpstream(
   );
   server.on("tlsClientError", () => {});
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
+  closeOnCleanup(server);
   const a = server.address();
   return { port: typeof a === "object" && a ? a.port : 0, seen };
 }

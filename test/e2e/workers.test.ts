@@ -9,7 +9,15 @@ import { join } from "node:path";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { chainPem, type Issued, TestCa } from "../tls/test-ca.js";
-import { call, cleanup, eventually, type Lintel, startLintel, startUpstream } from "./harness.js";
+import {
+  CRASHY_PLUGIN,
+  call,
+  cleanup,
+  eventually,
+  type Lintel,
+  startLintel,
+  startUpstream,
+} from "./harness.js";
 
 afterEach(cleanup);
 
@@ -109,24 +117,9 @@ describe("workers", () => {
 
   it("replace a worker that dies while the others keep serving", async () => {
     const users = await startUpstream("users");
-    // An identifier plugin with a bug: a request carrying x-crash throws out of its thread.
-    const crashy = `export default (lintel) => lintel.definePlugin({
-  category: "identifier",
-  kind: "test.crashy",
-  schema: lintel.schema.object({}),
-  create(_config, ctx) {
-    return {
-      identify(req) {
-        if (req.header("x-crash")) setImmediate(() => { throw new Error("plugin bug"); });
-        return lintel.identified(ctx.dstPrefix.concat(lintel.naming.Path.of(req.header("host"))));
-      },
-    };
-  },
-});
-`;
     const l = await startLintel(
       `plugins: [crashy.mjs]\n${config({ workers: 2, extra: "  identifier: {kind: test.crashy}" })}`,
-      { "disco/users": `127.0.0.1 ${users.port}\n`, "crashy.mjs": crashy },
+      { "disco/users": `127.0.0.1 ${users.port}\n`, "crashy.mjs": CRASHY_PLUGIN },
     );
     const port = l.port();
     await everyWorkerServed(l, port);
@@ -172,6 +165,18 @@ describe("workers and certificates", () => {
     second = await ca.leaf({ dns: ["app.example.com"] });
   });
 
+  /** lintel with 2 workers serving `first` over TLS, in front of the upstream on `port`. */
+  function startTlsLintel(port: number): Promise<Lintel> {
+    return startLintel(
+      config({ workers: 2, server: ", tls: {certPath: app.crt, keyPath: app.key}" }),
+      {
+        "disco/users": `127.0.0.1 ${port}\n`,
+        "app.crt": chainPem(first),
+        "app.key": first.keyPem(),
+      },
+    );
+  }
+
   /** The serial of the certificate a new connection gets. */
   function serialOf(port: number): Promise<string> {
     return new Promise((resolve, reject) => {
@@ -197,14 +202,7 @@ describe("workers and certificates", () => {
 
   it("a rotated certificate reaches every worker", async () => {
     const users = await startUpstream("users");
-    const l = await startLintel(
-      config({ workers: 2, server: ", tls: {certPath: app.crt, keyPath: app.key}" }),
-      {
-        "disco/users": `127.0.0.1 ${users.port}\n`,
-        "app.crt": chainPem(first),
-        "app.key": first.keyPem(),
-      },
-    );
+    const l = await startTlsLintel(users.port);
     const port = l.port();
     const serials = await Promise.all(Array.from({ length: 8 }, () => serialOf(port)));
     expect(new Set(serials)).toEqual(new Set([first.serial]));
@@ -225,14 +223,7 @@ describe("workers and certificates", () => {
     // them open aborts the whole process (and this test file with it).
     const users = await startUpstream("users");
     for (let round = 0; round < 4; round++) {
-      const l = await startLintel(
-        config({ workers: 2, server: ", tls: {certPath: app.crt, keyPath: app.key}" }),
-        {
-          "disco/users": `127.0.0.1 ${users.port}\n`,
-          "app.crt": chainPem(first),
-          "app.key": first.keyPem(),
-        },
-      );
+      const l = await startTlsLintel(users.port);
       const port = l.port();
       const sockets = Array.from({ length: 80 }, () => {
         const s = tlsConnect({

@@ -76,7 +76,7 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
     /** `host:port` for requests that carry no Host header. */
     private readonly authority: string,
   ) {
-    socket.on("data", this.onSocketData);
+    // Bytes arrive through received(): the pool opens sockets with `onread`.
     socket.on("close", this.onSocketClose);
     socket.on("error", this.onSocketError);
     socket.on("drain", this.onSocketDrain);
@@ -163,25 +163,21 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
   // ---- response ----
 
   /**
-   * Bytes read on a socket opened with `onread` (valid only during the call). A TLS socket
-   * still delivers what it had decrypted after pause(): that is kept for resume().
+   * Bytes read on the socket, opened with `onread` (valid only during the call). A TLS
+   * socket still delivers what it had decrypted after pause(): that is kept for resume().
    */
   received(buf: Buffer): void {
     if (this.readPaused) {
       this.leftover = this.leftover ? Buffer.concat([this.leftover, buf]) : Buffer.from(buf);
       return;
     }
-    this.onSocketData(buf);
-  }
-
-  private readonly onSocketData = (buf: Buffer) => {
     if (this.handler === undefined) {
       // An idle connection the upstream writes on is out of step: drop it.
       this.destroy();
       return;
     }
     this.feed(buf);
-  };
+  }
 
   private feed(buf: Buffer): void {
     try {
