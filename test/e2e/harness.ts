@@ -259,28 +259,46 @@ export function call(port: number, c: Call = {}): Promise<Reply> {
   });
 }
 
-/** Writes raw bytes on a connection and returns everything read until it closes (or timeout). */
+/** What came back on a raw connection (latin1), and whether lintel closed it. */
+export interface RawExchange {
+  readonly text: string;
+  readonly closed: boolean;
+}
+
+/**
+ * Writes raw bytes on a fresh connection and collects what comes back: until lintel
+ * closes the connection, or (with `settleMs`) that long after a response head arrived with
+ * nothing more coming, so stray bytes after a response are caught; at most `timeoutMs`.
+ */
 export function raw(
   port: number,
   bytes: string | Buffer,
   timeoutMs = 2000,
-): Promise<{ text: string; closed: boolean }> {
+  settleMs?: number,
+): Promise<RawExchange> {
   return new Promise((resolve) => {
     const s = connect(port, "127.0.0.1", () => s.write(bytes));
     let text = "";
     let closed = false;
+    let settle: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => s.destroy(), timeoutMs);
-    s.on("data", (d) => {
+    s.on("data", (d: Buffer) => {
       text += d.toString("latin1");
+      if (settleMs !== undefined && text.includes("\r\n\r\n")) {
+        clearTimeout(settle);
+        settle = setTimeout(() => s.destroy(), settleMs);
+      }
     });
     s.on("end", () => {
       closed = true;
+      s.destroy();
     });
     s.on("error", () => {
       closed = true;
     });
     s.on("close", () => {
       clearTimeout(timer);
+      clearTimeout(settle);
       resolve({ text, closed });
     });
   });

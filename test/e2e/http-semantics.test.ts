@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { request } from "node:http";
-import { connect, createServer as createNetServer, type Socket } from "node:net";
+import { createServer as createNetServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -55,43 +55,9 @@ function splitRaw(text: string): { statusLine: string; head: string; rest: strin
   return { statusLine: head.split("\r\n")[0]!, head: head.toLowerCase(), rest: text.slice(i + 4) };
 }
 
-/**
- * Writes raw bytes and collects the answer on a kept-alive connection: resolves once the
- * peer closes, or `settleMs` after the response head arrived with nothing more coming
- * (so stray body bytes after a bodiless response would be caught), or after `timeoutMs`.
- */
-function rawAnswer(
-  port: number,
-  bytes: string,
-  settleMs = 250,
-  timeoutMs = 3000,
-): Promise<{ text: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1", () => s.write(bytes));
-    let text = "";
-    let closed = false;
-    let settle: NodeJS.Timeout | undefined;
-    const timer = setTimeout(() => s.destroy(), timeoutMs);
-    s.on("data", (d: Buffer) => {
-      text += d.toString("latin1");
-      if (text.includes("\r\n\r\n")) {
-        clearTimeout(settle);
-        settle = setTimeout(() => s.destroy(), settleMs);
-      }
-    });
-    s.on("end", () => {
-      closed = true;
-    });
-    s.on("error", () => {
-      closed = true;
-    });
-    s.on("close", () => {
-      clearTimeout(timer);
-      clearTimeout(settle);
-      resolve({ text, closed });
-    });
-  });
-}
+/** raw() with a settle time: stray body bytes after a bodiless response are caught. */
+const rawAnswer = (port: number, bytes: string, settleMs = 250, timeoutMs = 3000) =>
+  raw(port, bytes, timeoutMs, settleMs);
 
 /** Sends `parts` as a chunked request body, one write per part, `gapMs` apart. */
 function chunkedPost(

@@ -17,6 +17,8 @@ import {
   type EngineName,
   eventually,
   onCleanup,
+  type RawExchange,
+  raw,
   startLintel,
   startUpstream,
   type Upstream,
@@ -44,53 +46,15 @@ const UWS_SLOWLORIS_BOUND_MS = 14_000;
 /** An idle keep-alive connection must be closed within this long after its response. */
 const IDLE_BOUND_MS = 15_000;
 
-interface Exchange {
-  /** Everything lintel sent, latin1. */
-  readonly text: string;
-  /** lintel closed the connection within the watch window. */
-  readonly closed: boolean;
-}
-
-/**
- * Writes `bytes` on a fresh connection and collects the answer: until lintel closes the
- * connection, or SETTLE_MS after the last byte once a response head has arrived, or
- * WATCH_MS in all.
- */
-function send(port: number, bytes: string): Promise<Exchange> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1", () => s.write(bytes, "latin1"));
-    let text = "";
-    let closed = false;
-    let settle: NodeJS.Timeout | undefined;
-    const timer = setTimeout(() => s.destroy(), WATCH_MS);
-    s.on("data", (d: Buffer) => {
-      text += d.toString("latin1");
-      if (text.includes("\r\n\r\n")) {
-        clearTimeout(settle);
-        settle = setTimeout(() => s.destroy(), SETTLE_MS);
-      }
-    });
-    s.on("end", () => {
-      closed = true;
-      s.destroy();
-    });
-    s.on("error", () => {
-      closed = true;
-    });
-    s.on("close", () => {
-      clearTimeout(timer);
-      clearTimeout(settle);
-      resolve({ text, closed });
-    });
-  });
-}
+/** Writes `bytes` on a fresh connection and collects the answer (see raw()). */
+const send = (port: number, bytes: string) => raw(port, bytes, WATCH_MS, SETTLE_MS);
 
 /** The first response's status line cut to `HTTP/1.1 NNN`, or "(no response)". */
 function status(text: string): string {
   return /^HTTP\/\d\.\d \d{3}/.exec(text)?.[0] ?? (text === "" ? "(no response)" : "(junk)");
 }
 
-const outcome = (e: Exchange) => ({ status: status(e.text), closed: e.closed });
+const outcome = (e: RawExchange) => ({ status: status(e.text), closed: e.closed });
 
 function config(engine: EngineName, upPort: number, router = "", server = ""): string {
   return `

@@ -16,12 +16,13 @@
 // without a response, or leaves it open until its idle timeout (~10 s); docs/engines.md
 // lists these. Either way nothing reaches the upstream, which is what matters here.
 
-import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   cleanup,
   ENGINES,
   type EngineName,
+  type RawExchange,
+  raw,
   startLintel,
   startUpstream,
   type Upstream,
@@ -37,46 +38,8 @@ const SETTLE_MS = 300;
 /** The valid request pipelined behind a bad one; it must never reach the upstream. */
 const smuggled = (tag: string) => `GET /smuggled${tag} HTTP/1.1\r\nHost: up\r\n\r\n`;
 
-interface Exchange {
-  /** Everything lintel sent, latin1. */
-  readonly text: string;
-  /** lintel closed the connection within the watch window. */
-  readonly closed: boolean;
-}
-
-/**
- * Writes `bytes` on a fresh connection and collects what comes back: until lintel closes
- * the connection, or SETTLE_MS after the last byte once a response head has arrived, or
- * WATCH_MS in all.
- */
-function send(port: number, bytes: string): Promise<Exchange> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1", () => s.write(bytes, "latin1"));
-    let text = "";
-    let closed = false;
-    let settle: NodeJS.Timeout | undefined;
-    const timer = setTimeout(() => s.destroy(), WATCH_MS);
-    s.on("data", (d: Buffer) => {
-      text += d.toString("latin1");
-      if (text.includes("\r\n\r\n")) {
-        clearTimeout(settle);
-        settle = setTimeout(() => s.destroy(), SETTLE_MS);
-      }
-    });
-    s.on("end", () => {
-      closed = true;
-      s.destroy();
-    });
-    s.on("error", () => {
-      closed = true;
-    });
-    s.on("close", () => {
-      clearTimeout(timer);
-      clearTimeout(settle);
-      resolve({ text, closed });
-    });
-  });
-}
+/** Writes `bytes` on a fresh connection and collects the answer (see raw()). */
+const send = (port: number, bytes: string) => raw(port, bytes, WATCH_MS, SETTLE_MS);
 
 /**
  * The status lines of the responses lintel sent, in order, each cut to `HTTP/1.1 NNN`
@@ -116,7 +79,7 @@ function statuses(text: string): string[] {
   return out;
 }
 
-const outcome = (e: Exchange) => ({ responses: statuses(e.text), closed: e.closed });
+const outcome = (e: RawExchange) => ({ responses: statuses(e.text), closed: e.closed });
 const REJECTED = { responses: ["HTTP/1.1 400"], closed: true };
 /**
  * uws refuses what its own parser cannot read without any answer (docs/engines.md): the
