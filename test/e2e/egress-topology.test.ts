@@ -4,10 +4,9 @@
 // on loopback (TTLs), apply the egress policy and originate TLS, verified, to HTTPS
 // servers playing the external hosts (127.0.0.x with certificates from a test CA).
 
-import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DnsServer } from "../support/dns-server.js";
@@ -19,6 +18,7 @@ import {
   freePort,
   onCleanup,
   requireBinary,
+  runHaproxy,
   startLintel,
   tempDir,
 } from "./harness.js";
@@ -99,36 +99,7 @@ backend lintel_egress
 ${egressPorts.map((p, i) => `  server egress${i + 1} 127.0.0.1:${p}`).join("\n")}
 `,
   );
-  const child = spawn(HAPROXY!, ["-f", cfg, "-db"], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout.on("data", (d) => {
-    out += d;
-  });
-  child.stderr.on("data", (d) => {
-    out += d;
-  });
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        if (child.exitCode !== null) return r();
-        child.once("exit", () => r());
-        child.kill("SIGKILL");
-      }),
-  );
-  await eventually(
-    () =>
-      new Promise<boolean>((resolve) => {
-        if (child.exitCode !== null) throw new Error(`haproxy exited: ${out}`);
-        const s = connect(port, "127.0.0.1");
-        s.once("connect", () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once("error", () => resolve(false));
-      }),
-    5000,
-    "haproxy to listen",
-  );
+  await runHaproxy(HAPROXY!, cfg, port);
 }
 
 const egressConfig = (dns: string, externalPort: number) => `

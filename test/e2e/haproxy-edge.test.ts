@@ -3,20 +3,17 @@
 // picks the certificate by SNI and puts the client's address, not a spoofed one, in
 // X-Forwarded-For for the service.
 
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { request } from "node:https";
-import { connect } from "node:net";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
 import { TestCa } from "../tls/test-ca.js";
 import {
   cleanup,
-  eventually,
   freePort,
-  onCleanup,
   requireBinary,
+  runHaproxy,
   startLintel,
   startUpstream,
   tempDir,
@@ -52,36 +49,7 @@ backend edges
   server edge1 127.0.0.1:${lintelPort} send-proxy-v2
 `,
   );
-  const child = spawn(HAPROXY!, ["-f", cfg, "-db"], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout.on("data", (d) => {
-    out += d;
-  });
-  child.stderr.on("data", (d) => {
-    out += d;
-  });
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        if (child.exitCode !== null) return r();
-        child.once("exit", () => r());
-        child.kill("SIGKILL");
-      }),
-  );
-  await eventually(
-    () =>
-      new Promise<boolean>((resolve) => {
-        if (child.exitCode !== null) throw new Error(`haproxy exited: ${out}`);
-        const s = connect(frontPort, "127.0.0.1");
-        s.once("connect", () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once("error", () => resolve(false));
-      }),
-    5000,
-    "haproxy to listen",
-  );
+  await runHaproxy(HAPROXY!, cfg, frontPort);
 }
 
 interface Answer {

@@ -1,6 +1,7 @@
 // End-to-end test harness: real upstream servers and a real lintel on loopback, all on
 // ephemeral ports, all closed after each test even when it fails.
 
+import { spawn } from "node:child_process";
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import {
   createServer,
@@ -359,4 +360,41 @@ export function requireBinary(
   if (process.env.CI === "true") throw new Error(`${why}; CI=true requires it`);
   console.warn(`SKIPPED: ${why}`);
   return undefined;
+}
+
+/**
+ * Runs HAProxy (the binary at `haproxy`) on the config file `cfg` in the foreground,
+ * stopped after the current test; resolves once it accepts connections on `port`.
+ */
+export async function runHaproxy(haproxy: string, cfg: string, port: number): Promise<void> {
+  const child = spawn(haproxy, ["-f", cfg, "-db"], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d) => {
+    out += d;
+  });
+  child.stderr.on("data", (d) => {
+    out += d;
+  });
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        if (child.exitCode !== null) return r();
+        child.once("exit", () => r());
+        child.kill("SIGKILL");
+      }),
+  );
+  await eventually(
+    () =>
+      new Promise<boolean>((resolve) => {
+        if (child.exitCode !== null) throw new Error(`haproxy exited: ${out}`);
+        const s = connect(port, "127.0.0.1");
+        s.once("connect", () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once("error", () => resolve(false));
+      }),
+    5000,
+    "haproxy to listen",
+  );
 }
