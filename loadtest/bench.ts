@@ -18,7 +18,8 @@ import { cpus, release, tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { makeBenchCert } from "./lib/certs.js";
+import { type BenchCert, makeBenchCert } from "./lib/certs.js";
+import { runHandshakes } from "./lib/handshakes.js";
 import { backendConfig, proxyConfig } from "./lib/haproxy.js";
 import { h2loadUsable, type OpenLoopResult, runOpenLoop } from "./lib/openloop.js";
 import {
@@ -242,7 +243,7 @@ async function main(): Promise<number> {
   const { durationS, connections, bodyBytes, rounds, warmupS } = o;
 
   const needs = ["wrk", "haproxy", "taskset", "openssl"];
-  if (o.rows.includes("latency")) needs.push("h2load");
+  if (o.rows.includes("latency") || o.scaling) needs.push("h2load");
   const missing = needs.filter((c) => !commandExists(c));
   if (missing.length > 0) {
     const pkgs = missing.map((c) =>
@@ -504,10 +505,12 @@ routers:
         },
         {
           // Fewer connections: with 64 the client's own handshakes (same core as the
-          // backend) swamp the measurement.
+          // backend) swamp the measurement. wrk reconnects with the session it had, so
+          // these are mostly resumed handshakes, as from returning clients; the scaling
+          // test measures full ones.
           row: "handshake",
           name: `tls-handshake-${handshakeConnections}c`,
-          what: "a new TLS connection (full handshake) per request",
+          what: "a new TLS connection per request (wrk resumes its TLS session)",
           bodyBytes,
           connections: handshakeConnections,
           headers: { connection: "close" },
@@ -899,7 +902,13 @@ function writeScalingConfigs(dir: string): Map<number, string> {
   return configs;
 }
 
-function scalingYaml(workers: number, port: number, admin: number, backend: number): string {
+function scalingYaml(
+  workers: number,
+  port: number,
+  admin: number,
+  backend: number,
+  tls?: { port: number; cert: BenchCert },
+): string {
   return `workers: ${workers}
 admin: {ip: 127.0.0.1, port: ${admin}}
 routers:
@@ -908,15 +917,20 @@ routers:
   dtab: /svc => /$/inet/127.0.0.1/${backend}
   servers:
   - {ip: 127.0.0.1, port: ${port}, engine: uws}
-`;
+${tls ? `  - {ip: 127.0.0.1, port: ${tls.port}, engine: uws, tls: {certPath: ${tls.cert.certPath}, keyPath: ${tls.cert.keyPath}}}\n` : ""}`;
 }
 
 /**
- * The plaintext row for lintel-uws with workers: 1 and 2 (and HAProxy with nbthread 1 and
- * 2 as this machine's reference). The backend and wrk share the last core; a one-thread
- * proxy gets core 0, which the load saturates; a two-thread proxy gets cores 0 and 1, so
- * what the second thread adds is what it can take of core 1 (all of it with 3 cores or
- * more, what the load generator leaves on 2).
+ * lintel-uws with workers: 1 and 2, and HAProxy with nbthread 1 and 2 as this machine's
+ * reference, on two loads. The backend and the load generators share the last core; a
+ * one-thread proxy gets core 0, which the load saturates; a two-thread proxy gets cores 0
+ * and 1, so what the second thread adds is what it can take of core 1 (all of it with 3
+ * cores or more, what the load generator leaves on 2).
+ * - Plaintext keep-alive: the generator and backend spend about what the proxy does per
+ *   request, so on 2 cores they leave the second thread little.
+ * - Full TLS handshakes with an RSA 4096 certificate, one request per connection: the
+ *   proxy's signature costs several times what the client spends, so the second thread
+ *   has most of core 1 to work with.
  */
 async function scalingTest(
   o: Options,
@@ -929,18 +943,12 @@ async function scalingTest(
   const loadCpus = String(n - 1);
   const proxyCpus = (threads: 1 | 2) => (threads === 1 ? "0" : "0,1");
   console.log(
-    `\n[scaling] plaintext keep-alive, ${o.connections} connections, lintel-uws with workers 1 and 2, HAProxy with nbthread 1 and 2; backend and wrk on cpu ${loadCpus}, one-thread proxies on cpu 0 (saturated), two-thread proxies on cpus 0,1`,
+    `\n[scaling] lintel-uws with workers 1 and 2, HAProxy with nbthread 1 and 2; backend and load generators on cpu ${loadCpus}, one-thread proxies on cpu 0 (saturated), two-thread proxies on cpus 0,1`,
   );
-  const ports = await Promise.all(Array.from({ length: 7 }, () => freePort()));
-  const [backendPort, h1, h2, l1, l2, a1, a2] = ports as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  const rsa = makeBenchCert(join(dir, "certs"), "rsa4096");
+  const ports = await Promise.all(Array.from({ length: 11 }, () => freePort()));
+  const [backendPort, ...rest] = ports as [number, ...number[]];
+  const next = () => rest.shift()!;
   writeFileSync(
     join(dir, "scaling-backend.cfg"),
     backendConfig(backendPort, bodyFile, o.bodyBytes),
@@ -951,32 +959,52 @@ async function scalingTest(
     ["-f", join(dir, "scaling-backend.cfg")],
     loadCpus,
   );
-  const targets: Target[] = [];
-  for (const [threads, p] of [
-    [1, h1],
-    [2, h2],
-  ] as const) {
+  type ScalingTarget = Target & { readonly tlsUrl: string };
+  const targets: ScalingTarget[] = [];
+  for (const threads of [1, 2] as const) {
+    const [p, tlsPort] = [next(), next()];
     const cfg = join(dir, `scaling-haproxy-${threads}.cfg`);
-    writeFileSync(cfg, proxyConfig({ listenPort: p, backendPort, threads }));
+    writeFileSync(
+      cfg,
+      proxyConfig({
+        listenPort: p,
+        backendPort,
+        threads,
+        tls: { port: tlsPort, pem: rsa.combinedPath },
+      }),
+    );
     const proc = start(`haproxy nbthread ${threads}`, "haproxy", ["-f", cfg], proxyCpus(threads));
-    targets.push({ name: `haproxy-t${threads}`, url: `http://127.0.0.1:${p}/`, proc });
+    targets.push({
+      name: `haproxy-t${threads}`,
+      url: `http://127.0.0.1:${p}/`,
+      tlsUrl: `https://127.0.0.1:${tlsPort}/`,
+      proc,
+    });
   }
-  for (const [w, p, admin] of [
-    [1, l1, a1],
-    [2, l2, a2],
-  ] as const) {
+  for (const w of [1, 2] as const) {
+    const [p, tlsPort, admin] = [next(), next(), next()];
     const cfg = configs.get(w)!;
-    writeFileSync(cfg, scalingYaml(w, p, admin, backendPort));
+    writeFileSync(cfg, scalingYaml(w, p, admin, backendPort, { port: tlsPort, cert: rsa }));
     const proc = start(
       `lintel workers ${w}`,
       process.execPath,
       [lintelBin, "run", cfg],
       proxyCpus(w),
     );
-    targets.push({ name: `lintel-uws-w${w}`, url: `http://127.0.0.1:${p}/`, proc });
+    targets.push({
+      name: `lintel-uws-w${w}`,
+      url: `http://127.0.0.1:${p}/`,
+      tlsUrl: `https://127.0.0.1:${tlsPort}/`,
+      proc,
+    });
   }
   await waitForPort(backendPort, backend);
-  for (const t of targets) await waitForPort(Number(new URL(t.url).port), t.proc);
+  for (const t of targets) {
+    await waitForPort(Number(new URL(t.url).port), t.proc);
+    await waitForPort(Number(new URL(t.tlsUrl).port), t.proc);
+  }
+
+  console.log(`plaintext keep-alive, ${o.connections} connections (wrk):`);
   const run = (t: Target, seconds: number) =>
     runWrk({
       url: t.url,
@@ -986,43 +1014,89 @@ async function scalingTest(
       cpus: loadCpus,
     });
   for (const t of targets) await run(t, o.warmupS);
-  const rps = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  const keepAlive = await scalingRounds(o, targets, async (t) => (await run(t, o.durationS)).rps);
+
+  // Enough connections for a run of about durationS on one thread of this machine.
+  const connections = 150 * o.durationS;
+  const rate = 1000;
+  console.log(
+    `full TLS handshakes (RSA 4096 certificate, no session resumption), one request per connection, ${connections} connections opened at ${rate}/s (h2load):`,
+  );
+  const handshakes = await scalingRounds(o, targets, async (t) => {
+    const r = await runHandshakes({ url: t.tlsUrl, connections, rate, cpus: loadCpus });
+    if (r.errors > connections / 100)
+      console.log(`  warning: ${t.name}: ${r.errors} of ${connections} connections failed`);
+    if (r.perSecond > 0.9 * rate)
+      console.log(
+        `  warning: ${t.name} kept up with the ${rate}/s offered: the rate, not the proxy, set the result`,
+      );
+    return r.perSecond;
+  });
+  for (const t of targets) await t.proc.stop();
+  await backend.stop();
+  const factors = (m: ScalingMedians) => ({
+    lintel_factor: m.rate["lintel-uws-w2"]! / m.rate["lintel-uws-w1"]!,
+    haproxy_factor: m.rate["haproxy-t2"]! / m.rate["haproxy-t1"]!,
+  });
+  const out = {
+    keepalive: { ...keepAlive, ...factors(keepAlive) },
+    handshakes: { ...handshakes, ...factors(handshakes) },
+  };
+  for (const [what, f] of [
+    ["plaintext keep-alive", out.keepalive],
+    ["full TLS handshakes", out.handshakes],
+  ] as const)
+    console.log(
+      `scaling factor 1 -> 2, ${what}: lintel-uws ${f.lintel_factor.toFixed(2)}, HAProxy ${f.haproxy_factor.toFixed(2)} (the same machine's reference)`,
+    );
+  if (n <= 2)
+    console.log(
+      `note: on ${n} cores the second thread shares core 1 with the backend and the load generator, so each factor is bounded by what they leave; with a core to spare it would approach 2`,
+    );
+  return out;
+}
+
+interface ScalingMedians {
+  /** Median requests (or handshakes) per second per target. */
+  readonly rate: Record<string, number>;
+  /** Median CPU the proxy process used, in cores (1 = one core busy all the time). */
+  readonly cores: Record<string, number>;
+  /** Median CPU time per request (or handshake), in microseconds. */
+  readonly cpu_us: Record<string, number>;
+}
+
+/** Interleaved rounds of `measure` over the targets, with each proxy's CPU use. */
+async function scalingRounds<T extends Target>(
+  o: Options,
+  targets: readonly T[],
+  measure: (t: T) => Promise<number>,
+): Promise<ScalingMedians> {
+  const rates = new Map<string, number[]>(targets.map((t) => [t.name, []]));
   const cores = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+  const perOp = new Map<string, number[]>(targets.map((t) => [t.name, []]));
   for (let r = 0; r < o.rounds; r++)
     for (const t of targets) {
       if (t.proc.child.exitCode !== null)
         throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
       const cpu0 = cpuSeconds(t.proc);
       const t0 = performance.now();
-      const res = await run(t, o.durationS);
-      const used = (cpuSeconds(t.proc) - cpu0) / ((performance.now() - t0) / 1000);
-      rps.get(t.name)!.push(res.rps);
+      const rate = await measure(t);
+      const seconds = (performance.now() - t0) / 1000;
+      const used = (cpuSeconds(t.proc) - cpu0) / seconds;
+      rates.get(t.name)!.push(rate);
       cores.get(t.name)!.push(used);
+      perOp.get(t.name)!.push((used * 1e6) / rate);
       console.log(
-        `  round ${r + 1} ${t.name.padEnd(16)} ${res.rps.toFixed(0).padStart(8)} req/s  ${used.toFixed(2)} cores`,
+        `  round ${r + 1} ${t.name.padEnd(16)} ${rate.toFixed(0).padStart(8)}/s  ${used.toFixed(2)} cores  ${((used * 1e6) / rate).toFixed(1)} cpu us each`,
       );
     }
-  const med = (name: string) => median(rps.get(name)!);
-  const out = {
-    rps: Object.fromEntries(targets.map((t) => [t.name, med(t.name)])),
-    /** CPU the proxy process used, in cores (1 = one core busy all the time). */
-    cores: Object.fromEntries(targets.map((t) => [t.name, median(cores.get(t.name)!)])),
-    lintel_factor: med("lintel-uws-w2") / med("lintel-uws-w1"),
-    haproxy_factor: med("haproxy-t2") / med("haproxy-t1"),
-  };
+  const med = (m: Map<string, number[]>) =>
+    Object.fromEntries(targets.map((t) => [t.name, median(m.get(t.name)!)]));
+  const out = { rate: med(rates), cores: med(cores), cpu_us: med(perOp) };
   for (const t of targets)
     console.log(
-      `${t.name.padEnd(16)} ${med(t.name).toFixed(0).padStart(8)} req/s  ${out.cores[t.name]!.toFixed(2)} cores`,
+      `  ${t.name.padEnd(16)} ${out.rate[t.name]!.toFixed(0).padStart(8)}/s  ${out.cores[t.name]!.toFixed(2)} cores  ${out.cpu_us[t.name]!.toFixed(1)} cpu us each`,
     );
-  console.log(
-    `scaling factor 1 -> 2: lintel-uws ${out.lintel_factor.toFixed(2)}, HAProxy ${out.haproxy_factor.toFixed(2)} (the same machine's reference)`,
-  );
-  if (n <= 2)
-    console.log(
-      `note: on ${n} cores the second thread shares core 1 with the backend and wrk, so the factor is bounded by what they leave; with a core to spare it would approach 2`,
-    );
-  for (const t of targets) await t.proc.stop();
-  await backend.stop();
   return out;
 }
 

@@ -1,5 +1,7 @@
-// A throwaway self-signed ECDSA P-256 certificate for the TLS rows, made with the openssl
-// CLI. Self-signed, it is also the CA that clients verifying it trust.
+// Throwaway self-signed certificates for the TLS rows, made with the openssl CLI: ECDSA
+// P-256 (the TLS rows) or RSA 4096 (the scaling test's handshakes, where the proxy's
+// signature dominates and the client's verification is cheap). Self-signed, each is also
+// the CA that clients verifying it trust.
 
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -14,13 +16,16 @@ export interface BenchCert {
   readonly combinedPath: string;
 }
 
-export function makeBenchCert(dir: string): BenchCert {
-  const keyPath = join(dir, "bench.key");
-  const certPath = join(dir, "bench.crt");
-  const combinedPath = join(dir, "bench.pem");
+export function makeBenchCert(dir: string, key: "ecdsa" | "rsa4096" = "ecdsa"): BenchCert {
+  const base = key === "ecdsa" ? "bench" : "bench-rsa4096";
+  const keyPath = join(dir, `${base}.key`);
+  const certPath = join(dir, `${base}.crt`);
+  const combinedPath = join(dir, `${base}.pem`);
   execFileSync(
     "openssl",
-    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", keyPath],
+    key === "ecdsa"
+      ? ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", keyPath]
+      : ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:4096", "-out", keyPath],
     { stdio: "ignore" },
   );
   execFileSync(
