@@ -172,6 +172,12 @@ describe("ResponseParser", () => {
 
   const bad: [string, string, RegExp][] = [
     ["a garbage status line", "HELLO\r\n\r\n", /invalid status line/],
+    ["HTTP/2 in a status line", "HTTP/2.0 200 OK\r\n\r\n", /invalid status line/],
+    ["a four-digit status", "HTTP/1.1 2000 OK\r\n\r\n", /invalid status line/],
+    ["a two-digit status", "HTTP/1.1 20\r\n\r\n", /invalid status line/],
+    ["a status with a letter", "HTTP/1.1 2x0 OK\r\n\r\n", /invalid status line/],
+    ["a status line without the space", "HTTP/1.1200 OK\r\n\r\n", /invalid status line/],
+    ["an empty header name", "HTTP/1.1 200 OK\r\n: a\r\n\r\n", /invalid header line/],
     ["a header line without a colon", "HTTP/1.1 200 OK\r\nbroken\r\n\r\n", /invalid header line/],
     ["obsolete line folding", "HTTP/1.1 200 OK\r\nx: a\r\n b\r\n\r\n", /invalid header line/],
     ["a space before the colon", "HTTP/1.1 200 OK\r\nx : a\r\n\r\n", /space before colon/],
@@ -203,6 +209,17 @@ describe("ResponseParser", () => {
       expect(() => parse([text])).toThrow(reason);
     });
   }
+
+  it("reads status lines without a reason and trims spaces and tabs around values", () => {
+    for (const line of ["HTTP/1.1 204", "HTTP/1.1 204 ", "HTTP/1.0 204 No Content"]) {
+      expect(parse([`${line}\r\n\r\n`]).seen.status).toBe(204);
+    }
+    const { seen } = parse([
+      "HTTP/1.1 200 OK\r\nX-A:\t a b \t\r\nX-Empty:\r\nContent-Length:  2 \r\n\r\nok",
+    ]);
+    expect(seen.headers).toEqual(["x-a", "a b", "x-empty", "", "content-length", "2"]);
+    expect(seen.body).toBe("ok");
+  });
 
   it("refuses a response head larger than 64 KiB", () => {
     const text = `HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(70_000)}`;
