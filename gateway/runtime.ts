@@ -137,18 +137,19 @@ export class Runtime {
             throw new Error(`router ${label} (${path}): TLS: ${(e as Error).message}`);
           }
         }
+        const metrics = new RouterMetrics(rt.metrics, label);
         const cache = new ClientCache(
           clientParamsResolver(r.client),
           upstreamTls,
           r.bindingCache.clients,
           r.bindingCache.idleTtlSecs * 1000,
           rlog,
+          (id) => metrics.client(id),
         );
         clients.push(cache);
         const accessLog = r.httpAccessLog ? new AccessLog(r.httpAccessLog, rlog) : undefined;
         if (accessLog) accessLogs.push(accessLog);
         const egress = r.egress ? new EgressPolicy(r.egress) : undefined;
-        const metrics = new RouterMetrics(rt.metrics, label);
         const router = new Router(label, {
           naming: naming.routers.get(label)!,
           clients: cache,

@@ -5,6 +5,7 @@ import type { Logger } from "../log.js";
 import type { BoundName } from "../naming/index.js";
 import { P2CBalancer } from "./balancer.js";
 import { Client } from "./client.js";
+import type { ConnectionCounters } from "./http1/pool.js";
 import type { ClientParamsFor } from "./params.js";
 import { type ClientTlsConfig, UpstreamTls, type UpstreamTlsContexts } from "./upstream-tls.js";
 
@@ -18,6 +19,8 @@ export class ClientCache {
     private readonly capacity: number,
     private readonly idleTtlMs: number,
     private readonly log: Logger,
+    /** The connection metrics of a bound id (as shown). */
+    private readonly countersFor?: (boundId: string) => ConnectionCounters,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, idleTtlMs / 4)));
     this.sweeper.unref();
@@ -38,6 +41,7 @@ export class ClientCache {
         minConnections: p.hostConnectionPool?.minSize,
         connectTimeoutMs: p.connectTimeoutMs,
         tls: p.tls ? this.upstreamTls(p.tls, key) : undefined,
+        counters: this.countersFor?.(key),
       },
       this.log,
     );

@@ -3,7 +3,7 @@
 
 import { type Address, addressKey } from "../naming/index.js";
 import type { UpstreamHandler, UpstreamRequest } from "./http1/connection.js";
-import { Http1Pool } from "./http1/pool.js";
+import { type ConnectionCounters, Http1Pool } from "./http1/pool.js";
 import type { UpstreamTls } from "./upstream-tls.js";
 
 export interface EndpointOptions {
@@ -16,6 +16,8 @@ export interface EndpointOptions {
   readonly connectTimeoutMs?: number;
   /** Originate TLS to the address (the client's `tls` block). */
   readonly tls?: UpstreamTls;
+  /** The client's connection metrics, shared by its endpoints. */
+  readonly counters?: ConnectionCounters;
 }
 
 export class Endpoint {
@@ -37,6 +39,7 @@ export class Endpoint {
       minConnections: opts.minConnections,
       connectTimeoutMs: opts.connectTimeoutMs,
       tls: opts.tls?.forAddress(address),
+      counters: opts.counters,
     });
   }
 

@@ -231,8 +231,6 @@ export class Router {
     st.client = chosen.id.show;
     st.clientStats = client[CLIENT_STATS] ??= this.opts.metrics.client(st.client);
     if (client.state.kind === "pending") {
-      const timeout = setTimeout(() => {}, 0);
-      clearTimeout(timeout);
       void Promise.race([
         client.whenResolved(),
         new Promise((r) => setTimeout(r, this.opts.naming.bindingTimeoutMs)),

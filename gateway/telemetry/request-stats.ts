@@ -92,14 +92,30 @@ export class ServerStats extends RequestStats {
   }
 }
 
+/** A client's (bound id's) request metrics and its connections to its addresses. */
+export class ClientStats extends RequestStats {
+  /** Connections opened (Linkerd's `connects`). */
+  readonly connects: Counter;
+  /** Connections open now. */
+  readonly connections: Gauge;
+  constructor(scope: Scope) {
+    super(scope);
+    this.connects = scope.counter("connects");
+    this.connections = scope.gauge("connections");
+  }
+}
+
+/** Metric groups by id up to a limit, and the one the rest share. */
+interface CappedGroup<T> {
+  readonly byId: Map<string, T>;
+  overflow?: T;
+}
+
 /** A router's metric groups on one thread. */
 export class RouterMetrics {
   /** Services and clients by id, each up to its limit; the rest share an overflow group. */
-  private readonly groups = {
-    service: new Map<string, RequestStats>(),
-    client: new Map<string, RequestStats>(),
-  };
-  private readonly overflows: { service?: RequestStats; client?: RequestStats } = {};
+  private readonly services: CappedGroup<RequestStats> = { byId: new Map() };
+  private readonly clients: CappedGroup<ClientStats> = { byId: new Map() };
   /** The binding cache's misses, evictions (over capacity) and expiries (idle). */
   readonly bindcache: {
     readonly misses: Counter;
@@ -132,25 +148,30 @@ export class RouterMetrics {
 
   /** A service name, as shown (`/svc/users`). */
   service(name: string): RequestStats {
-    return this.capped("service", name, this.limits.services);
+    return this.capped("service", name, this.services, this.limits.services, RequestStats);
   }
 
   /** A bound id, as shown (`/$/inet/127.1/8080`). */
-  client(boundId: string): RequestStats {
-    return this.capped("client", boundId, this.limits.clients);
+  client(boundId: string): ClientStats {
+    return this.capped("client", boundId, this.clients, this.limits.clients, ClientStats);
   }
 
-  private capped(kind: "service" | "client", shown: string, limit: number): RequestStats {
+  private capped<T extends RequestStats>(
+    kind: "service" | "client",
+    shown: string,
+    group: CappedGroup<T>,
+    limit: number,
+    Stats: new (scope: Scope) => T,
+  ): T {
     const id = trimSlash(shown);
-    const group = this.groups[kind];
-    const known = group.get(id);
+    const known = group.byId.get(id);
     if (known) return known;
-    if (group.size >= limit) {
-      this.overflows[kind] ??= this.overflow(kind);
-      return this.overflows[kind];
+    if (group.byId.size >= limit) {
+      group.overflow ??= new Stats(this.overflow(kind));
+      return group.overflow;
     }
-    const stats = new RequestStats(this.registry.scope(this.named(kind, id)));
-    group.set(id, stats);
+    const stats = new Stats(this.registry.scope(this.named(kind, id)));
+    group.byId.set(id, stats);
     return stats;
   }
 
@@ -165,14 +186,12 @@ export class RouterMetrics {
     };
   }
 
-  private overflow(kind: "service" | "client"): RequestStats {
-    return new RequestStats(
-      this.registry.scope({
-        flat: `rt/${this.label}/overflow/${kind}`,
-        prom: `rt:overflow:${kind}`,
-        labels: [["rt", this.label]],
-      }),
-    );
+  private overflow(kind: "service" | "client"): Scope {
+    return this.registry.scope({
+      flat: `rt/${this.label}/overflow/${kind}`,
+      prom: `rt:overflow:${kind}`,
+      labels: [["rt", this.label]],
+    });
   }
 }
 

@@ -205,6 +205,19 @@ describe("Http1Pool", () => {
     expect(connections).toBe(2);
   });
 
+  it("counts the connections it opens and holds", async () => {
+    const server = createHttpServer((_req, res) => setTimeout(() => res.end("ok"), 20));
+    const counters = { connects: { n: 0 }, connections: { n: 0 } };
+    const p = pool(await listen(server), { idleTimeMs: 100, counters });
+    await Promise.all([request(p), request(p), request(p)]);
+    expect(counters).toEqual({ connects: { n: 3 }, connections: { n: 3 } });
+    // Reused: no new connection.
+    await request(p);
+    expect(counters.connects.n).toBe(3);
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(counters).toEqual({ connects: { n: 3 }, connections: { n: 0 } });
+  });
+
   it("closes idle connections after idleTimeMs", async () => {
     let closed = 0;
     const server = createHttpServer((_req, res) => res.end("ok"));

@@ -155,6 +155,11 @@ describe("metrics on one thread", () => {
         "rt/edge/client/#/io.l5d.fs/dead/success": 0,
         "rt/edge/client/#/io.l5d.fs/dead/status/502": 3,
         "rt/edge/client/#/io.l5d.fs/dead/failures/LINTEL_CONNECT": 3,
+        // One keep-alive connection carried the 5 requests, and is still open.
+        "rt/edge/client/#/io.l5d.fs/users/connects": 1,
+        "rt/edge/client/#/io.l5d.fs/users/connections": 1,
+        "rt/edge/client/#/io.l5d.fs/dead/connects": 0,
+        "rt/edge/client/#/io.l5d.fs/dead/connections": 0,
         "rt/edge/bindcache/path/misses": 3,
         "process/workers": 0,
         "process/workers_live": 0,

@@ -27,6 +27,14 @@ export interface PoolOptions {
   readonly connectTimeoutMs?: number;
   /** Originate TLS: connections are opened (and the upstream verified) by this. */
   readonly tls?: TlsOrigination;
+  /** Where the connections opened and held are counted (the client's metrics). */
+  readonly counters?: ConnectionCounters;
+}
+
+/** Linkerd's client `connects` (connections opened) and `connections` (open now). */
+export interface ConnectionCounters {
+  readonly connects: { n: number };
+  readonly connections: { n: number };
 }
 
 /**
@@ -167,6 +175,11 @@ export class Http1Pool implements ConnectionOwner {
     this.connecting--;
     const conn = new Http1Connection(socket, this, this.authority);
     this.all.add(conn);
+    const counters = this.opts.counters;
+    if (counters) {
+      counters.connects.n++;
+      counters.connections.n++;
+    }
     this.ensureSweeper();
     if (this.closed) {
       handler.onError(
@@ -194,6 +207,7 @@ export class Http1Pool implements ConnectionOwner {
 
   remove(conn: Http1Connection): void {
     if (!this.all.delete(conn)) return;
+    if (this.opts.counters) this.opts.counters.connections.n--;
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
     this.openForWaiting();
