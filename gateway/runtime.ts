@@ -25,7 +25,7 @@ import {
 import { Router } from "./routing/router.js";
 import { ServerPolicy } from "./routing/server-policy.js";
 import { freePort } from "./server/free-port.js";
-import type { Listener } from "./server/listener.js";
+import type { Listener, TunnelRequest } from "./server/listener.js";
 import { listenNode } from "./server/node-engine.js";
 import { type ListenerTls, listenerTls, tlsPolicy } from "./server/tls-listener.js";
 import { listenUws } from "./server/uws-engine.js";
@@ -207,8 +207,8 @@ export class Runtime {
             });
             rt.tunnels.push(tunnels);
           }
-          const onConnect = tunnels?.handle.bind(tunnels);
           const policy = new ServerPolicy(s, label);
+          const onConnect = tunnels && ((req: TunnelRequest) => tunnels.handle(req, policy.stats));
           const listen = s.engine === "uws" ? listenUws : listenNode;
           const port = side?.ports[key] ?? s.port;
           let listener: Listener;

@@ -9,6 +9,7 @@ import { writeRawError } from "../http/raw-error.js";
 import type { Logger } from "../log.js";
 import type { HostResolver, HostState } from "../namers/dns.js";
 import type { TunnelRequest } from "../server/listener.js";
+import { CLIENT_CLOSED, type RequestStats } from "../telemetry/request-stats.js";
 import type { EgressPolicy } from "./egress-policy.js";
 
 export interface TunnelOptions {
@@ -38,7 +39,9 @@ export class ConnectTunnels {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
-  handle(req: TunnelRequest): void {
+  /** Opens a tunnel for `req`, counted in `stats` (the server's) once it is open or refused. */
+  handle(req: TunnelRequest, stats?: RequestStats): void {
+    const start = performance.now();
     const { socket } = req;
     socket.on("error", () => socket.destroy());
     this.open.add(socket);
@@ -50,12 +53,16 @@ export class ConnectTunnels {
         for (const r of w) r();
       }
     });
-    void this.establish(req).catch((e: unknown) => {
-      const err =
-        e instanceof ProxyError ? e : new ProxyError("LINTEL_CONNECT", (e as Error).message);
-      this.opts.log.debug("CONNECT refused", { target: req.authority, error: err.message });
-      writeRawError(socket, err);
-    });
+    void this.establish(req).then(
+      (open) => stats?.record(open ? 200 : 0, performance.now() - start, open ? "" : CLIENT_CLOSED),
+      (e: unknown) => {
+        const err =
+          e instanceof ProxyError ? e : new ProxyError("LINTEL_CONNECT", (e as Error).message);
+        this.opts.log.debug("CONNECT refused", { target: req.authority, error: err.message });
+        writeRawError(socket, err);
+        stats?.record(err.status, performance.now() - start, err.code);
+      },
+    );
   }
 
   /** Closes every tunnel now. */
@@ -63,7 +70,8 @@ export class ConnectTunnels {
     for (const s of this.open) s.destroy();
   }
 
-  private async establish(req: TunnelRequest): Promise<void> {
+  /** Opens the tunnel; false when the client left before it was open. */
+  private async establish(req: TunnelRequest): Promise<boolean> {
     const { egress, ports } = this.opts;
     const target = splitAuthority(req.authority);
     if (!target) {
@@ -86,7 +94,7 @@ export class ConnectTunnels {
     const { socket } = req;
     if (socket.destroyed) {
       upstream.destroy();
-      return;
+      return false;
     }
     socket.write("HTTP/1.1 200 Connection Established\r\nvia: 1.1 lintel\r\n\r\n");
     if (req.head.length > 0) upstream.write(req.head);
@@ -95,6 +103,7 @@ export class ConnectTunnels {
     upstream.on("close", () => socket.destroy());
     socket.pipe(upstream);
     upstream.pipe(socket);
+    return true;
   }
 
   private resolve(host: string): Promise<readonly string[]> {

@@ -61,9 +61,13 @@ export class ServerPolicy implements ForwardPolicy {
     this.concurrent--;
   }
 
-  /** Answers with a redirect to HTTPS when the server is configured to; returns true if it did. */
+  /**
+   * Answers with a redirect to HTTPS when the server is configured to (counted in the
+   * server's metrics); returns true if it did.
+   */
   redirected(ex: ServerExchange): boolean {
     if (!this.redirect) return false;
+    const start = performance.now();
     const host = getHeader(ex.headers, "host");
     let status = this.redirect.status;
     let location: string | undefined;
@@ -81,6 +85,7 @@ export class ServerPolicy implements ForwardPolicy {
     const headers = ["content-type", "text/plain; charset=utf-8", "via", "1.1 lintel"];
     if (location) headers.push("location", location);
     ex.respond(status, headers, body);
+    this.stats.record(status, performance.now() - start, "");
     return true;
   }
 }

@@ -11,6 +11,7 @@ import {
   ENGINES,
   type EngineName,
   eventually,
+  metricsJson,
   raw,
   startLintel,
   startUpstream,
@@ -151,6 +152,12 @@ describe.each(ENGINES)("edge headers on the %s engine", (engine) => {
     expect(r.status).toBe(308);
     expect(r.headers.location).toBe("https://shop.example:8443/a/b?c=d");
     expect(up.seen).toHaveLength(0);
+    // Answered by lintel, and counted as the server's requests.
+    const m = await metricsJson(l);
+    const server = `rt/edge/server/127.0.0.1/${l.port()}`;
+    expect([m[`${server}/requests`], m[`${server}/success`], m[`${server}/status/308`]]).toEqual([
+      1, 1, 1,
+    ]);
     const standard = await startLintel(config(engine, up.port, "httpsRedirect: {status: '301'}"));
     const r2 = await call(standard.port(), { path: "/", headers: { host: "shop.example" } });
     expect([r2.status, r2.headers.location]).toEqual([301, "https://shop.example/"]);

@@ -10,6 +10,7 @@ import {
   call,
   cleanup,
   freePort,
+  metricsJson,
   onCleanup,
   startLintel,
   startUpstream,
@@ -177,6 +178,11 @@ describe("CONNECT tunnels", () => {
       socket.write("ping through the tunnel");
     });
     expect(back).toBe("ping through the tunnel");
+    const m = await metricsJson(l);
+    const server = `rt/egress/server/127.0.0.1/${l.port()}`;
+    expect([m[`${server}/requests`], m[`${server}/success`], m[`${server}/status/200`]]).toEqual([
+      1, 1, 1,
+    ]);
   });
 
   it("refuses a port connect.ports does not list", async () => {
@@ -185,6 +191,13 @@ describe("CONNECT tunnels", () => {
     const { head, rest } = await sendConnect(l.port(), `127.0.0.1:${echo}`);
     expect(head.split("\r\n")[0]).toBe("HTTP/1.1 403 Forbidden");
     expect(rest.toString()).toMatch(new RegExp(`port ${echo} is not allowed`));
+    const m = await metricsJson(l);
+    const server = `rt/egress/server/127.0.0.1/${l.port()}`;
+    expect([
+      m[`${server}/requests`],
+      m[`${server}/failures/LINTEL_FORBIDDEN`],
+      m[`${server}/status/403`],
+    ]).toEqual([1, 1, 1]);
   });
 
   it("refuses an internal address and a host outside allowHosts", async () => {

@@ -261,6 +261,14 @@ export function call(port: number, c: Call = {}): Promise<Reply> {
 }
 
 /** What came back on a raw connection (latin1), and whether lintel closed it. */
+/** The admin server's /admin/metrics.json (Linkerd 1's flat names). */
+export async function metricsJson(l: Lintel): Promise<Record<string, number>> {
+  const r = await call(l.adminPort, { path: "/admin/metrics.json" });
+  if (r.status !== 200 || r.headers["content-type"] !== "application/json")
+    throw new Error(`/admin/metrics.json answered ${r.status} ${r.headers["content-type"]}`);
+  return JSON.parse(r.text) as Record<string, number>;
+}
+
 export interface RawExchange {
   readonly text: string;
   readonly closed: boolean;

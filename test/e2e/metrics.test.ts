@@ -11,6 +11,7 @@ import {
   ENGINES,
   eventually,
   type Lintel,
+  metricsJson,
   onCleanup,
   startLintel,
   startUpstream,
@@ -35,13 +36,6 @@ ${opts.extra ?? ""}
 `;
 
 type Json = Record<string, number>;
-
-async function metricsJson(l: Lintel): Promise<Json> {
-  const r = await call(l.adminPort, { path: "/admin/metrics.json" });
-  expect(r.status).toBe(200);
-  expect(r.headers["content-type"]).toBe("application/json");
-  return JSON.parse(r.text) as Json;
-}
 
 /**
  * Parses Prometheus text format 0.0.4 strictly enough to catch mistakes: every line is a
