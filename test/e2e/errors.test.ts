@@ -285,6 +285,18 @@ describe.each(ENGINES)("errors lintel answers on the %s engine", (engine) => {
     expect(JSON.parse(next.text).upstream).toBe("good");
   });
 
+  it("an upstream that splits a header with a bare LF → 502, nothing of it reaches the client", async () => {
+    const tcp = await startTcp((s) => {
+      s.once("data", () =>
+        s.end("HTTP/1.1 200 OK\r\nx-a: 1\nset-cookie: evil=1\r\ncontent-length: 2\r\n\r\nok"),
+      );
+    });
+    const l = await startLintel(config(engine, { dtab: `/svc => /$/inet/127.0.0.1/${tcp.port}` }));
+    const r = await call(l.port(), { headers: { host: "users" } });
+    expectProxyError(r, 502, "/svc/users", `127.0.0.1:${tcp.port}`, "bare CR or LF");
+    expect(r.headers["set-cookie"]).toBeUndefined();
+  });
+
   it("a client that goes away mid-request aborts the upstream request, and lintel keeps serving", async () => {
     let upstreamClosed = false;
     const slow = await startUpstream("slow", (_req, res) => {

@@ -306,10 +306,21 @@ const isOws = (c: number) => c === 32 || c === 9;
  */
 function parseFields(text: string, from: number): string[] {
   const out: string[] = [];
+  // RFC 9110 §5.5: CR, LF and NUL are not allowed in a field. Passed on, a bare CR or LF
+  // would let an upstream split the response for a lenient client.
+  if (text.indexOf("\0", from) >= 0) throw new ResponseParseError("NUL in a header field");
   let pos = from;
   while (pos < text.length) {
-    let eol = text.indexOf("\r\n", pos);
-    if (eol < 0) eol = text.length;
+    // Lines end at CRLF (the last one at the end of the text); a CR without its LF, or an
+    // LF before the line's end, is bare.
+    const cr = text.indexOf("\r", pos);
+    const eol = cr < 0 ? text.length : cr;
+    const lf = text.indexOf("\n", pos);
+    if ((cr >= 0 && text.charCodeAt(cr + 1) !== 10) || (lf >= 0 && lf < eol)) {
+      throw new ResponseParseError(
+        `bare CR or LF in header line "${JSON.stringify(text.slice(pos, Math.min(eol, pos + 80)))}"`,
+      );
+    }
     const colon = text.indexOf(":", pos);
     const first = text.charCodeAt(pos);
     if (colon < 0 || colon >= eol || colon === pos || isOws(first)) {
