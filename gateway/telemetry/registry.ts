@@ -32,6 +32,16 @@ export interface ScopeName {
   readonly labels: Labels;
 }
 
+/** The metric `stat` of `metrics`, made on first use. */
+function made<T>(metrics: Map<string, T>, stat: string, make: () => T): T {
+  let m = metrics.get(stat);
+  if (m === undefined) {
+    m = make();
+    metrics.set(stat, m);
+  }
+  return m;
+}
+
 export class Scope {
   private readonly counters = new Map<string, Counter>();
   private readonly gauges = new Map<string, Gauge>();
@@ -41,31 +51,16 @@ export class Scope {
 
   /** The counter `stat` (e.g. `requests`, `status/200`), made on first use. */
   counter(stat: string): Counter {
-    let c = this.counters.get(stat);
-    if (!c) {
-      c = new Counter();
-      this.counters.set(stat, c);
-    }
-    return c;
+    return made(this.counters, stat, () => new Counter());
   }
 
   /** The gauge `stat`; with `read`, its value is read at each snapshot. */
   gauge(stat: string, read?: () => number): Gauge {
-    let g = this.gauges.get(stat);
-    if (!g) {
-      g = new Gauge(read);
-      this.gauges.set(stat, g);
-    }
-    return g;
+    return made(this.gauges, stat, () => new Gauge(read));
   }
 
   histogram(stat: string): Histogram {
-    let h = this.histograms.get(stat);
-    if (!h) {
-      h = new Histogram();
-      this.histograms.set(stat, h);
-    }
-    return h;
+    return made(this.histograms, stat, () => new Histogram());
   }
 
   snapshot(): ScopeSnapshot {

@@ -261,6 +261,41 @@ export function call(port: number, c: Call = {}): Promise<Reply> {
 }
 
 /** What came back on a raw connection (latin1), and whether lintel closed it. */
+/**
+ * A config with the io.l5d.fs namer (names in `disco/`) and one router, `edge`, with one
+ * server on an ephemeral port: `server` is added inside its flow mapping, `extra` (router
+ * keys, indented) and `plugins` (a top-level line) as given.
+ */
+export function fsEdgeConfig(o: {
+  workers: number;
+  engine?: EngineName;
+  dtab?: string;
+  server?: string;
+  extra?: string;
+  plugins?: string;
+}): string {
+  return `
+workers: ${o.workers}
+${o.plugins ?? ""}
+admin: {ip: 127.0.0.1, port: 0}
+namers:
+- kind: io.l5d.fs
+  rootDir: disco
+routers:
+- protocol: http
+  label: edge
+  dtab: ${o.dtab ?? "/svc => /#/io.l5d.fs"}
+${o.extra ?? ""}
+  servers:
+  - {ip: 127.0.0.1, port: 0, engine: ${o.engine ?? "uws"}${o.server ?? ""}}
+`;
+}
+
+/** `n` requests at once, each on its own connection (so the kernel spreads them over workers). */
+export function burst(port: number, n: number, host = "users"): Promise<Reply[]> {
+  return Promise.all(Array.from({ length: n }, () => call(port, { headers: { host } })));
+}
+
 /** The admin server's /admin/metrics.json (Linkerd 1's flat names). */
 export async function metricsJson(l: Lintel): Promise<Record<string, number>> {
   const r = await call(l.adminPort, { path: "/admin/metrics.json" });

@@ -5,11 +5,13 @@
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  burst,
   CRASHY_PLUGIN,
   call,
   cleanup,
   ENGINES,
   eventually,
+  fsEdgeConfig,
   type Lintel,
   metricsJson,
   onCleanup,
@@ -18,22 +20,6 @@ import {
 } from "./harness.js";
 
 afterEach(cleanup);
-
-const config = (opts: { workers: number; engine?: string; extra?: string; plugins?: string }) => `
-workers: ${opts.workers}
-${opts.plugins ?? ""}
-admin: {ip: 127.0.0.1, port: 0}
-namers:
-- kind: io.l5d.fs
-  rootDir: disco
-routers:
-- protocol: http
-  label: edge
-  dtab: /svc => /#/io.l5d.fs
-${opts.extra ?? ""}
-  servers:
-  - {ip: 127.0.0.1, port: 0, engine: ${opts.engine ?? "uws"}}
-`;
 
 type Json = Record<string, number>;
 
@@ -86,10 +72,6 @@ function deadPort(): Promise<number> {
   });
 }
 
-/** `n` requests at once, each on its own connection (so the kernel spreads them over workers). */
-const burst = (port: number, n: number) =>
-  Promise.all(Array.from({ length: n }, () => call(port, { headers: { host: "users" } })));
-
 const serverRequests = (m: Json, port: number) =>
   m[`rt/edge/server/127.0.0.1/${port}/requests`] ?? 0;
 
@@ -100,7 +82,7 @@ describe("metrics on one thread", () => {
         res.writeHead(req.url === "/fail" ? 503 : 200, { "content-type": "text/plain" });
         res.end("ok");
       });
-      const l = await startLintel(config({ workers: 0, engine }), {
+      const l = await startLintel(fsEdgeConfig({ workers: 0, engine }), {
         "disco/users": `127.0.0.1 ${users.port}\n`,
         "disco/dead": `127.0.0.1 ${await deadPort()}\n`,
       });
@@ -218,7 +200,7 @@ describe("metrics on one thread", () => {
 describe("metrics over workers", () => {
   it("add up every worker's requests", async () => {
     const users = await startUpstream("users");
-    const l = await startLintel(config({ workers: 2 }), {
+    const l = await startLintel(fsEdgeConfig({ workers: 2 }), {
       "disco/users": `127.0.0.1 ${users.port}\n`,
     });
     const port = l.port();
@@ -256,7 +238,7 @@ describe("metrics over workers", () => {
   it("do not go down when a worker dies and is replaced", async () => {
     const users = await startUpstream("users");
     const l = await startLintel(
-      config({
+      fsEdgeConfig({
         workers: 2,
         plugins: "plugins: [crashy.mjs]",
         extra: "  identifier: {kind: test.crashy}",

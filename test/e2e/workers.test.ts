@@ -10,36 +10,18 @@ import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { chainPem, type Issued, TestCa } from "../tls/test-ca.js";
 import {
+  burst,
   CRASHY_PLUGIN,
   call,
   cleanup,
   eventually,
+  fsEdgeConfig,
   type Lintel,
   startLintel,
   startUpstream,
 } from "./harness.js";
 
 afterEach(cleanup);
-
-const config = (opts: { workers: number; dtab?: string; server?: string; extra?: string }) => `
-workers: ${opts.workers}
-admin: {ip: 127.0.0.1, port: 0}
-namers:
-- kind: io.l5d.fs
-  rootDir: disco
-routers:
-- protocol: http
-  label: edge
-  dtab: ${opts.dtab ?? "/svc => /#/io.l5d.fs"}
-${opts.extra ?? ""}
-  servers:
-  - {ip: 127.0.0.1, port: 0, engine: uws${opts.server ?? ""}}
-`;
-
-/** `n` requests at once, each on its own connection (so the kernel spreads them). */
-async function burst(port: number, n: number, host = "users") {
-  return Promise.all(Array.from({ length: n }, () => call(port, { headers: { host } })));
-}
 
 const upstreamOf = (r: { text: string }) => JSON.parse(r.text).upstream as string;
 
@@ -59,7 +41,7 @@ async function everyWorkerServed(l: Lintel, port: number): Promise<void> {
 describe("workers", () => {
   it("serve the uws server together, binding through the control thread", async () => {
     const users = await startUpstream("users");
-    const l = await startLintel(config({ workers: 2 }), {
+    const l = await startLintel(fsEdgeConfig({ workers: 2 }), {
       "disco/users": `127.0.0.1 ${users.port}\n`,
     });
     const port = l.port();
@@ -77,7 +59,7 @@ describe("workers", () => {
   it("follow an address change on every worker", async () => {
     const before = await startUpstream("before");
     const after = await startUpstream("after");
-    const l = await startLintel(config({ workers: 2 }), {
+    const l = await startLintel(fsEdgeConfig({ workers: 2 }), {
       "disco/users": `127.0.0.1 ${before.port}\n`,
     });
     const port = l.port();
@@ -94,7 +76,7 @@ describe("workers", () => {
     const a = await startUpstream("a");
     const b = await startUpstream("b");
     const l = await startLintel(
-      config({
+      fsEdgeConfig({
         workers: 2,
         dtab: "''",
         extra: "  interpreter: {kind: io.l5d.fs, dtabFile: dtab.txt}",
@@ -118,7 +100,7 @@ describe("workers", () => {
   it("replace a worker that dies while the others keep serving", async () => {
     const users = await startUpstream("users");
     const l = await startLintel(
-      `plugins: [crashy.mjs]\n${config({ workers: 2, extra: "  identifier: {kind: test.crashy}" })}`,
+      `plugins: [crashy.mjs]\n${fsEdgeConfig({ workers: 2, extra: "  identifier: {kind: test.crashy}" })}`,
       { "disco/users": `127.0.0.1 ${users.port}\n`, "crashy.mjs": CRASHY_PLUGIN },
     );
     const port = l.port();
@@ -140,7 +122,7 @@ describe("workers", () => {
       release = () => res.end("done");
       res.writeHead(200, { "content-type": "text/plain" });
     });
-    const l = await startLintel(config({ workers: 2 }), {
+    const l = await startLintel(fsEdgeConfig({ workers: 2 }), {
       "disco/users": `127.0.0.1 ${slow.port}\n`,
     });
     const pending = call(l.port(), { headers: { host: "users" } });
@@ -168,7 +150,7 @@ describe("workers and certificates", () => {
   /** lintel with 2 workers serving `first` over TLS, in front of the upstream on `port`. */
   function startTlsLintel(port: number): Promise<Lintel> {
     return startLintel(
-      config({ workers: 2, server: ", tls: {certPath: app.crt, keyPath: app.key}" }),
+      fsEdgeConfig({ workers: 2, server: ", tls: {certPath: app.crt, keyPath: app.key}" }),
       {
         "disco/users": `127.0.0.1 ${port}\n`,
         "app.crt": chainPem(first),
