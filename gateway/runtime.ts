@@ -12,6 +12,8 @@ import { clientTlsBlocks, UpstreamTlsContexts } from "./client/upstream-tls.js";
 import type { LintelConfig } from "./config/config-schema.js";
 import { CidrSet } from "./http/cidr.js";
 import type { Interpreter } from "./interpreters/interpreter.js";
+import type { KubeApi, KubeApiRef } from "./k8s/api.js";
+import { listenerSecretSources } from "./k8s/secret-certificates.js";
 import type { Logger } from "./log.js";
 import { AccessLog } from "./routing/access-log.js";
 import { ConnectTunnels } from "./routing/connect-tunnel.js";
@@ -27,7 +29,12 @@ import { ServerPolicy } from "./routing/server-policy.js";
 import { freePort } from "./server/free-port.js";
 import type { Listener, TunnelRequest } from "./server/listener.js";
 import { listenNode } from "./server/node-engine.js";
-import { type ListenerTls, listenerTls, tlsPolicy } from "./server/tls-listener.js";
+import {
+  type ListenerLiveSources,
+  type ListenerTls,
+  listenerTls,
+  tlsPolicy,
+} from "./server/tls-listener.js";
 import { listenUws } from "./server/uws-engine.js";
 import {
   type MetricsSnapshot,
@@ -54,9 +61,35 @@ export interface RuntimeOptions {
 /** What a worker thread's runtime gets from the control thread. */
 export interface WorkerSide {
   readonly interpreters: (router: string) => Interpreter;
+  /** The Kubernetes API as the control thread's watches serve it. */
+  readonly kube: (ref?: KubeApiRef) => KubeApi;
+  /** Waits (bounded) for the first lists of the watches the worker's kinds started. */
+  readonly kubeSynced: (timeoutMs: number) => Promise<void>;
   /** Ports chosen for servers configured with port 0, by server key. */
   readonly ports: Readonly<Record<string, number>>;
   readonly certificates: (server: string) => LiveCertificates | undefined;
+}
+
+/** The Secret certificate sources of every TLS server that has some, by server key. */
+async function secretSourcesOf(
+  config: LintelConfig,
+  naming: NamingSetup,
+): Promise<Map<string, ListenerLiveSources>> {
+  const out = new Map<string, ListenerLiveSources>();
+  for (const [i, r] of config.routers.entries()) {
+    for (const [j, s] of r.servers.entries()) {
+      if (!s.tls?.certs.some((c) => c.kind === "secret" || c.kind === "ingressSecrets")) continue;
+      const label = routerLabel(r);
+      try {
+        out.set(serverKey(label, j), await listenerSecretSources(s.tls, r, naming.kube));
+      } catch (e) {
+        throw new Error(
+          `router ${label} (routers[${i}].servers[${j}]): TLS: ${(e as Error).message}`,
+        );
+      }
+    }
+  }
+  return out;
 }
 
 /** The number of workers a config asks for (`auto`: one per core). */
@@ -107,7 +140,7 @@ export class Runtime {
     const log = opts.log;
     const side = opts.worker;
     const naming = side
-      ? buildWorkerNaming(config, log, side.interpreters)
+      ? buildWorkerNaming(config, log, side.interpreters, side.kube)
       : buildNaming(config, { log });
     // uws servers go to the workers when there are any; the control thread keeps the rest.
     const workers =
@@ -126,6 +159,11 @@ export class Runtime {
       [];
     const workerCertificates = new Map<string, LiveCertificates>();
     try {
+      const secretSources = side ? new Map() : await secretSourcesOf(config, naming);
+      // Kinds watching Kubernetes objects (Ingresses, ConfigMaps, Secrets) have started
+      // their watches: serve once they have listed what is there (bounded).
+      if (side) await side.kubeSynced(config.kubernetes.initialSyncTimeoutMs);
+      else await naming.kube?.waitForSync();
       for (const [i, r] of config.routers.entries()) {
         const label = routerLabel(r);
         const rlog = log.child({ router: label });
@@ -181,7 +219,7 @@ export class Runtime {
                 if (!remote) throw new Error("the control thread sent no certificates");
                 tls = tlsPolicy(s.tls, remote, slog);
               } else {
-                const local = listenerTls(s.tls, slog);
+                const local = listenerTls(s.tls, slog, secretSources.get(key));
                 rt.tlsStores.push(local.store);
                 tls = local;
               }
@@ -285,6 +323,8 @@ export class Runtime {
             isReady: () => rt.ready,
             shutdown: () => opts.onShutdownRequest?.(),
             metrics: () => rt.metricsSnapshot(),
+            namers: naming.namers,
+            kubernetes: () => naming.kube?.status() ?? [],
           },
           config.admin.ip,
           config.admin.port,

@@ -110,17 +110,41 @@ export function loadCertificate(
   now = new Date(),
   use: "server" | "client" = "server",
 ): LoadedCertificate {
-  const { pems, certs } = parsePemCertificates(files.certPath, readPemFile(files.certPath));
+  return checkCertificate(
+    {
+      files,
+      certText: readPemFile(files.certPath),
+      chainText: files.intermediateCertsPath ? readPemFile(files.intermediateCertsPath) : undefined,
+      keyText: readPemFile(files.keyPath),
+    },
+    now,
+    use,
+  );
+}
+
+/** A certificate and key already read: from files, or from a Kubernetes Secret. */
+export interface CertificateTexts {
+  /** Where each text came from, for messages (a Secret's names them `Secret ns/name (tls.crt)`). */
+  readonly files: CertificateFiles;
+  readonly certText: string;
+  readonly chainText: string | undefined;
+  readonly keyText: string;
+}
+
+/** Checks a certificate given as text; the same checks and messages as loadCertificate. */
+export function checkCertificate(
+  t: CertificateTexts,
+  now = new Date(),
+  use: "server" | "client" = "server",
+): LoadedCertificate {
+  const { files, keyText } = t;
+  const { pems, certs } = parsePemCertificates(files.certPath, t.certText);
   const fromCertFile = certs.length;
-  if (files.intermediateCertsPath) {
-    const more = parsePemCertificates(
-      files.intermediateCertsPath,
-      readPemFile(files.intermediateCertsPath),
-    );
+  if (files.intermediateCertsPath && t.chainText !== undefined) {
+    const more = parsePemCertificates(files.intermediateCertsPath, t.chainText);
     pems.push(...more.pems);
     certs.push(...more.certs);
   }
-  const keyText = readPemFile(files.keyPath);
   const key = parseKey(files.keyPath, keyText, files.passphrase);
   const leaf = certs[0]!;
   if (!leaf.checkPrivateKey(key)) {

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "../log.js";
 import { Dtab, NameParseError, readDtab, readPath } from "../naming/index.js";
+import type { NamerInstance } from "../plugins/types.js";
 import { delegationJson } from "../routing/delegate-json.js";
 import { explain } from "../routing/explain.js";
 import type { RouterNaming } from "../routing/naming-setup.js";
@@ -21,6 +22,10 @@ export interface AdminContext {
   readonly shutdown: () => void;
   /** Every thread's metrics, merged (the workers' as of their last report). */
   readonly metrics: () => MetricsSnapshot;
+  /** The configured namers by prefix (without the leading /), for /namer_state. */
+  readonly namers: ReadonlyMap<string, NamerInstance>;
+  /** Each Kubernetes API endpoint in use and its watches. */
+  readonly kubernetes: () => unknown;
 }
 
 export interface AdminServer {
@@ -116,6 +121,18 @@ async function delegator(
   sendJson(res, 200, delegationJson(e, path));
 }
 
+/** Linkerd's /namer_state/<prefix>.json: what a namer watches and knows. */
+function namerState(ctx: AdminContext, res: ServerResponse, pathname: string): void {
+  const prefix = decodeURIComponent(pathname.slice("/namer_state/".length)).replace(/\.json$/, "");
+  const namer = ctx.namers.get(prefix);
+  if (!namer?.state) {
+    const known = [...ctx.namers].filter(([, n]) => n.state).map(([p]) => `/namer_state/${p}.json`);
+    send(res, 404, `no namer state at ${pathname}; known: ${known.join(", ") || "none"}\n`);
+    return;
+  }
+  sendJson(res, 200, namer.state());
+}
+
 export function startAdminServer(
   ctx: AdminContext,
   ip: string,
@@ -144,6 +161,8 @@ export function startAdminServer(
             "application/json",
           );
         }
+        case "/admin/kubernetes.json":
+          return sendJson(res, 200, ctx.kubernetes());
         case "/admin/metrics/prometheus":
           return send(res, 200, prometheusText(ctx.metrics()), PROMETHEUS_CONTENT_TYPE);
         case "/admin/shutdown":
@@ -152,6 +171,7 @@ export function startAdminServer(
           ctx.shutdown();
           return;
         default:
+          if (url.pathname.startsWith("/namer_state/")) return namerState(ctx, res, url.pathname);
           return send(res, 404, `not found: ${url.pathname}\n`);
       }
     };

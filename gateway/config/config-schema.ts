@@ -3,6 +3,7 @@
 
 import type { Registry } from "../plugins/registry.js";
 import { connectBlock, dnsBlock, egressBlock } from "./egress-schemas.js";
+import { kubernetesBlock } from "./kubernetes-schema.js";
 import { pluginSchema } from "./plugin-schema.js";
 import { client, defaultKind, kinded, service } from "./policy-schemas.js";
 import {
@@ -71,15 +72,51 @@ const certFiles = object({
 
 const certDir = object({ dir: req(filePath("a folder of certificates")), ...passphraseFields });
 
-/** An entry of `tls.certs`: a certificate and key, or `{dir}` for every pair in a folder. */
-const certEntry: Schema<
-  { kind: "files"; files: Infer<typeof certFiles> } | { kind: "dir"; dir: Infer<typeof certDir> }
-> = {
-  expected: "{certPath, keyPath} or {dir}",
+/** A Kubernetes object as `namespace/name`. */
+const objectRef = refine(nonEmptyString("a Secret as namespace/name"), (s) =>
+  /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(s)
+    ? undefined
+    : `expected a Secret as namespace/name, got ${show(s)}`,
+);
+
+const certSecret = object({ secret: req(objectRef) });
+
+/** The Secrets the Ingresses name; the class defaults to the router's io.l5d.ingress identifier's. */
+const ingressSecrets = object({
+  ingressSecrets: req(
+    object({
+      namespace: opt(nonEmptyString("a namespace")),
+      ingressClassAnnotation: opt(nonEmptyString("an ingress class name")),
+      claimUnclassed: opt(boolean()),
+    }),
+  ),
+});
+
+export type CertEntry =
+  | { kind: "files"; files: Infer<typeof certFiles> }
+  | { kind: "dir"; dir: Infer<typeof certDir> }
+  | { kind: "secret"; secret: string }
+  | { kind: "ingressSecrets"; ingressSecrets: Infer<typeof ingressSecrets>["ingressSecrets"] };
+
+/**
+ * An entry of `tls.certs`: a certificate and key, `{dir}` for every pair in a folder,
+ * `{secret: ns/name}` for a Kubernetes TLS Secret, or `{ingressSecrets: {}}` for the
+ * Secrets of the Ingresses the router serves.
+ */
+const certEntry: Schema<CertEntry> = {
+  expected: "{certPath, keyPath}, {dir}, {secret} or {ingressSecrets}",
   decode(v, path, cx) {
     if (isPlainObject(v) && "dir" in v) {
       const d = certDir.decode(v, path, cx);
       return d === INVALID ? INVALID : { kind: "dir", dir: d };
+    }
+    if (isPlainObject(v) && "secret" in v) {
+      const d = certSecret.decode(v, path, cx);
+      return d === INVALID ? INVALID : { kind: "secret", secret: d.secret };
+    }
+    if (isPlainObject(v) && "ingressSecrets" in v) {
+      const d = ingressSecrets.decode(v, path, cx);
+      return d === INVALID ? INVALID : { kind: "ingressSecrets", ingressSecrets: d.ingressSecrets };
     }
     const f = certFiles.decode(v, path, cx);
     return f === INVALID ? INVALID : { kind: "files", files: f };
@@ -309,6 +346,8 @@ export function configSchema(registry: Registry) {
       workers: def(workerCount(), "auto"),
       /** lintel: how host names are resolved (TTLs, servers, failures). */
       dns: def(dnsBlock, {}),
+      /** lintel: where the Kubernetes API is for kinds that do not say (host/port). */
+      kubernetes: def(kubernetesBlock, {}),
       /** lintel: plugin modules to load before the rest is read (paths). */
       plugins: def(list(filePath("a plugin module path")), []),
     },

@@ -121,14 +121,19 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
   return { ok: true, config: decoded, registry, file: abs, text: source.raw, warnings };
 }
 
-/** Loads a server's certificates once, so `lintel check` reports what startup would. */
+/**
+ * Loads a server's certificate files once, so `lintel check` reports what startup would.
+ * (Certificates from Kubernetes Secrets are checked when lintel starts and reads them.)
+ */
 function checkCertificates(
   tls: NonNullable<LintelConfig["routers"][number]["servers"][number]["tls"]>,
   at: string,
   cx: DecodeContext,
 ): void {
+  const files = tls.certs.filter((c) => c.kind === "files" || c.kind === "dir");
+  if (tls.certPath === undefined && files.length === 0) return;
   try {
-    listenerTls(tls, silentLogger);
+    listenerTls({ ...tls, certs: files }, silentLogger);
   } catch (e) {
     cx.report(at, (e as Error).message);
   }

@@ -200,8 +200,10 @@ class Computed<T> implements Var<T> {
       this.computing = false;
     }
     const prev = this.current;
+    // An equal value keeps the one readers already hold (the same bound names).
+    if (prev !== undefined && this.equals(prev.value, next)) return;
     this.current = { value: next };
-    if (prev !== undefined && !this.equals(prev.value, next)) {
+    if (prev !== undefined) {
       for (const l of [...this.listeners]) l(next);
     }
   }

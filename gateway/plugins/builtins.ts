@@ -2,13 +2,19 @@
 
 import { headerPathIdentifier } from "../identifiers/header-path.js";
 import { headerTokenIdentifier } from "../identifiers/header-token.js";
+import { ingressIdentifier } from "../identifiers/ingress.js";
 import { methodAndHostIdentifier } from "../identifiers/method-and-host.js";
 import { pathIdentifier } from "../identifiers/path.js";
 import { staticIdentifier } from "../identifiers/static.js";
 import { defaultInterpreter } from "../interpreters/default.js";
 import { fsInterpreter } from "../interpreters/fs.js";
+import { k8sConfigMapInterpreter } from "../interpreters/k8s-configmap.js";
 import { fsNamer } from "../namers/fs.js";
+import { k8sNamer } from "../namers/k8s.js";
+import { k8sExternalNamer } from "../namers/k8s-external.js";
 import { rewriteNamer } from "../namers/rewrite.js";
+import { k8sDaemonsetTransformer } from "../transformers/k8s-daemonset.js";
+import { k8sLocalnodeTransformer } from "../transformers/k8s-localnode.js";
 import { localhostTransformer } from "../transformers/localhost.js";
 import { portTransformer } from "../transformers/port.js";
 import { constTransformer, replaceTransformer } from "../transformers/replace.js";
@@ -21,15 +27,21 @@ export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
   pathIdentifier,
   headerPathIdentifier,
   staticIdentifier,
+  ingressIdentifier,
   fsNamer,
+  k8sNamer,
+  k8sExternalNamer,
   rewriteNamer,
   portTransformer,
   localhostTransformer,
   specificHostTransformer,
   replaceTransformer,
   constTransformer,
+  k8sDaemonsetTransformer,
+  k8sLocalnodeTransformer,
   defaultInterpreter,
   fsInterpreter,
+  k8sConfigMapInterpreter,
 ];
 
 /** A registry holding the built-in kinds. */

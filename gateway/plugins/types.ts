@@ -1,13 +1,22 @@
 // What each plugin category is given when created, and what it returns.
 
+import type { Clock } from "../clock.js";
 import type { Identifier } from "../identifiers/identifier.js";
 import type { Interpreter } from "../interpreters/interpreter.js";
+import type { KubeApi, KubeApiRef } from "../k8s/api.js";
 import type { Logger } from "../log.js";
 import type { HostResolver } from "../namers/dns.js";
 import type { Dtab, Namer, NamerLookup, Path, Transformer } from "../naming/index.js";
 
+/** What every kind is given: shared services, so no kind builds its own. */
 export interface PluginContext {
   readonly log: Logger;
+  readonly clock: Clock;
+  /**
+   * The Kubernetes API at `ref` (a kind's Linkerd `host`/`port`), or where the config's
+   * `kubernetes` block says when `ref` gives neither: one shared connection per endpoint.
+   */
+  readonly kube: (ref?: KubeApiRef) => KubeApi;
 }
 
 export interface IdentifierContext extends PluginContext {
@@ -18,6 +27,8 @@ export interface IdentifierContext extends PluginContext {
 export interface NamerContext extends PluginContext {
   /** Where the namer is mounted, `/#/<prefix>`; bound ids start with it. */
   readonly prefix: Path;
+  /** Host names to addresses, with the `dns` block's TTLs (e.g. a load balancer's hostname). */
+  readonly resolver: HostResolver;
 }
 
 export interface TransformerContext extends PluginContext {
@@ -36,9 +47,10 @@ export interface InterpreterContext extends PluginContext {
   readonly transformers: readonly Transformer[];
 }
 
-/** A namer instance; `close` stops its watches. */
+/** A namer instance; `close` stops its watches; `state` is its /namer_state/<prefix>.json. */
 export interface NamerInstance extends Namer {
   close?(): void;
+  state?(): unknown;
 }
 
 export interface PluginContexts {
@@ -48,8 +60,13 @@ export interface PluginContexts {
   interpreter: InterpreterContext;
 }
 
+/** An identifier instance; `close` stops its watches (io.l5d.ingress). */
+export interface IdentifierInstance extends Identifier {
+  close?(): void;
+}
+
 export interface PluginInstances {
-  identifier: Identifier;
+  identifier: IdentifierInstance;
   namer: NamerInstance;
   transformer: Transformer;
   interpreter: Interpreter;

@@ -2,10 +2,13 @@
 // `/$/` namers, the configured namers mounted at `/#/<prefix>` (with their transformers),
 // and per router its identifier chain and interpreter.
 
+import { systemClock } from "../clock.js";
 import type { LintelConfig, RouterConfig } from "../config/config-schema.js";
 import type { PluginConfig } from "../config/plugin-schema.js";
 import { firstMatch, type Identifier } from "../identifiers/identifier.js";
 import type { Interpreter } from "../interpreters/interpreter.js";
+import type { KubeApi, KubeApiRef } from "../k8s/api.js";
+import { KubeApis } from "../k8s/kube-apis.js";
 import type { Logger } from "../log.js";
 import { createDnsResolver, type DnsResolver, type HostResolver } from "../namers/dns.js";
 import { createGlobalNamer } from "../namers/global.js";
@@ -18,7 +21,7 @@ import {
   withTransformers,
 } from "../namers/mount.js";
 import type { Path, Transformer } from "../naming/index.js";
-import type { NamerInstance } from "../plugins/types.js";
+import type { NamerInstance, PluginContext } from "../plugins/types.js";
 
 export interface RouterNaming {
   readonly label: string;
@@ -26,17 +29,24 @@ export interface RouterNaming {
   readonly identifier: Identifier;
   readonly interpreter: Interpreter;
   readonly bindingTimeoutMs: number;
+  /** Stops the interpreter's and identifiers' watches. */
+  close(): void;
 }
 
 export interface NamingSetup {
   readonly resolver: HostResolver;
   readonly routers: ReadonlyMap<string, RouterNaming>;
+  /** The Kubernetes API endpoints the kinds use (the control thread's own clients). */
+  readonly kube: KubeApis | undefined;
+  /** The configured namers by prefix (`io.l5d.k8s`), for their admin state. */
+  readonly namers: ReadonlyMap<string, NamerInstance>;
   close(): void;
 }
 
 export interface NamingOptions {
   readonly log: Logger;
   readonly resolver?: HostResolver;
+  readonly kube?: KubeApis;
 }
 
 export function routerLabel(r: RouterConfig): string {
@@ -54,26 +64,36 @@ export function buildNaming(config: LintelConfig, opts: NamingOptions): NamingSe
   }
   const global = createGlobalNamer(resolver);
   const globalNamers = globalLookup(global);
+  const kube =
+    opts.kube ?? new KubeApis(config.kubernetes, { log, clock: systemClock, random: Math.random });
+  const services = { clock: systemClock, kube: (ref?: KubeApiRef) => kube.get(ref) };
 
   const transformer = (pc: PluginConfig<"transformer">): Transformer =>
     pc.plugin.create(pc.config, {
+      ...services,
       log: log.child({ transformer: pc.kind }),
       prefix: TRANSFORMER_ROOT.concat(pc.prefix!),
       globalNamers,
       resolver,
     });
 
-  const namerInstances: NamerInstance[] = [];
+  const namerInstances = new Map<string, NamerInstance>();
   const mounted: MountedNamer[] = config.namers.map((pc) => {
     const prefix = CONFIGURED_NAMER_ROOT.concat(pc.prefix!);
-    const instance = pc.plugin.create(pc.config, { log: log.child({ namer: pc.kind }), prefix });
-    namerInstances.push(instance);
+    const instance = pc.plugin.create(pc.config, {
+      ...services,
+      log: log.child({ namer: pc.kind }),
+      prefix,
+      resolver,
+    });
+    namerInstances.set(pc.prefix!.show.slice(1), instance);
     return { prefix, namer: withTransformers(instance, (pc.transformers ?? []).map(transformer)) };
   });
   const namers = namerLookup(mounted, global);
 
-  const routers = routerNamings(config, log, (r, label, rlog) =>
+  const routers = routerNamings(config, log, services, (r, label, rlog) =>
     r.interpreter.plugin.create(r.interpreter.config, {
+      ...services,
       log: rlog,
       label,
       routerDtab: r.dtab.dtab,
@@ -85,9 +105,12 @@ export function buildNaming(config: LintelConfig, opts: NamingOptions): NamingSe
   return {
     resolver,
     routers,
+    kube,
+    namers: namerInstances,
     close() {
-      for (const r of routers.values()) r.interpreter.close();
-      for (const n of namerInstances) n.close?.();
+      for (const r of routers.values()) r.close();
+      for (const n of namerInstances.values()) n.close?.();
+      kube.close();
       ownResolver?.close();
     },
   };
@@ -97,21 +120,27 @@ export function buildNaming(config: LintelConfig, opts: NamingOptions): NamingSe
 function routerNamings(
   config: LintelConfig,
   log: Logger,
+  services: Omit<PluginContext, "log">,
   interpreterOf: (r: RouterConfig, label: string, log: Logger) => Interpreter,
 ): Map<string, RouterNaming> {
   const routers = new Map<string, RouterNaming>();
   for (const r of config.routers) {
     const label = routerLabel(r);
     const rlog = log.child({ router: label });
-    const identifier = firstMatch(
-      r.identifier.map((pc) => pc.plugin.create(pc.config, { log: rlog, dstPrefix: r.dstPrefix })),
+    const identifiers = r.identifier.map((pc) =>
+      pc.plugin.create(pc.config, { ...services, log: rlog, dstPrefix: r.dstPrefix }),
     );
+    const interpreter = interpreterOf(r, label, rlog);
     routers.set(label, {
       label,
       dstPrefix: r.dstPrefix,
-      identifier,
-      interpreter: interpreterOf(r, label, rlog),
+      identifier: firstMatch(identifiers),
+      interpreter,
       bindingTimeoutMs: r.bindingTimeoutMs,
+      close() {
+        interpreter.close();
+        for (const i of identifiers) i.close?.();
+      },
     });
   }
   return routers;
@@ -125,8 +154,10 @@ export function buildWorkerNaming(
   config: LintelConfig,
   log: Logger,
   interpreters: (router: string) => Interpreter,
+  kube: (ref?: KubeApiRef) => KubeApi,
 ): NamingSetup {
-  const routers = routerNamings(config, log, (_r, label) => interpreters(label));
+  const services = { clock: systemClock, kube };
+  const routers = routerNamings(config, log, services, (_r, label) => interpreters(label));
   return {
     resolver: {
       watch: () => {
@@ -134,6 +165,10 @@ export function buildWorkerNaming(
       },
     },
     routers,
-    close() {},
+    kube: undefined,
+    namers: new Map(),
+    close() {
+      for (const r of routers.values()) r.close();
+    },
   };
 }

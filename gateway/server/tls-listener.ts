@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import type { LiveCertificates } from "../../tls/certificate-set.js";
 import { type CertificateSource, CertificateStore } from "../../tls/certificate-store.js";
 import { CertificateError } from "../../tls/errors.js";
+import type { LivePemSource, PemPair } from "../../tls/live-source.js";
 import type { ServerConfig } from "../config/config-schema.js";
 import type { Logger } from "../log.js";
 
@@ -30,11 +31,23 @@ export interface LocalListenerTls extends ListenerTls {
 
 type TlsConfig = NonNullable<ServerConfig["tls"]>;
 
+/** Certificates that do not come from files: live sources by `certs` index, and a made-up default. */
+export interface ListenerLiveSources {
+  readonly live: ReadonlyMap<number, LivePemSource>;
+  readonly fallbackDefault: PemPair | undefined;
+}
+
+const NO_LIVE: ListenerLiveSources = { live: new Map(), fallbackDefault: undefined };
+
 /** Loads every certificate of the block (throws CertificateError naming the file at fault). */
-export function listenerTls(tls: TlsConfig, log: Logger): LocalListenerTls {
-  const sources: CertificateSource[] = [];
+export function listenerTls(
+  tls: TlsConfig,
+  log: Logger,
+  sources: ListenerLiveSources = NO_LIVE,
+): LocalListenerTls {
+  const certSources: CertificateSource[] = [];
   if (tls.certPath && tls.keyPath) {
-    sources.push({
+    certSources.push({
       kind: "files",
       certPath: tls.certPath,
       keyPath: tls.keyPath,
@@ -43,11 +56,21 @@ export function listenerTls(tls: TlsConfig, log: Logger): LocalListenerTls {
       passphraseEnv: tls.passphraseEnv,
     });
   }
-  for (const c of tls.certs) {
-    sources.push(c.kind === "dir" ? { kind: "dir", ...c.dir } : { kind: "files", ...c.files });
+  for (const [i, c] of tls.certs.entries()) {
+    if (c.kind === "dir") certSources.push({ kind: "dir", ...c.dir });
+    else if (c.kind === "files") certSources.push({ kind: "files", ...c.files });
+    else {
+      const live = sources.live.get(i);
+      if (!live) throw new Error(`certs[${i}]: no Kubernetes source was set up for it`);
+      certSources.push({ kind: "live", source: live });
+    }
   }
   const store = new CertificateStore(
-    { sources, checkIntervalMs: tls.checkIntervalMs },
+    {
+      sources: certSources,
+      checkIntervalMs: tls.checkIntervalMs,
+      fallbackDefault: sources.fallbackDefault,
+    },
     (level, message, fields) => log[level](message, fields),
   );
   return { ...tlsPolicy(tls, store, log), store };

@@ -6,6 +6,7 @@ import {
   type Addr,
   type Address,
   AddrNeg,
+  AddrPending,
   addrBound,
   type BoundName,
   boundName,
@@ -18,11 +19,14 @@ import {
   type Var,
 } from "../naming/index.js";
 
-/** Builds a transformer that maps every bound address list with `f` (read gives live inputs). */
+/**
+ * Builds a transformer that maps every bound address list with `f` (read gives live
+ * inputs; undefined means an input is not known yet, so the addresses are pending).
+ */
 export function addressTransformer(
   name: string,
   prefix: Path,
-  f: (addresses: readonly Address[], read: Read) => readonly Address[],
+  f: (addresses: readonly Address[], read: Read) => readonly Address[] | undefined,
 ): Transformer {
   const cache = new WeakMap<BoundName, BoundName>();
   return {
@@ -34,6 +38,7 @@ export function addressTransformer(
           const a = read(bound.addr);
           if (a.kind !== "bound") return a;
           const mapped = f(a.addresses, read);
+          if (mapped === undefined) return AddrPending;
           return mapped.length === 0 ? AddrNeg : addrBound(mapped);
         });
         out = boundName(prefix.concat(bound.id), addr, bound.residual);

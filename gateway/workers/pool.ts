@@ -16,6 +16,7 @@ import {
   withoutGauges,
 } from "../telemetry/index.js";
 import { WorkerBindings } from "./bind-service.js";
+import { WorkerKube } from "./kube-service.js";
 import type { FromWorker, ToWorker, WireCertificates, WorkerStats } from "./protocol.js";
 import { encodeCertificates } from "./remote-certificates.js";
 
@@ -124,6 +125,7 @@ export class WorkerPool {
     const post = (m: ToWorker) => worker.postMessage(m);
     const bindings = new WorkerBindings(this.opts.naming, post);
     const log = this.opts.log.child({ worker: index });
+    const kube = new WorkerKube(this.opts.naming.kube, post, log);
     let onExit: () => void = () => {};
     const slot: Slot = {
       worker,
@@ -153,6 +155,9 @@ export class WorkerPool {
           case "unbind":
             bindings.unbind(m.sub);
             break;
+          case "kube-watch":
+            kube.watch(m);
+            break;
           case "stats":
             slot.stats = m.stats;
             slot.metrics = m.metrics;
@@ -170,6 +175,7 @@ export class WorkerPool {
       });
       worker.on("exit", (code) => {
         bindings.close();
+        kube.close();
         onExit();
         const wasReady = slot.ready;
         slot.ready = false;

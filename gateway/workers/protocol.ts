@@ -3,6 +3,7 @@
 // requests with its own listeners, pools and caches, and asks the control thread to bind
 // names. Everything here survives structured cloning (no functions, no class instances).
 
+import type { KubeApiRef, WatchSelector } from "../k8s/api.js";
 import type { MetricsSnapshot } from "../telemetry/index.js";
 
 /** A name tree whose bound leaves refer to address sets by number. */
@@ -62,9 +63,23 @@ export type ToWorker =
   /** No tree of the worker refers to address set `addr` any more. */
   | { readonly type: "addr-drop"; readonly addr: number }
   | { readonly type: "certificates"; readonly update: WireCertificates }
+  | KubeItems
   | { readonly type: "shutdown"; readonly graceMs: number }
   /** End now, whatever is in flight (the grace period is over). */
   | { readonly type: "stop" };
+
+/**
+ * A change to a worker's copy of a Kubernetes watch: with `reset`, `upserts` is the
+ * whole collection; otherwise only what changed. Views are plain objects.
+ */
+export interface KubeItems {
+  readonly type: "kube-items";
+  readonly sub: number;
+  readonly synced: boolean;
+  readonly reset: boolean;
+  readonly upserts: readonly (readonly [string, unknown])[];
+  readonly deletes: readonly string[];
+}
 
 /** What a worker counts, summed by the control thread for the admin server. */
 export interface WorkerStats {
@@ -90,6 +105,14 @@ export type FromWorker =
       readonly path: string;
     }
   | { readonly type: "unbind"; readonly sub: number }
+  /** Keep the worker's copy of a Kubernetes watch (by `resourceId`) up to date, for its life. */
+  | {
+      readonly type: "kube-watch";
+      readonly sub: number;
+      readonly ref: KubeApiRef | undefined;
+      readonly resource: string;
+      readonly selector: WatchSelector;
+    }
   /** Sent every second (and once more when the worker drains): its counts and metrics. */
   | { readonly type: "stats"; readonly stats: WorkerStats; readonly metrics: MetricsSnapshot }
   | { readonly type: "stopped" };

@@ -3,6 +3,7 @@
 // it, reports its counts and metrics every second, and drains when told to.
 
 import { type MessagePort, parentPort } from "node:worker_threads";
+import { systemClock } from "../clock.js";
 import { loadConfig } from "../config/load.js";
 import { createForwardingLogger } from "../log.js";
 import { Runtime } from "../runtime.js";
@@ -10,6 +11,7 @@ import { closeAllUwsApps } from "../server/uws-engine.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 import { RemoteCertificates } from "./remote-certificates.js";
 import { RemoteBindings } from "./remote-interpreter.js";
+import { RemoteKube } from "./remote-kube.js";
 import { TreeDecoder } from "./tree-codec.js";
 
 /** How often a worker reports its counts and metrics: how late the admin server's figures may be. */
@@ -56,6 +58,7 @@ async function serve(init: WorkerInit): Promise<void> {
   );
   const decoder = new TreeDecoder();
   const remote = new RemoteBindings(decoder, post);
+  const kube = new RemoteKube(post, systemClock);
   const certificates = new Map(
     init.certificates.map((c) => [c.server, new RemoteCertificates(c)] as const),
   );
@@ -74,6 +77,9 @@ async function serve(init: WorkerInit): Promise<void> {
         break;
       case "certificates":
         certificates.get(m.update.server)?.update(m.update);
+        break;
+      case "kube-items":
+        kube.items(m);
         break;
       case "shutdown":
         void (runtime?.shutdown(m.graceMs) ?? Promise.resolve()).finally(() => {
@@ -101,6 +107,8 @@ async function serve(init: WorkerInit): Promise<void> {
     log,
     worker: {
       interpreters: (router) => remote.interpreter(router),
+      kube: (ref) => kube.api(ref),
+      kubeSynced: (timeoutMs) => kube.waitForSync(timeoutMs),
       ports: init.ports,
       certificates: (server) => certificates.get(server),
     },

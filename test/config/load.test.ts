@@ -9,6 +9,7 @@ import { formatConfigError, loadConfig } from "../../gateway/config/load.js";
 import { substituteEnv } from "../../gateway/config/source.js";
 import { didYouMean } from "../../gateway/config/suggest.js";
 import { Path } from "../../gateway/naming/index.js";
+import { noServices } from "../support/plugin-services.js";
 
 let dir: string;
 beforeEach(() => {
@@ -212,6 +213,7 @@ export default (lintel) => lintel.definePlugin({
     const pc = r.config.routers[0]!.identifier[0]!;
     expect(pc.config).toEqual({ header: "x-org" });
     const id = pc.plugin.create(pc.config, {
+      ...noServices,
       log: (await import("../../gateway/log.js")).silentLogger,
       dstPrefix: Path.of("svc"),
     });

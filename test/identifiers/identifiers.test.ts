@@ -17,8 +17,9 @@ import { silentLogger } from "../../gateway/log.js";
 import { Path } from "../../gateway/naming/index.js";
 import type { Category, Plugin } from "../../gateway/plugins/registry.js";
 import { decode, decodeIssues } from "../namers/helpers.js";
+import { noServices } from "../support/plugin-services.js";
 
-const ctx = { log: silentLogger, dstPrefix: Path.of("svc") };
+const ctx = { ...noServices, log: silentLogger, dstPrefix: Path.of("svc") };
 
 function make<Config>(plugin: Plugin<"identifier", Config>, raw: unknown = {}): Identifier {
   return plugin.create(decode(plugin, raw), ctx);
@@ -92,6 +93,7 @@ describe("io.l5d.header.token", () => {
 
   it("uses the router's dstPrefix", () => {
     const ident = headerTokenIdentifier.create(decode(headerTokenIdentifier, {}), {
+      ...noServices,
       log: silentLogger,
       dstPrefix: Path.of("http", "1.1"),
     });

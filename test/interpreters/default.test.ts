@@ -34,6 +34,7 @@ import {
   TempDirs,
   waitForState,
 } from "../namers/helpers.js";
+import { noServices } from "../support/plugin-services.js";
 import { buildFromYaml, delegatedLeaves } from "./helpers.js";
 
 const dirs = new TempDirs();
@@ -262,6 +263,7 @@ describe("DtabInterpreter used directly", () => {
   ) {
     return new DtabInterpreter(
       {
+        ...noServices,
         log: silentLogger,
         label: "test",
         routerDtab: readDtab(routerDtab),
@@ -274,6 +276,7 @@ describe("DtabInterpreter used directly", () => {
 
   it("is what the `default` plugin creates", () => {
     const i = defaultInterpreter.create(decode(defaultInterpreter, {}), {
+      ...noServices,
       log: silentLogger,
       label: "x",
       routerDtab: readDtab("/svc => /$/inet/127.0.0.1"),
@@ -298,6 +301,7 @@ describe("DtabInterpreter used directly", () => {
   it("applies its transformers in order", () => {
     const port = (p: number) =>
       portTransformer.create(decode(portTransformer, { port: p }), {
+        ...noServices,
         log: silentLogger,
         prefix: Path.of("%", "io.l5d.port", String(p)),
         globalNamers: globalLookup(global),
@@ -340,6 +344,7 @@ describe("DtabInterpreter used directly", () => {
     let closed = 0;
     const i = new DtabInterpreter(
       {
+        ...noServices,
         log: silentLogger,
         label: "x",
         routerDtab: none,
@@ -358,6 +363,7 @@ describe("DtabInterpreter used directly", () => {
     const fs = new FsNamer(join(dir, "disco"), readPath("/#/io.l5d.fs"), silentLogger, 20);
     try {
       const i = new DtabInterpreter({
+        ...noServices,
         log: silentLogger,
         label: "x",
         routerDtab: readDtab("/svc => /#/io.l5d.fs | /$/inet/127.0.0.1/9000"),

@@ -25,6 +25,7 @@ import {
   waitForState,
   waitUntil,
 } from "../namers/helpers.js";
+import { noServices } from "../support/plugin-services.js";
 import { buildFromYaml } from "./helpers.js";
 
 const dirs = new TempDirs();
@@ -44,6 +45,7 @@ const global = createGlobalNamer(fakeResolver(fakeDns().lookup));
 function fsInterp(dtabFile: string, routerDtab = "", log = silentLogger): Interpreter {
   const config = decode(fsInterpreter, { dtabFile, checkIntervalMs: 20 });
   const i = fsInterpreter.create(config, {
+    ...noServices,
     log,
     label: "test",
     routerDtab: readDtab(routerDtab),
@@ -203,6 +205,7 @@ routers:
     const file = dtabFile("/svc/users => /$/inet/127.0.0.1/8001");
     const config = decode(fsInterpreter, { dtabFile: file, checkIntervalMs: 20 });
     const i = fsInterpreter.create(config, {
+      ...noServices,
       log: silentLogger,
       label: "test",
       routerDtab: none,

@@ -5,6 +5,7 @@ import { silentLogger } from "../../gateway/log.js";
 import { fsNamer } from "../../gateway/namers/fs.js";
 import { Path, sameName } from "../../gateway/naming/index.js";
 import type { NamerInstance } from "../../gateway/plugins/types.js";
+import { noResolver, noServices } from "../support/plugin-services.js";
 import {
   addrText,
   decode,
@@ -33,7 +34,12 @@ const PREFIX = Path.of("#", "io.l5d.fs");
 
 function namerFor(rootDir: string, checkIntervalMs = 20): NamerInstance {
   const config = decode(fsNamer, { rootDir, checkIntervalMs });
-  const n = fsNamer.create(config, { log: silentLogger, prefix: PREFIX });
+  const n = fsNamer.create(config, {
+    ...noServices,
+    log: silentLogger,
+    prefix: PREFIX,
+    resolver: noResolver,
+  });
   namers.push(n);
   return n;
 }
@@ -71,8 +77,10 @@ describe("io.l5d.fs namer: lookups", () => {
   it("uses the namer's mount prefix in the bound id", () => {
     const root = disco({ web: "192.0.2.9 80" });
     const n = fsNamer.create(decode(fsNamer, { rootDir: root }), {
+      ...noServices,
       log: silentLogger,
       prefix: Path.of("#", "disco"),
+      resolver: noResolver,
     });
     namers.push(n);
     expect(stateText(n.lookup(p("web")).sample())).toBe("/#/disco/web");

@@ -41,6 +41,7 @@ import {
   weighted,
 } from "../../gateway/naming/index.js";
 import { portTransformer } from "../../gateway/transformers/port.js";
+import { noServices } from "../support/plugin-services.js";
 import {
   addrText,
   decode,
@@ -198,6 +199,7 @@ describe("namerLookup", () => {
 describe("withTransformers", () => {
   const port = (p: number): Transformer =>
     portTransformer.create(decode(portTransformer, { port: p }), {
+      ...noServices,
       log: silentLogger,
       prefix: Path.of("%", "io.l5d.port", String(p)),
       globalNamers: globalLookup(global),

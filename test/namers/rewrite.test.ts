@@ -4,14 +4,17 @@ import { createGlobalNamer } from "../../gateway/namers/global.js";
 import { namerLookup } from "../../gateway/namers/mount.js";
 import { rewriteNamer } from "../../gateway/namers/rewrite.js";
 import { bindPath, Path, readDtab, readPath, sampleRead } from "../../gateway/naming/index.js";
+import { noResolver, noServices } from "../support/plugin-services.js";
 import { decode, decodeIssues, fakeDns, fakeResolver, problemText, stateText } from "./helpers.js";
 
 const PREFIX = Path.of("#", "io.l5d.rewrite");
 
 function rewriter(pattern: string, name: string) {
   return rewriteNamer.create(decode(rewriteNamer, { pattern, name }), {
+    ...noServices,
     log: silentLogger,
     prefix: PREFIX,
+    resolver: noResolver,
   });
 }
 

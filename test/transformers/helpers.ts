@@ -17,6 +17,7 @@ import {
 import type { Plugin } from "../../gateway/plugins/registry.js";
 import type { TransformerContext } from "../../gateway/plugins/types.js";
 import { decode, type FakeDns, fakeDns, fakeResolver } from "../namers/helpers.js";
+import { noServices } from "../support/plugin-services.js";
 
 export interface TransformerEnv {
   readonly dns: FakeDns;
@@ -32,6 +33,7 @@ export function transformerEnv(
   const resolver = fakeResolver(dns.lookup);
   const globalNamers = globalLookup(createGlobalNamer(resolver));
   const ctx = (prefix: string): TransformerContext => ({
+    ...noServices,
     log: silentLogger,
     prefix: readPath(prefix),
     globalNamers,

@@ -1,0 +1,19 @@
+// The shared services every plugin context carries, for tests of kinds that use none of
+// them: the real clock and a Kubernetes API that is not there.
+
+import { systemClock } from "../../gateway/clock.js";
+import type { KubeApi } from "../../gateway/k8s/api.js";
+
+export const noServices = {
+  clock: systemClock,
+  kube: (): KubeApi => {
+    throw new Error("this test gives its kinds no Kubernetes API");
+  },
+};
+
+/** A namer context's resolver, for namers that resolve no host names. */
+export const noResolver = {
+  watch: (): never => {
+    throw new Error("this test gives its kinds no DNS");
+  },
+};
