@@ -4,7 +4,7 @@
 set -eu
 
 # command:package pairs
-NEEDS="haproxy:haproxy openssl:openssl"
+NEEDS="haproxy:haproxy openssl:openssl kubectl:kubernetes-client"
 
 missing=""
 for pair in $NEEDS; do

@@ -164,7 +164,9 @@ routers:
     const replies = await Promise.all(
       Array.from({ length: 20 }, () => call(e.port(), { headers: { host: "web" } })),
     );
-    expect(replies.map((r) => `${r.status} ${r.headers["l5d-err"] ?? ""}`)).toEqual(Array(20).fill("200 "));
+    expect(replies.map((r) => `${r.status} ${r.headers["l5d-err"] ?? ""}`)).toEqual(
+      Array(20).fill("200 "),
+    );
     // Each pod's requests came through the node proxy on its node, and no other.
     const served = (p: Lintel) =>
       metricsJson(p).then((m) => m["rt/incoming/service/svc/web/requests"] ?? 0);
