@@ -89,6 +89,8 @@ export class Issued {
 export interface LeafOptions {
   /** DNS subjectAltNames; none (and only a CN) when empty or omitted. */
   readonly dns?: readonly string[];
+  /** IP address subjectAltNames (a server reached by IP, like the Kubernetes API in a pod). */
+  readonly ip?: readonly string[];
   /** Subject CN; the first DNS name by default. */
   readonly cn?: string;
   readonly alg?: KeyAlg;
@@ -157,9 +159,13 @@ export class TestCa extends Issued {
         opts.client ? x509.ExtendedKeyUsage.clientAuth : x509.ExtendedKeyUsage.serverAuth,
       ]),
     ];
-    if (dns.length > 0)
+    const ips = opts.ip ?? [];
+    if (dns.length + ips.length > 0)
       ext.push(
-        new x509.SubjectAlternativeNameExtension(dns.map((d) => ({ type: "dns", value: d }))),
+        new x509.SubjectAlternativeNameExtension([
+          ...dns.map((d) => ({ type: "dns" as const, value: d })),
+          ...ips.map((a) => ({ type: "ip" as const, value: a })),
+        ]),
       );
     const cert = await this.sign(keys, `CN=${cn}`, opts, ext);
     return new Issued(cert, keys, alg);
