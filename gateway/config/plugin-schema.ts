@@ -6,6 +6,7 @@ import type { Path } from "../naming/index.js";
 import { readPath } from "../naming/index.js";
 import type { AnyPlugin, Category, Plugin, Registry } from "../plugins/registry.js";
 import {
+  boolean,
   type DecodeContext,
   type Field,
   INVALID,
@@ -40,6 +41,11 @@ const UNSUPPORTED_KINDS: Readonly<Record<string, Readonly<Record<string, string>
     "io.l5d.serversets": "the ZooKeeper serversets namer is not built in",
     "io.l5d.curator": "the Curator namer is not built in",
     "io.l5d.dnssrv": "the DNS SRV namer is not built in",
+    "io.l5d.k8s.istio": "Linkerd's Istio integration is not supported",
+  },
+  identifier: {
+    "io.l5d.k8s.istio": "Linkerd's Istio integration is not supported",
+    "io.l5d.k8s.istio-ingress": "Linkerd's Istio integration is not supported",
   },
   interpreter: {
     "io.l5d.namerd": "the namerd thrift interpreter is not supported",
@@ -116,18 +122,22 @@ function pickOwn(plugin: AnyPlugin, decoded: Record<string, unknown>): unknown {
 }
 
 function commonFields(registry: Registry, category: Category): Record<string, Field<unknown>> {
+  // Linkerd 1 let any kind say `experimental: true` (required for its experimental kinds);
+  // lintel has no such gate and accepts the key so those configs load unchanged.
+  const experimental = { experimental: opt(boolean()) };
   switch (category) {
     case "namer":
       return {
+        ...experimental,
         prefix: opt(pathString()),
         transformers: opt(list(lazyTransformer(registry))),
       };
     case "transformer":
-      return { prefix: opt(pathString()) };
+      return { ...experimental, prefix: opt(pathString()) };
     case "interpreter":
-      return { transformers: opt(list(lazyTransformer(registry))) };
+      return { ...experimental, transformers: opt(list(lazyTransformer(registry))) };
     default:
-      return {};
+      return experimental;
   }
 }
 

@@ -199,7 +199,7 @@ describe("the lintel binary", () => {
     expect(r.stdout).toContain("→ bound /#/io.l5d.fs/users [127.0.0.1:8081, 127.0.0.1:8082*3]");
   });
 
-  it.each(["demo.yaml", "node.yaml", "egress.yaml"])(
+  it.each(["demo.yaml", "node.yaml", "egress.yaml", "ingress-controller.yaml"])(
     "checks the shipped configs/%s without errors or warnings",
     async (name) => {
       const file = join(root, "configs", name);

@@ -202,6 +202,20 @@ describe("a watch", () => {
     expect(w.items.has("default/a")).toBe(true);
   });
 
+  it("gives up on a slow API after the request timeout, and syncs once it answers in time", async () => {
+    const s = await stub();
+    s.apply(svc("a"));
+    s.setLatency(1500);
+    const c = client(s, { ...FAST, requestTimeoutMs: 200 });
+    const w = c.watch(Services, { namespace: "default" });
+    cleanups.push(w.subscribe(() => {}));
+    expect(await w.whenSynced(600)).toBe(false);
+    expect(c.status().watches[0]!.lastError?.message).toMatch(/: no response in 200 ms$/);
+    s.setLatency(0);
+    expect(await w.whenSynced(3000)).toBe(true);
+    expect(w.items.has("default/a")).toBe(true);
+  });
+
   it("gives up on a watch that goes silent and opens another", async () => {
     const s = await stub({ bookmarkIntervalMs: 60_000 });
     const c = client(s, { ...FAST, idleTimeoutMs: 150 });
