@@ -78,8 +78,6 @@ export interface EndpointView {
   readonly terminating: boolean;
   readonly nodeName: string | undefined;
   readonly zone: string | undefined;
-  /** The Pod (or other object) behind the endpoint, as `kind/name`. */
-  readonly target: string | undefined;
 }
 
 export interface ServicePortView {
@@ -190,6 +188,16 @@ const str = (v: unknown): string | undefined => (typeof v === "string" ? v : und
 const num = (v: unknown): number | undefined =>
   typeof v === "number" && Number.isFinite(v) ? v : undefined;
 
+/**
+ * The strings of a list, in an array of exactly their number: a watch keeps one per
+ * endpoint, and filter()'s spare capacity would double what it costs.
+ */
+function strings(v: unknown): string[] {
+  const a = arr(v);
+  if (a.length === 1 && typeof a[0] === "string") return [a[0]];
+  return a.filter((x): x is string => typeof x === "string").slice();
+}
+
 function strMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, x] of Object.entries(obj(v))) if (typeof x === "string") out[k] = x;
@@ -261,16 +269,12 @@ export const EndpointSlices: ResourceType<EndpointSliceView> = {
       endpoints: arr(o.endpoints).map((e) => {
         const x = obj(e);
         const c = obj(x.conditions);
-        const ref = obj(x.targetRef);
-        const kind = str(ref.kind);
-        const name = str(ref.name);
         return {
-          addresses: arr(x.addresses).filter((a): a is string => typeof a === "string"),
+          addresses: strings(x.addresses),
           ready: c.ready !== false,
           terminating: c.terminating === true,
           nodeName: str(x.nodeName),
           zone: str(x.zone),
-          target: kind && name ? `${kind}/${name}` : undefined,
         };
       }),
     };

@@ -309,7 +309,6 @@ describe("a watch", () => {
           terminating: false,
           nodeName: "node-1",
           zone: undefined,
-          target: undefined,
         },
         {
           addresses: ["10.1.0.6"],
@@ -317,7 +316,6 @@ describe("a watch", () => {
           terminating: false,
           nodeName: undefined,
           zone: undefined,
-          target: undefined,
         },
       ],
     });

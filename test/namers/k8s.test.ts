@@ -31,7 +31,6 @@ function ep(ip: string, opts: Partial<EndpointView> = {}): EndpointView {
     terminating: false,
     nodeName: undefined,
     zone: undefined,
-    target: undefined,
     ...opts,
   };
 }

@@ -123,7 +123,6 @@ describe("io.l5d.k8s.daemonset", () => {
         terminating: false,
         nodeName: node,
         zone: undefined,
-        target: undefined,
       })),
     });
     kube.set(EndpointSlices, proxySlice([["10.0.1.2", "node-1"]]));
