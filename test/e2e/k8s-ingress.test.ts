@@ -324,6 +324,34 @@ describe("certificates from Kubernetes Secrets", () => {
     expect((await httpsGet(port, "/cart")).status).toBe(200);
   });
 
+  it("adds and removes certificates as Ingresses name Secrets and stop naming them", async () => {
+    const s = await kubeStub();
+    await shopBackends(s);
+    s.apply(site("cart", false));
+    s.apply(secretOf(shop));
+    const l = await startLintel(
+      controllerConfig(s, { server: ", tls: {certs: [{ingressSecrets: {}}]}" }),
+    );
+    const port = l.port();
+    const generated = "DNS:lintel-default.invalid";
+    expect((await presented(port, "shop.example")).subjectaltname).toBe(generated);
+    s.apply(site("cart", true));
+    await eventually(
+      async () => (await presented(port, "shop.example")).serialNumber === shop.serial,
+      5000,
+      "the Secret the Ingress now names to be served",
+    );
+    s.apply(site("cart", false));
+    await eventually(
+      async () => (await presented(port, "shop.example")).subjectaltname === generated,
+      5000,
+      "the certificate to be removed",
+    );
+    expect(
+      l.logs.some((x) => x.includes("certificate removed") && x.includes("Secret shop/site-tls")),
+    ).toBe(true);
+  });
+
   it("does not start when a Secret named in the config is missing", async () => {
     const s = await kubeStub();
     await expect(
