@@ -5,15 +5,18 @@
 import { availableParallelism } from "node:os";
 import type { LiveCertificates } from "../tls/certificate-set.js";
 import type { CertificateStore } from "../tls/certificate-store.js";
+import { AcmeService } from "./acme/service.js";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.js";
+import { certificateGauges, certificatesView, type TlsServerStore } from "./admin/certificates.js";
 import { ClientCache } from "./client/client-cache.js";
 import { clientParamsResolver } from "./client/params.js";
 import { clientTlsBlocks, UpstreamTlsContexts } from "./client/upstream-tls.js";
+import { systemClock } from "./clock.js";
+import type { AcmeConfig } from "./config/acme-schema.js";
 import type { LintelConfig } from "./config/config-schema.js";
 import { CidrSet } from "./http/cidr.js";
 import type { Interpreter } from "./interpreters/interpreter.js";
 import type { KubeApi, KubeApiRef } from "./k8s/api.js";
-import { listenerSecretSources } from "./k8s/secret-certificates.js";
 import type { Logger } from "./log.js";
 import { AccessLog } from "./routing/access-log.js";
 import { ConnectTunnels } from "./routing/connect-tunnel.js";
@@ -26,15 +29,14 @@ import {
 } from "./routing/naming-setup.js";
 import { Router } from "./routing/router.js";
 import { ServerPolicy } from "./routing/server-policy.js";
+import {
+  type ServerCertificateSources,
+  serverCertificateSources,
+} from "./server/certificate-sources.js";
 import { freePort } from "./server/free-port.js";
 import type { Listener, TunnelRequest } from "./server/listener.js";
 import { listenNode } from "./server/node-engine.js";
-import {
-  type ListenerLiveSources,
-  type ListenerTls,
-  listenerTls,
-  tlsPolicy,
-} from "./server/tls-listener.js";
+import { type ListenerTls, listenerTls, tlsPolicy } from "./server/tls-listener.js";
 import { listenUws } from "./server/uws-engine.js";
 import {
   type MetricsSnapshot,
@@ -65,31 +67,41 @@ export interface WorkerSide {
   readonly kube: (ref?: KubeApiRef) => KubeApi;
   /** Waits (bounded) for the first lists of the watches the worker's kinds started. */
   readonly kubeSynced: (timeoutMs: number) => Promise<void>;
+  /** The control thread's HTTP-01 answers, when the config orders from ACME. */
+  readonly acmeHttp: ((token: string) => Promise<string | undefined>) | undefined;
   /** Ports chosen for servers configured with port 0, by server key. */
   readonly ports: Readonly<Record<string, number>>;
   readonly certificates: (server: string) => LiveCertificates | undefined;
 }
 
-/** The Secret certificate sources of every TLS server that has some, by server key. */
-async function secretSourcesOf(
+/** The non-file certificate sources of every TLS server that has some, by server key. */
+async function certificateSourcesOf(
   config: LintelConfig,
   naming: NamingSetup,
-): Promise<Map<string, ListenerLiveSources>> {
-  const out = new Map<string, ListenerLiveSources>();
+  acme: AcmeService | undefined,
+): Promise<Map<string, ServerCertificateSources>> {
+  const out = new Map<string, ServerCertificateSources>();
   for (const [i, r] of config.routers.entries()) {
     for (const [j, s] of r.servers.entries()) {
-      if (!s.tls?.certs.some((c) => c.kind === "secret" || c.kind === "ingressSecrets")) continue;
       const label = routerLabel(r);
+      const where = `router ${label} (routers[${i}].servers[${j}])`;
       try {
-        out.set(serverKey(label, j), await listenerSecretSources(s.tls, r, naming.kube));
+        const sources = await serverCertificateSources(s, r, `${label}/${j}`, {
+          kube: naming.kube,
+          acme,
+        });
+        if (sources) out.set(serverKey(label, j), sources);
       } catch (e) {
-        throw new Error(
-          `router ${label} (routers[${i}].servers[${j}]): TLS: ${(e as Error).message}`,
-        );
+        throw new Error(`${where}: TLS: ${(e as Error).message}`);
       }
     }
   }
   return out;
+}
+
+/** The acme blocks of a config's servers. */
+function acmeBlocks(config: LintelConfig): AcmeConfig[] {
+  return config.routers.flatMap((r) => r.servers.flatMap((s) => (s.tls?.acme ? [s.tls.acme] : [])));
 }
 
 /** The number of workers a config asks for (`auto`: one per core). */
@@ -114,12 +126,17 @@ export class Runtime {
   ready = false;
   /** Certificate stores of the TLS listeners, stopped at shutdown. */
   readonly tlsStores: CertificateStore[] = [];
+  /** The ACME managers of the servers with an acme block (control thread). */
+  acme: AcmeService | undefined;
+  /** The TLS servers whose certificates this thread loads, for the admin server and metrics. */
+  readonly tlsServers: TlsServerStore[] = [];
   /** CONNECT tunnels of the servers that accept them: waited for, then cut, at shutdown. */
   readonly tunnels: ConnectTunnels[] = [];
   /** The data-plane workers serving the uws servers, when there are any. */
   pool: WorkerPool | undefined;
   /** This thread's metrics (a worker's own; see metricsSnapshot() for all threads'). */
   readonly metrics = new Registry();
+  private readonly certificateGauges = certificateGauges(this.metrics, () => this.tlsServers);
   private readonly startedAt = Date.now();
   /** This runtime serves a worker thread's share of the servers. */
   private inWorker = false;
@@ -159,7 +176,22 @@ export class Runtime {
       [];
     const workerCertificates = new Map<string, LiveCertificates>();
     try {
-      const secretSources = side ? new Map() : await secretSourcesOf(config, naming);
+      const blocks = side ? [] : acmeBlocks(config);
+      if (blocks.length > 0) {
+        rt.acme = new AcmeService({
+          log,
+          clock: systemClock,
+          random: Math.random,
+          kube: (ref) => naming.kube!.get(ref),
+          metrics: rt.metrics,
+          blocks,
+        });
+      }
+      const certSources = side ? new Map() : await certificateSourcesOf(config, naming, rt.acme);
+      // HTTP-01 answers: every plain-HTTP server, when some server orders from ACME.
+      const acmeHttp = side
+        ? side.acmeHttp
+        : rt.acme && ((token: string) => rt.acme!.httpAnswer(token));
       // Kinds watching Kubernetes objects (Ingresses, ConfigMaps, Secrets) have started
       // their watches: serve once they have listed what is there (bounded).
       if (side) await side.kubeSynced(config.kubernetes.initialSyncTimeoutMs);
@@ -211,6 +243,7 @@ export class Runtime {
           const inWorker = s.engine === "uws" && workers > 0;
           if (side && s.engine !== "uws") continue;
           let tls: ListenerTls | undefined;
+          let localStore: CertificateStore | undefined;
           if (s.tls) {
             const slog = rlog.child({ server: `${s.ip}:${s.port}` });
             try {
@@ -219,9 +252,11 @@ export class Runtime {
                 if (!remote) throw new Error("the control thread sent no certificates");
                 tls = tlsPolicy(s.tls, remote, slog);
               } else {
-                const local = listenerTls(s.tls, slog, secretSources.get(key));
+                const sources = certSources.get(key);
+                const local = listenerTls(s.tls, slog, sources);
                 rt.tlsStores.push(local.store);
-                tls = local;
+                localStore = local.store;
+                tls = sources?.acmeHooks ? { ...local, acme: sources.acmeHooks } : local;
               }
             } catch (e) {
               throw new Error(`${where}: TLS: ${(e as Error).message}`);
@@ -231,6 +266,13 @@ export class Runtime {
             if (tls) workerCertificates.set(key, tls.store);
             const port = s.port === 0 ? await freePort(s.ip) : s.port;
             forWorkers.push({ key, router: label, index: j, ip: s.ip, port });
+            if (localStore)
+              rt.tlsServers.push({
+                router: label,
+                server: j,
+                address: `${s.ip}:${port}`,
+                store: localStore,
+              });
             continue;
           }
           let tunnels: ConnectTunnels | undefined;
@@ -245,7 +287,7 @@ export class Runtime {
             });
             rt.tunnels.push(tunnels);
           }
-          const policy = new ServerPolicy(s, label);
+          const policy = new ServerPolicy(s, label, s.tls ? undefined : acmeHttp);
           const onConnect = tunnels && ((req: TunnelRequest) => tunnels.handle(req, policy.stats));
           const listen = s.engine === "uws" ? listenUws : listenNode;
           const port = side?.ports[key] ?? s.port;
@@ -276,6 +318,14 @@ export class Runtime {
           }
           // Named by the port it listens on (the one chosen, for port 0).
           policy.stats = metrics.server(s.ip, listener.port);
+          if (localStore) {
+            rt.tlsServers.push({
+              router: label,
+              server: j,
+              address: `${s.ip}:${listener.port}`,
+              store: localStore,
+            });
+          }
           listeners.push({ router: label, server: j, ip: s.ip, listener });
           rlog.info("listening", {
             engine: s.engine,
@@ -295,6 +345,7 @@ export class Runtime {
           ports: Object.fromEntries(forWorkers.map((w) => [w.key, w.port])),
           certificates: workerCertificates,
           restarts,
+          acmeHttp: acmeHttp,
         });
         rt.pool = pool;
         await pool.start();
@@ -314,6 +365,8 @@ export class Runtime {
         }
       }
       for (const t of rt.tlsStores) t.start();
+      // Every listener that answers challenges is up: ACME may order now.
+      rt.acme?.start();
       if (!side) {
         rt.admin = await startAdminServer(
           {
@@ -325,6 +378,7 @@ export class Runtime {
             metrics: () => rt.metricsSnapshot(),
             namers: naming.namers,
             kubernetes: () => naming.kube?.status() ?? [],
+            certificates: () => certificatesView(rt.tlsServers, rt.acme),
           },
           config.admin.ip,
           config.admin.port,
@@ -357,6 +411,7 @@ export class Runtime {
    * report (at most a second old), and what workers that ended had counted.
    */
   metricsSnapshot(): MetricsSnapshot {
+    this.certificateGauges();
     const own = this.metrics.snapshot();
     return this.pool ? mergeSnapshots([own, ...this.pool.metrics()]) : own;
   }
@@ -411,6 +466,7 @@ export class Runtime {
     for (const l of this.listeners) l.listener.destroy();
     for (const t of this.tunnels) t.destroyAll();
     for (const t of this.tlsStores) t.stop();
+    await this.acme?.close();
     for (const r of this.routers) r.close();
     // The grace period is over: cut whatever upstream requests remain.
     await Promise.all(this.clients.map((c) => c.close(true)));

@@ -215,6 +215,21 @@ export class CertificateStore implements LiveCertificates {
     return this.set;
   }
 
+  /** Every certificate served, with where it comes from (a file, a folder, a Secret, ACME). */
+  certificates(): { readonly cert: LoadedCertificate; readonly source: string }[] {
+    const out = [...this.entries.values()].map((e) => ({ cert: e.cert, source: this.sourceOf(e) }));
+    if (this.fallback) out.unshift({ cert: this.fallback, source: "generated default" });
+    return out;
+  }
+
+  private sourceOf(e: Entry): string {
+    const s = this.spec.sources[e.source];
+    if (s?.kind === "dir") return `folder ${s.dir}`;
+    if (s?.kind === "files") return `file ${e.files.certPath}`;
+    // A live origin's texts are named `<origin> (tls.crt)`.
+    return e.files.certPath.replace(/ \(tls\.crt\)$/, "");
+  }
+
   onChange(listener: (set: CertificateSet<LoadedCertificate>) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

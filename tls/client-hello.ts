@@ -1,18 +1,26 @@
-// Reads the server name (SNI) out of a TLS ClientHello before the handshake starts, so
-// a listener can pick the certificate for a connection up front (RFC 8446 §4.1.2,
-// RFC 6066 §3). Only what that needs is parsed; the TLS stack validates the rest.
+// Reads the server name (SNI) and the offered application protocols (ALPN) out of a TLS
+// ClientHello before the handshake starts, so a listener can pick the certificate for a
+// connection up front, and tell an ACME TLS-ALPN-01 validation (which offers only
+// acme-tls/1) from a client (RFC 8446 §4.1.2, RFC 6066 §3, RFC 7301, RFC 8737). Only
+// what that needs is parsed; the TLS stack validates the rest.
 
 export type ClientHelloRead =
   /** Not enough bytes yet: call again with more. */
   | { readonly status: "more" }
   /** A ClientHello; serverName is absent when the client sent no host name. */
-  | { readonly status: "hello"; readonly serverName: string | undefined }
+  | {
+      readonly status: "hello";
+      readonly serverName: string | undefined;
+      /** The ALPN protocols offered, in the client's order (empty without the extension). */
+      readonly alpn: readonly string[];
+    }
   /** Not a TLS ClientHello (plain HTTP on a TLS port, or garbage). */
   | { readonly status: "not-tls" };
 
 const HANDSHAKE_RECORD = 22;
 const CLIENT_HELLO = 1;
 const SERVER_NAME_EXTENSION = 0;
+const ALPN_EXTENSION = 16;
 const HOST_NAME = 0;
 /** A ClientHello is a few hundred bytes (under 2 KB with post-quantum key shares). */
 const MAX_CLIENT_HELLO = 64 * 1024;
@@ -45,12 +53,18 @@ export function readClientHello(buf: Buffer): ClientHelloRead {
     }
   }
   const hello = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments);
-  const serverName = serverNameOf(hello.subarray(4, needed));
-  return serverName === null ? NOT_TLS : { status: "hello", serverName };
+  const ext = extensionsOf(hello.subarray(4, needed));
+  if (ext === null) return NOT_TLS;
+  const serverName = ext.serverName === undefined ? undefined : hostNameOf(ext.serverName);
+  const alpn = ext.alpn === undefined ? NO_PROTOCOLS : protocolsOf(ext.alpn);
+  if (serverName === null || alpn === null) return NOT_TLS;
+  return { status: "hello", serverName, alpn };
 }
 
-/** The host name in a ClientHello body; undefined without one, null when malformed. */
-function serverNameOf(body: Buffer): string | undefined | null {
+const NO_PROTOCOLS: readonly string[] = Object.freeze([]);
+
+/** The server name and ALPN extensions' bodies of a ClientHello body; null when malformed. */
+function extensionsOf(body: Buffer): { serverName?: Buffer; alpn?: Buffer } | null {
   // legacy_version(2) random(32) session_id<0..32> cipher_suites<2..> compression<1..>
   let at = 34;
   if (body.length < at + 1) return null;
@@ -59,7 +73,8 @@ function serverNameOf(body: Buffer): string | undefined | null {
   at += 2 + body.readUInt16BE(at);
   if (body.length < at + 1) return null;
   at += 1 + body[at]!;
-  if (body.length === at) return undefined; // no extensions at all
+  const found: { serverName?: Buffer; alpn?: Buffer } = {};
+  if (body.length === at) return found; // no extensions at all
   if (body.length < at + 2) return null;
   const end = at + 2 + body.readUInt16BE(at);
   if (end > body.length) return null;
@@ -69,10 +84,28 @@ function serverNameOf(body: Buffer): string | undefined | null {
     const length = body.readUInt16BE(at + 2);
     at += 4;
     if (at + length > end) return null;
-    if (type === SERVER_NAME_EXTENSION) return hostNameOf(body.subarray(at, at + length));
+    if (type === SERVER_NAME_EXTENSION) found.serverName = body.subarray(at, at + length);
+    else if (type === ALPN_EXTENSION) found.alpn = body.subarray(at, at + length);
     at += length;
   }
-  return undefined;
+  return found;
+}
+
+/** The protocol names of an ALPN extension; null when malformed. */
+function protocolsOf(ext: Buffer): readonly string[] | null {
+  if (ext.length < 2) return null;
+  const end = 2 + ext.readUInt16BE(0);
+  if (end > ext.length) return null;
+  const out: string[] = [];
+  let at = 2;
+  while (at < end) {
+    const length = ext[at]!;
+    at += 1;
+    if (length === 0 || at + length > end) return null;
+    out.push(ext.toString("latin1", at, at + length));
+    at += length;
+  }
+  return out;
 }
 
 function hostNameOf(ext: Buffer): string | undefined | null {

@@ -26,6 +26,8 @@ export interface AdminContext {
   readonly namers: ReadonlyMap<string, NamerInstance>;
   /** Each Kubernetes API endpoint in use and its watches. */
   readonly kubernetes: () => unknown;
+  /** Every certificate served, and the ACME names' state. */
+  readonly certificates: () => unknown;
 }
 
 export interface AdminServer {
@@ -163,6 +165,8 @@ export function startAdminServer(
         }
         case "/admin/kubernetes.json":
           return sendJson(res, 200, ctx.kubernetes());
+        case "/admin/certificates.json":
+          return sendJson(res, 200, ctx.certificates());
         case "/admin/metrics/prometheus":
           return send(res, 200, prometheusText(ctx.metrics()), PROMETHEUS_CONTENT_TYPE);
         case "/admin/shutdown":

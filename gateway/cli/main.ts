@@ -2,6 +2,7 @@
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { certsCommand } from "./certs.js";
 import { checkCommand } from "./check.js";
 import { delegateCommand } from "./delegate.js";
 import { demoCommand } from "./demo.js";
@@ -15,6 +16,7 @@ commands:
   check CONFIG...                       validate configs; print every error with its line
   delegate CONFIG [--router LABEL] PATH [--dtab DENTRIES] [--json] [--timeout MS]
                                         show how a router resolves PATH and what it binds to
+  certs [--admin HOST:PORT] [--json]    the certificates a running lintel serves (default admin 127.0.0.1:9990)
   version                               print the version`;
 
 /** Reads the version from package.json, found upwards from this file (src or dist). */
@@ -72,6 +74,22 @@ export async function main(
           json: values.json ?? false,
           timeoutMs,
         },
+        out,
+      );
+    }
+    case "certs": {
+      let values: { admin?: string; json?: boolean };
+      try {
+        values = parseArgs({
+          args: rest,
+          options: { admin: { type: "string", short: "a" }, json: { type: "boolean" } },
+        }).values;
+      } catch (e) {
+        out(`${(e as Error).message}\n\n${USAGE}`);
+        return 2;
+      }
+      return certsCommand(
+        { admin: values.admin ?? "127.0.0.1:9990", json: values.json ?? false },
         out,
       );
     }

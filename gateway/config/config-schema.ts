@@ -2,6 +2,7 @@
 // with lintel's extensions in the same style. Defaults follow Linkerd 1.
 
 import type { Registry } from "../plugins/registry.js";
+import { acmeBlock } from "./acme-schema.js";
 import { connectBlock, dnsBlock, egressBlock } from "./egress-schemas.js";
 import { kubernetesBlock } from "./kubernetes-schema.js";
 import { pluginSchema } from "./plugin-schema.js";
@@ -125,34 +126,38 @@ const certEntry: Schema<CertEntry> = {
 
 const TLS_VERSIONS = ["TLSv1.2", "TLSv1.3"] as const;
 
-const serverTlsFields = object({
-  certPath: opt(filePath("a certificate file")),
-  keyPath: opt(filePath("a key file")),
-  intermediateCertsPath: opt(filePath("a certificate chain file")),
-  ...passphraseFields,
-  caCertPath: opt(filePath("a CA certificate file")),
-  requireClientAuth: def(boolean(), false),
-  /** Enabled versions; lintel serves TLS 1.2 and 1.3 only. */
-  protocols: opt(list(oneOf(TLS_VERSIONS), { minItems: 1 })),
-  ciphers: opt(list(nonEmptyString("a cipher name"))),
-  /** lintel: more certificates, served by SNI name (the names come from the certificates). */
-  certs: def(list(certEntry), []),
-  /** lintel: refuse the handshake when the client asks for a name no certificate has. */
-  strictSni: def(boolean(), false),
-  /** lintel: how often certificate files are checked for changes besides file-system events. */
-  checkIntervalMs: def(integer({ min: 100 }), 5000),
-});
+const serverTlsFields = (registry: Registry) =>
+  object({
+    certPath: opt(filePath("a certificate file")),
+    keyPath: opt(filePath("a key file")),
+    intermediateCertsPath: opt(filePath("a certificate chain file")),
+    ...passphraseFields,
+    caCertPath: opt(filePath("a CA certificate file")),
+    requireClientAuth: def(boolean(), false),
+    /** Enabled versions; lintel serves TLS 1.2 and 1.3 only. */
+    protocols: opt(list(oneOf(TLS_VERSIONS), { minItems: 1 })),
+    ciphers: opt(list(nonEmptyString("a cipher name"))),
+    /** lintel: more certificates, served by SNI name (the names come from the certificates). */
+    certs: def(list(certEntry), []),
+    /** lintel: refuse the handshake when the client asks for a name no certificate has. */
+    strictSni: def(boolean(), false),
+    /** lintel: how often certificate files are checked for changes besides file-system events. */
+    checkIntervalMs: def(integer({ min: 100 }), 5000),
+    /** lintel: certificates from an ACME CA (docs/tls.md). */
+    acme: opt(acmeBlock(registry)),
+  });
 
-const serverTls = refine(serverTlsFields, (t) => {
-  if ((t.certPath === undefined) !== (t.keyPath === undefined)) {
-    return "certPath and keyPath go together: give both or neither";
-  }
-  if (t.certPath === undefined && t.certs.length === 0)
-    return "give a certificate: certPath and keyPath, or certs";
-  if (t.requireClientAuth && t.caCertPath === undefined)
-    return "requireClientAuth needs caCertPath (the CA client certificates must chain to)";
-  return undefined;
-});
+const serverTls = (registry: Registry) =>
+  refine(serverTlsFields(registry), (t) => {
+    if ((t.certPath === undefined) !== (t.keyPath === undefined)) {
+      return "certPath and keyPath go together: give both or neither";
+    }
+    if (t.certPath === undefined && t.certs.length === 0 && t.acme === undefined)
+      return "give a certificate: certPath and keyPath, certs, or acme";
+    if (t.requireClientAuth && t.caCertPath === undefined)
+      return "requireClientAuth needs caCertPath (the CA client certificates must chain to)";
+    return undefined;
+  });
 
 const forwardedLabeler = kinded("forwarded header labeler", {
   ip: object({}),
@@ -177,63 +182,73 @@ function forwardedHeader() {
   return schema;
 }
 
-const server = refine(
-  object(
-    {
-      port: def(port(), 4140),
-      ip: def(host(), "127.0.0.1"),
-      /** lintel: the listener engine. node: full HTTP/1.x; uws: faster, with the limits in docs/engines.md. */
-      engine: def(oneOf(["node", "uws"]), "node"),
-      tls: opt(serverTls),
-      maxConcurrentRequests: opt(integer({ min: 1 })),
-      clearContext: def(boolean(), false),
-      timeoutMs: opt(integer({ min: 1 })),
-      addForwardedHeader: opt(forwardedHeader()),
-      maxCallDepth: def(integer({ min: 1 }), 1000),
-      /** lintel: set X-Forwarded-For/-Proto/-Host; by default on clearContext (edge) servers. */
-      xForwardedFor: opt(boolean()),
-      /** lintel: peers whose X-Forwarded-* and Forwarded headers are believed and extended. */
-      trustedProxies: def(list(cidr()), []),
-      /** lintel: every connection starts with a PROXY protocol header (HAProxy's send-proxy-v2). */
-      proxyProtocol: opt(oneOf(["v2"])),
-      /** lintel: the only peers allowed to send it (the HAProxy addresses). */
-      proxyProtocolFrom: def(list(cidr()), []),
-      /** lintel: the time a client has to send its request head (slow clients are cut off); node engine. */
-      headersTimeoutMs: opt(integer({ min: 100 })),
-      /** lintel: the most connections open at once on this server; node engine. */
-      maxConnections: opt(integer({ min: 1 })),
-      /** lintel: answer every request with a redirect to HTTPS on this port. */
-      httpsRedirect: opt(
-        object({ port: def(port(), 443), status: def(oneOf(["301", "302", "307", "308"]), "308") }),
-      ),
-      /** lintel: accept CONNECT tunnels (https_proxy clients) under the router's egress policy; node engine. */
-      connect: opt(connectBlock),
+const server = (registry: Registry) =>
+  refine(
+    object(
+      {
+        port: def(port(), 4140),
+        ip: def(host(), "127.0.0.1"),
+        /** lintel: the listener engine. node: full HTTP/1.x; uws: faster, with the limits in docs/engines.md. */
+        engine: def(oneOf(["node", "uws"]), "node"),
+        tls: opt(serverTls(registry)),
+        maxConcurrentRequests: opt(integer({ min: 1 })),
+        clearContext: def(boolean(), false),
+        timeoutMs: opt(integer({ min: 1 })),
+        addForwardedHeader: opt(forwardedHeader()),
+        maxCallDepth: def(integer({ min: 1 }), 1000),
+        /** lintel: set X-Forwarded-For/-Proto/-Host; by default on clearContext (edge) servers. */
+        xForwardedFor: opt(boolean()),
+        /** lintel: peers whose X-Forwarded-* and Forwarded headers are believed and extended. */
+        trustedProxies: def(list(cidr()), []),
+        /** lintel: every connection starts with a PROXY protocol header (HAProxy's send-proxy-v2). */
+        proxyProtocol: opt(oneOf(["v2"])),
+        /** lintel: the only peers allowed to send it (the HAProxy addresses). */
+        proxyProtocolFrom: def(list(cidr()), []),
+        /** lintel: the time a client has to send its request head (slow clients are cut off); node engine. */
+        headersTimeoutMs: opt(integer({ min: 100 })),
+        /** lintel: the most connections open at once on this server; node engine. */
+        maxConnections: opt(integer({ min: 1 })),
+        /** lintel: answer every request with a redirect to HTTPS on this port. */
+        httpsRedirect: opt(
+          object({
+            port: def(port(), 443),
+            status: def(oneOf(["301", "302", "307", "308"]), "308"),
+          }),
+        ),
+        /** lintel: accept CONNECT tunnels (https_proxy clients) under the router's egress policy; node engine. */
+        connect: opt(connectBlock),
+      },
+      {
+        unsupported: { announce: "service announcement is not supported" },
+      },
+    ),
+    (s) => {
+      if (s.proxyProtocol && s.proxyProtocolFrom.length === 0) {
+        return "proxyProtocol needs proxyProtocolFrom: the addresses allowed to send it (your HAProxy)";
+      }
+      if (!s.proxyProtocol && s.proxyProtocolFrom.length > 0)
+        return "proxyProtocolFrom is set but proxyProtocol is not";
+      if (s.engine === "uws" && s.headersTimeoutMs !== undefined) {
+        return "headersTimeoutMs needs engine: node (uws cuts slow clients off after its own fixed ~10 s)";
+      }
+      if (s.engine === "uws" && s.maxConnections !== undefined) {
+        return "maxConnections needs engine: node (uws gives no hook to count connections)";
+      }
+      if (s.connect && s.engine === "uws") {
+        return "connect needs engine: node (uws does not accept CONNECT)";
+      }
+      if (s.proxyProtocol && s.tls && s.engine === "uws") {
+        return "the uws engine cannot read a PROXY header before TLS; use engine: node for this server";
+      }
+      if (s.engine === "uws" && s.tls?.acme?.challenges?.includes("tls-alpn-01")) {
+        return "tls-alpn-01 needs engine: node (uws cannot negotiate ALPN); use http-01 or dns-01 here";
+      }
+      if (s.engine === "uws" && s.tls?.acme?.onDemand) {
+        return "on-demand TLS needs engine: node (uws cannot wait for a certificate during a handshake)";
+      }
+      return undefined;
     },
-    {
-      unsupported: { announce: "service announcement is not supported" },
-    },
-  ),
-  (s) => {
-    if (s.proxyProtocol && s.proxyProtocolFrom.length === 0) {
-      return "proxyProtocol needs proxyProtocolFrom: the addresses allowed to send it (your HAProxy)";
-    }
-    if (!s.proxyProtocol && s.proxyProtocolFrom.length > 0)
-      return "proxyProtocolFrom is set but proxyProtocol is not";
-    if (s.engine === "uws" && s.headersTimeoutMs !== undefined) {
-      return "headersTimeoutMs needs engine: node (uws cuts slow clients off after its own fixed ~10 s)";
-    }
-    if (s.engine === "uws" && s.maxConnections !== undefined) {
-      return "maxConnections needs engine: node (uws gives no hook to count connections)";
-    }
-    if (s.connect && s.engine === "uws") {
-      return "connect needs engine: node (uws does not accept CONNECT)";
-    }
-    if (s.proxyProtocol && s.tls && s.engine === "uws") {
-      return "the uws engine cannot read a PROXY header before TLS; use engine: node for this server";
-    }
-    return undefined;
-  },
-);
+  );
 
 const bindingCache = object({
   paths: def(integer({ min: 1 }), 1000),
@@ -256,7 +271,7 @@ export function routerSchema(registry: Registry) {
       interpreter: def(pluginSchema(registry, "interpreter"), { kind: "default" }),
       bindingTimeoutMs: def(integer({ min: 1 }), 10_000),
       bindingCache: def(bindingCache, {}),
-      servers: def(list(server, { expected: "a list of servers", minItems: 1 }), [{}]),
+      servers: def(list(server(registry), { expected: "a list of servers", minItems: 1 }), [{}]),
       client: def(defaultKind(client, "io.l5d.global"), { kind: "io.l5d.global" }),
       service: def(defaultKind(service, "io.l5d.global"), { kind: "io.l5d.global" }),
       originator: def(boolean(), false),

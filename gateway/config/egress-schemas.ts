@@ -42,7 +42,7 @@ function dnsServer(): Schema<string> {
 }
 
 /** A host name, or `*.` and a domain: every name under it (not the domain itself). */
-function hostPattern(): Schema<string> {
+export function hostPattern(): Schema<string> {
   const expected = "a host name or *.domain";
   const label = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?";
   const re = new RegExp(`^(\\*\\.)?${label}(\\.${label})*$`);

@@ -1,9 +1,9 @@
 // What a kind sees of the Kubernetes API: shared, live collections of the objects it
-// needs, and (in the control thread) a way to write status. A kind never opens its own
-// connection; it asks its context for the API and watches through it. In a worker thread
-// the same interface is served by the control thread's watches.
+// needs, and (in the control thread) a way to write status and objects. A kind never opens
+// its own connection; it asks its context for the API and watches through it. In a worker
+// thread the same interface is served by the control thread's watches.
 
-import type { ResourceType } from "./resources.js";
+import type { KubeObject, ResourceType } from "./resources.js";
 
 /** Which objects of a resource: one namespace or all, and the API's selectors. */
 export interface WatchSelector {
@@ -56,7 +56,13 @@ export interface WatchStatus {
   readonly lastError: { readonly at: string; readonly message: string } | undefined;
 }
 
-/** Writes, allowed in the control thread only (one writer per process). */
+/**
+ * Writes, allowed in the control thread only (one writer per process): status patches,
+ * and whole objects as the API holds them (for kinds that keep state in the cluster, such
+ * as the kubernetes ACME storage). Each call is one request (a list: one per page), all of
+ * it bounded by the request timeout. A failure names the object and carries the API's
+ * message; a 409 is a KubeConflictError.
+ */
 export interface KubeWriter {
   /** Merge-patches the status subresource of an object. */
   patchStatus(
@@ -65,6 +71,56 @@ export interface KubeWriter {
     name: string,
     status: unknown,
   ): Promise<void>;
+  /** The object, or undefined when there is none (404). */
+  get(
+    type: ResourceType<unknown>,
+    namespace: string,
+    name: string,
+  ): Promise<KubeObject | undefined>;
+  /** Creates `object` (its apiVersion and kind are the type's); KubeConflictError "AlreadyExists" when the name is taken. */
+  create(type: ResourceType<unknown>, namespace: string, object: KubeObject): Promise<KubeObject>;
+  /**
+   * Replaces the object (PUT). With `object.metadata.resourceVersion` the write happens
+   * only if the object is still at that version, else KubeConflictError "Conflict".
+   */
+  replace(
+    type: ResourceType<unknown>,
+    namespace: string,
+    name: string,
+    object: KubeObject,
+  ): Promise<KubeObject>;
+  /** Deletes the object; one that is already gone (404) is no error. */
+  delete(type: ResourceType<unknown>, namespace: string, name: string): Promise<void>;
+  /** Every object in `namespace` matching `labelSelector` (the API's syntax), page by page. */
+  list(
+    type: ResourceType<unknown>,
+    namespace: string,
+    labelSelector?: string,
+  ): Promise<KubeObject[]>;
+}
+
+/** The API refused a request: its HTTP status, its Status reason, and its message in `message`. */
+export class KubeApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    /** The Status object's reason (NotFound, Forbidden, Conflict, ...), when the API sent one. */
+    readonly reason: string | undefined,
+  ) {
+    super(message);
+    this.name = "KubeApiError";
+  }
+}
+
+/**
+ * HTTP 409: a create found the name taken (reason "AlreadyExists"), or a write named a
+ * resourceVersion the object has moved past (reason "Conflict"): someone else wrote first.
+ */
+export class KubeConflictError extends KubeApiError {
+  constructor(message: string, reason: string | undefined) {
+    super(message, 409, reason);
+    this.name = "KubeConflictError";
+  }
 }
 
 export interface KubeApi {

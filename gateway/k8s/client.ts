@@ -1,18 +1,31 @@
 // One Kubernetes API endpoint as the kinds see it: shared watches (one list+watch per
 // resource and selector, however many kinds use it), kept while someone subscribes and
-// for a while after, and status writes.
+// for a while after, and writes (status patches; objects read and written whole).
 
 import type { Clock, Timer } from "../clock.js";
 import type { Logger } from "../log.js";
-import type { KubeApi, KubeWatch, KubeWriter, WatchSelector } from "./api.js";
-import type { ApiConnection } from "./connection.js";
+import {
+  type KubeApi,
+  KubeApiError,
+  KubeConflictError,
+  type KubeWatch,
+  type KubeWriter,
+  type WatchSelector,
+} from "./api.js";
+import type { ApiConnection, ApiRequest } from "./connection.js";
 import {
   DEFAULT_TIMING,
   Reflector,
   type ReflectorStatus,
   type ReflectorTiming,
 } from "./reflector.js";
-import { collectionPath, objectPath, type ResourceType } from "./resources.js";
+import {
+  apiVersionOf,
+  collectionPath,
+  type KubeObject,
+  objectPath,
+  type ResourceType,
+} from "./resources.js";
 
 export interface KubeClientOptions {
   readonly clock: Clock;
@@ -139,6 +152,11 @@ export class KubeClient implements KubeApi {
   ) {
     this.writer = {
       patchStatus: (type, ns, name, status) => this.patchStatus(type, ns, name, status),
+      get: (type, ns, name) => this.getObject(type, ns, name),
+      create: (type, ns, object) => this.createObject(type, ns, object),
+      replace: (type, ns, name, object) => this.replaceObject(type, ns, name, object),
+      delete: (type, ns, name) => this.deleteObject(type, ns, name),
+      list: (type, ns, labelSelector) => this.listObjects(type, ns, labelSelector),
     };
   }
 
@@ -180,31 +198,192 @@ export class KubeClient implements KubeApi {
     this.conn.close();
   }
 
+  private get timing(): ReflectorTiming {
+    return this.opts.timing ?? DEFAULT_TIMING;
+  }
+
   private async patchStatus(
     type: ResourceType<unknown>,
     namespace: string,
     name: string,
     status: unknown,
   ): Promise<void> {
-    const path = `${objectPath(type, namespace, name)}/status`;
-    const res = await this.conn.request({
+    const what = `updating the status of ${objectName(type, namespace, name)}`;
+    const res = await this.exchange(what, {
       method: "PATCH",
-      path,
+      path: `${objectPath(type, namespace, name)}/status`,
       body: JSON.stringify({ status }),
       contentType: "application/merge-patch+json",
-      timeoutMs: (this.opts.timing ?? DEFAULT_TIMING).requestTimeoutMs,
     });
-    const chunks: Buffer[] = [];
-    for await (const c of res) chunks.push(c as Buffer);
-    if (res.statusCode !== 200) {
-      const body = Buffer.concat(chunks).toString("utf8");
-      let message = body.slice(0, 200);
-      try {
-        message = (JSON.parse(body) as { message?: string }).message ?? message;
-      } catch {
-        // not a Status: the raw text says it
-      }
-      throw new Error(`PATCH ${path}: HTTP ${res.statusCode}: ${message}`);
+    if (res.status !== 200) throw apiError(what, res.status, res.body);
+  }
+
+  private async getObject(
+    type: ResourceType<unknown>,
+    namespace: string,
+    name: string,
+  ): Promise<KubeObject | undefined> {
+    const what = `reading ${objectName(type, namespace, name)}`;
+    const res = await this.exchange(what, {
+      method: "GET",
+      path: objectPath(type, namespace, name),
+    });
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw apiError(what, res.status, res.body);
+    return parseObject(what, res.body);
+  }
+
+  private async createObject(
+    type: ResourceType<unknown>,
+    namespace: string,
+    object: KubeObject,
+  ): Promise<KubeObject> {
+    const what = `creating ${objectName(type, namespace, object.metadata?.name ?? "")}`;
+    const res = await this.exchange(what, {
+      method: "POST",
+      path: collectionPath(type, namespace),
+      body: JSON.stringify(typed(type, object)),
+    });
+    if (res.status !== 200 && res.status !== 201 && res.status !== 202)
+      throw apiError(what, res.status, res.body);
+    return parseObject(what, res.body);
+  }
+
+  private async replaceObject(
+    type: ResourceType<unknown>,
+    namespace: string,
+    name: string,
+    object: KubeObject,
+  ): Promise<KubeObject> {
+    const what = `replacing ${objectName(type, namespace, name)}`;
+    const res = await this.exchange(what, {
+      method: "PUT",
+      path: objectPath(type, namespace, name),
+      body: JSON.stringify(typed(type, object)),
+    });
+    if (res.status !== 200 && res.status !== 201) throw apiError(what, res.status, res.body);
+    return parseObject(what, res.body);
+  }
+
+  private async deleteObject(
+    type: ResourceType<unknown>,
+    namespace: string,
+    name: string,
+  ): Promise<void> {
+    const what = `deleting ${objectName(type, namespace, name)}`;
+    const res = await this.exchange(what, {
+      method: "DELETE",
+      path: objectPath(type, namespace, name),
+    });
+    if (res.status !== 200 && res.status !== 202 && res.status !== 404)
+      throw apiError(what, res.status, res.body);
+  }
+
+  private async listObjects(
+    type: ResourceType<unknown>,
+    namespace: string,
+    labelSelector: string | undefined,
+  ): Promise<KubeObject[]> {
+    const where = type.namespaced ? ` in namespace ${namespace}` : "";
+    const what = `listing ${type.plural}${where}${labelSelector ? ` matching ${labelSelector}` : ""}`;
+    const items: KubeObject[] = [];
+    let cont: string | undefined;
+    do {
+      const q = new URLSearchParams({ limit: String(this.timing.pageSize) });
+      if (labelSelector) q.set("labelSelector", labelSelector);
+      if (cont) q.set("continue", cont);
+      const res = await this.exchange(what, {
+        method: "GET",
+        path: `${collectionPath(type, namespace)}?${q}`,
+      });
+      if (res.status !== 200) throw apiError(what, res.status, res.body);
+      const page = parseObject(what, res.body) as {
+        items?: unknown;
+        metadata?: { continue?: unknown };
+      };
+      if (Array.isArray(page.items)) items.push(...(page.items as KubeObject[]));
+      cont = typeof page.metadata?.continue === "string" ? page.metadata.continue : undefined;
+    } while (cont);
+    return items;
+  }
+
+  /**
+   * One request and its whole answer, within the request timeout. A request that gets no
+   * answer (refused, reset, too slow) rejects with `what` and why.
+   */
+  private async exchange(
+    what: string,
+    req: Omit<ApiRequest, "timeoutMs" | "signal">,
+  ): Promise<{ status: number; body: string }> {
+    const { requestTimeoutMs } = this.timing;
+    const deadline = new AbortController();
+    const timer = this.opts.clock.setTimeout(() => deadline.abort(), requestTimeoutMs);
+    timer.unref?.();
+    try {
+      const res = await this.conn.request({
+        ...req,
+        timeoutMs: requestTimeoutMs,
+        signal: deadline.signal,
+      });
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      return { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") };
+    } catch (e) {
+      const why = deadline.signal.aborted
+        ? `the API at ${this.conn.server} did not answer within ${requestTimeoutMs} ms`
+        : (e as Error).message;
+      throw new Error(`${what}: ${why}`, { cause: e });
+    } finally {
+      this.opts.clock.clearTimeout(timer);
     }
   }
+}
+
+/** How messages name an object: `Secret lintel/acme`, `IngressClass lintel`. */
+function objectName(type: ResourceType<unknown>, namespace: string, name: string): string {
+  return `${type.kind} ${type.namespaced ? `${namespace}/` : ""}${name}`;
+}
+
+/** The object with its type's apiVersion and kind, as a write's body. */
+function typed(type: ResourceType<unknown>, object: KubeObject): KubeObject {
+  return { ...object, apiVersion: apiVersionOf(type), kind: type.kind };
+}
+
+function parseObject(what: string, body: string): KubeObject {
+  let o: unknown;
+  try {
+    o = JSON.parse(body);
+  } catch {
+    // handled below, as any body that is not an object
+  }
+  if (typeof o !== "object" || o === null || Array.isArray(o))
+    throw new Error(`${what}: the API answered with a body that is not a JSON object`);
+  return o as KubeObject;
+}
+
+/**
+ * The error for an answer other than the expected one: the HTTP status, what a 401 or 403
+ * means for lintel, and the API's own message and reason when it sent a Status. A 409 is
+ * a KubeConflictError.
+ */
+export function apiError(what: string, status: number, body: string): KubeApiError {
+  let message = body.slice(0, 200);
+  let reason: string | undefined;
+  try {
+    const s = JSON.parse(body) as { message?: unknown; reason?: unknown } | null;
+    if (typeof s?.message === "string") message = s.message;
+    if (typeof s?.reason === "string") reason = s.reason;
+  } catch {
+    // not a Status: the raw text says it
+  }
+  const hint =
+    status === 401
+      ? " (the API did not accept lintel's credentials)"
+      : status === 403
+        ? " (lintel's service account lacks RBAC permission for this; see deploy/k8s)"
+        : "";
+  const text = `${what}: HTTP ${status}${hint}${message ? `: ${message}` : ""}`;
+  return status === 409
+    ? new KubeConflictError(text, reason)
+    : new KubeApiError(text, status, reason);
 }

@@ -30,9 +30,14 @@ export interface ResourceType<T> {
   project(obj: KubeObject): T;
 }
 
+/** As in an object's `apiVersion`: `v1`, `coordination.k8s.io/v1`. */
+export function apiVersionOf(type: ResourceType<unknown>): string {
+  return type.group === "" ? type.version : `${type.group}/${type.version}`;
+}
+
 /** Where a resource's objects are listed and watched: all namespaces when `namespace` is undefined. */
 export function collectionPath(type: ResourceType<unknown>, namespace?: string): string {
-  const base = type.group === "" ? `/api/${type.version}` : `/apis/${type.group}/${type.version}`;
+  const base = type.group === "" ? `/api/${type.version}` : `/apis/${apiVersionOf(type)}`;
   if (!type.namespaced || namespace === undefined) return `${base}/${type.plural}`;
   return `${base}/namespaces/${encodeURIComponent(namespace)}/${type.plural}`;
 }
@@ -152,6 +157,16 @@ export interface SecretView {
   /** tls.crt and tls.key, decoded; other keys are not kept. */
   readonly tlsCrt: string | undefined;
   readonly tlsKey: string | undefined;
+}
+
+/** A coordination.k8s.io Lease: who holds it, and until when unless renewed. */
+export interface LeaseView {
+  readonly namespace: string;
+  readonly name: string;
+  readonly holderIdentity: string | undefined;
+  readonly leaseDurationSeconds: number | undefined;
+  /** MicroTime (RFC 3339, six fractional digits), as the API writes it. */
+  readonly renewTime: string | undefined;
 }
 
 export interface ConfigMapView {
@@ -398,6 +413,24 @@ export const ConfigMaps: ResourceType<ConfigMapView> = {
   },
 };
 
+export const Leases: ResourceType<LeaseView> = {
+  kind: "Lease",
+  plural: "leases",
+  group: "coordination.k8s.io",
+  version: "v1",
+  namespaced: true,
+  project(o) {
+    const spec = obj(o.spec);
+    return {
+      namespace: namespaceOf(o),
+      name: nameOf(o),
+      holderIdentity: str(spec.holderIdentity),
+      leaseDurationSeconds: num(spec.leaseDurationSeconds),
+      renewTime: str(spec.renewTime),
+    };
+  },
+};
+
 export const Nodes: ResourceType<NodeView> = {
   kind: "Node",
   plural: "nodes",
@@ -443,9 +476,17 @@ export const Pods: ResourceType<PodView> = {
 
 /** Every resource type lintel watches, by `group/version/plural` (how a worker names one to the control thread). */
 export const RESOURCE_TYPES: ReadonlyMap<string, ResourceType<unknown>> = new Map(
-  [EndpointSlices, Services, Ingresses, IngressClasses, Secrets, ConfigMaps, Nodes, Pods].map(
-    (t) => [resourceId(t), t as ResourceType<unknown>],
-  ),
+  [
+    EndpointSlices,
+    Services,
+    Ingresses,
+    IngressClasses,
+    Secrets,
+    ConfigMaps,
+    Leases,
+    Nodes,
+    Pods,
+  ].map((t) => [resourceId(t), t as ResourceType<unknown>]),
 );
 
 export function resourceId(t: ResourceType<unknown>): string {

@@ -4,10 +4,8 @@
 // store checks them like files and keeps the last good one when a Secret goes bad.
 
 import type { LivePemSource, PemPair } from "../../tls/live-source.js";
-import { selfSignedDefault } from "../../tls/self-signed.js";
 import type { RouterConfig, ServerConfig } from "../config/config-schema.js";
 import { type IngressClassChoice, servesIngress } from "../identifiers/ingress-rules.js";
-import type { ListenerLiveSources } from "../server/tls-listener.js";
 import type { KubeApi, KubeWatch } from "./api.js";
 import type { KubeApis } from "./kube-apis.js";
 import { Ingresses, type IngressView, Secrets, type SecretView } from "./resources.js";
@@ -118,14 +116,13 @@ type RouterTls = NonNullable<ServerConfig["tls"]>;
 
 /**
  * The Secret sources of one server's `tls` block, by `certs` index, watching from now
- * on (so startup can wait for their first lists), and the generated default certificate
- * when the block's default is not fixed (its first certificates come from Ingresses).
+ * on (so startup can wait for their first lists).
  */
-export async function listenerSecretSources(
+export function listenerSecretSources(
   tls: RouterTls,
   router: RouterConfig,
   kube: KubeApis | undefined,
-): Promise<ListenerLiveSources & { close(): void }> {
+): Map<number, SecretCertificates> {
   const live = new Map<number, SecretCertificates>();
   for (const [i, c] of tls.certs.entries()) {
     if (c.kind !== "secret" && c.kind !== "ingressSecrets") continue;
@@ -151,18 +148,7 @@ export async function listenerSecretSources(
       ),
     );
   }
-  const first = tls.certs[0];
-  const fallbackDefault =
-    tls.certPath === undefined && first?.kind === "ingressSecrets"
-      ? await selfSignedDefault()
-      : undefined;
-  return {
-    live,
-    fallbackDefault,
-    close() {
-      for (const s of live.values()) s.close();
-    },
-  };
+  return live;
 }
 
 /** The fields of an io.l5d.ingress identifier's config that choose the Ingresses it serves. */

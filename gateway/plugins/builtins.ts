@@ -1,5 +1,9 @@
 // The built-in kinds. Adding a kind is one module plus one line here.
 
+import { dirStorage } from "../acme/dir-storage.js";
+import { execDnsProvider } from "../acme/exec-dns.js";
+import { kubernetesStorage } from "../acme/kubernetes-storage.js";
+import { redisStorage } from "../acme/redis-storage.js";
 import { headerPathIdentifier } from "../identifiers/header-path.js";
 import { headerTokenIdentifier } from "../identifiers/header-token.js";
 import { ingressIdentifier } from "../identifiers/ingress.js";
@@ -42,6 +46,10 @@ export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
   defaultInterpreter,
   fsInterpreter,
   k8sConfigMapInterpreter,
+  dirStorage,
+  redisStorage,
+  kubernetesStorage,
+  execDnsProvider,
 ];
 
 /** A registry holding the built-in kinds. */

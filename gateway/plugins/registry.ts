@@ -5,7 +5,14 @@
 import type { ObjectSchema } from "../config/schema.js";
 import type { PluginContexts, PluginInstances } from "./types.js";
 
-export const CATEGORIES = ["identifier", "namer", "transformer", "interpreter"] as const;
+export const CATEGORIES = [
+  "identifier",
+  "namer",
+  "transformer",
+  "interpreter",
+  "acmeStorage",
+  "dnsProvider",
+] as const;
 export type Category = (typeof CATEGORIES)[number];
 
 /** A problem with the whole block, or with one of its fields. */

@@ -1,5 +1,7 @@
 // What each plugin category is given when created, and what it returns.
 
+import type { DnsProvider } from "../../tls/acme/dns-provider.js";
+import type { AcmeStorage } from "../../tls/acme/storage.js";
 import type { Clock } from "../clock.js";
 import type { Identifier } from "../identifiers/identifier.js";
 import type { Interpreter } from "../interpreters/interpreter.js";
@@ -58,6 +60,10 @@ export interface PluginContexts {
   namer: NamerContext;
   transformer: TransformerContext;
   interpreter: InterpreterContext;
+  /** Where ACME state and locks live (dir, redis, kubernetes). */
+  acmeStorage: PluginContext;
+  /** Who publishes DNS-01 TXT records (exec). */
+  dnsProvider: PluginContext;
 }
 
 /** An identifier instance; `close` stops its watches (io.l5d.ingress). */
@@ -70,4 +76,6 @@ export interface PluginInstances {
   namer: NamerInstance;
   transformer: Transformer;
   interpreter: Interpreter;
+  acmeStorage: AcmeStorage;
+  dnsProvider: DnsProvider;
 }

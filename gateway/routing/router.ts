@@ -139,7 +139,7 @@ export class Router {
       ex.destroy();
       return;
     }
-    if (policy.redirected(ex)) return;
+    if (policy.answeredChallenge(ex) || policy.redirected(ex)) return;
     this.handled++;
     this.inflight++;
     policy.stats.load.n++;

@@ -1,6 +1,6 @@
 // What a server (one listener) adds to its router's behaviour: context clearing, call
-// depth, X-Forwarded-* / Forwarded, a bound on concurrent requests, and an optional
-// redirect of everything to HTTPS. Built once per server from its config.
+// depth, X-Forwarded-* / Forwarded, a bound on concurrent requests, ACME HTTP-01
+// answers, and an optional redirect of everything to HTTPS. Built once per server.
 
 import type { ServerConfig } from "../config/config-schema.js";
 import { CidrSet } from "../http/cidr.js";
@@ -10,6 +10,8 @@ import type { ForwardedPolicy } from "../http/forwarded.js";
 import { getHeader } from "../http/headers.js";
 import { ServerStats } from "../telemetry/index.js";
 import type { ForwardPolicy } from "./forward.js";
+
+const ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/";
 
 export class ServerPolicy implements ForwardPolicy {
   readonly clearContext: boolean;
@@ -23,7 +25,12 @@ export class ServerPolicy implements ForwardPolicy {
   /** The server's metrics: set by the runtime once the server listens (its port known). */
   stats: ServerStats = ServerStats.detached();
 
-  constructor(s: ServerConfig, routerLabel: string) {
+  constructor(
+    s: ServerConfig,
+    routerLabel: string,
+    /** The ACME HTTP-01 answer for a token (plain-HTTP servers, when the config uses ACME). */
+    private readonly acmeHttp?: (token: string) => Promise<string | undefined>,
+  ) {
     this.clearContext = s.clearContext;
     this.engineWritesDate = s.engine === "uws";
     this.maxCallDepth = s.maxCallDepth;
@@ -59,6 +66,32 @@ export class ServerPolicy implements ForwardPolicy {
 
   release(): void {
     this.concurrent--;
+  }
+
+  /**
+   * Answers an ACME HTTP-01 validation (`/.well-known/acme-challenge/<token>`) from the
+   * shared store, before routing and before any redirect to HTTPS; returns true if the
+   * request is one.
+   */
+  answeredChallenge(ex: ServerExchange): boolean {
+    if (this.acmeHttp === undefined || !ex.url.startsWith(ACME_CHALLENGE_PATH)) return false;
+    const start = performance.now();
+    const token = ex.url.slice(ACME_CHALLENGE_PATH.length).split("?")[0]!;
+    const headers = ["content-type", "text/plain", "cache-control", "no-store"];
+    void this.acmeHttp(token).then(
+      (answer) => {
+        if (ex.aborted) return;
+        const status = answer === undefined ? 404 : 200;
+        ex.respond(status, headers, Buffer.from(answer ?? "no such ACME challenge\n"));
+        this.stats.record(status, performance.now() - start, "");
+      },
+      () => {
+        if (ex.aborted) return;
+        ex.respond(503, headers, Buffer.from("the ACME store cannot be read now\n"));
+        this.stats.record(503, performance.now() - start, "");
+      },
+    );
+    return true;
   }
 
   /**

@@ -178,6 +178,33 @@ class TlsContexts {
     return this.tls.strictSni ? undefined : this.contextOf(set.defaultCert);
   }
 
+  /**
+   * The context for a ClientHello, where ACME may need a moment: an ACME TLS-ALPN-01
+   * validation (it offers only acme-tls/1) gets the challenge certificate, and a name
+   * nothing serves waits for an on-demand certificate (bounded) before the default.
+   */
+  forHello(
+    serverName: string | undefined,
+    alpn: readonly string[],
+  ): SecureContext | undefined | Promise<SecureContext | undefined> {
+    const acme = this.tls.acme;
+    if (acme === undefined || serverName === undefined) return this.forServerName(serverName);
+    if (acme.answersAlpn && alpn.length === 1 && alpn[0] === ACME_TLS_ALPN) {
+      return acme.alpnCertificate(serverName).then(
+        (pair) =>
+          pair
+            ? createSecureContext({ key: pair.keyPem, cert: pair.certPem, minVersion: "TLSv1.2" })
+            : this.forServerName(serverName),
+        () => this.forServerName(serverName),
+      );
+    }
+    if (acme.onDemand && !this.tls.store.current.match(serverName)) {
+      const done = () => this.forServerName(serverName);
+      return acme.onDemand(serverName).then(done, done);
+    }
+    return this.forServerName(serverName);
+  }
+
   contextOf(cert: ServedCertificate): SecureContext {
     let ctx = this.contexts.get(cert);
     if (!ctx) {
@@ -195,6 +222,18 @@ class TlsContexts {
     }
     return ctx;
   }
+}
+
+/** The ALPN protocol of ACME's TLS-ALPN-01 validations (RFC 8737). */
+const ACME_TLS_ALPN = "acme-tls/1";
+
+/**
+ * ALPN on a listener that answers TLS-ALPN-01: acme-tls/1 for validations, HTTP/1 for
+ * everyone else. (A listener without ACME negotiates no protocol at all, as before.)
+ */
+function acmeAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.includes(ACME_TLS_ALPN)) return ACME_TLS_ALPN;
+  return protocols.find((p) => p === "http/1.1" || p === "http/1.0");
 }
 
 /** A TLS alert record: fatal, with the given description (RFC 8446 §6). */
@@ -264,14 +303,26 @@ function connectionFront(
       const hello = readClientHello(buf);
       if (hello.status === "more") return;
       // Not TLS at all: the TLS server fails the handshake (and reports it).
-      const ctx = contexts.forServerName(hello.status === "hello" ? hello.serverName : undefined);
+      const chosen =
+        hello.status === "hello"
+          ? contexts.forHello(hello.serverName, hello.alpn)
+          : contexts.forServerName(undefined);
+      if (!(chosen instanceof Promise)) return start(chosen);
+      // ACME needs a moment (a challenge answer, an on-demand order): stop reading meanwhile.
+      stop();
+      const held = buf;
+      void chosen.then((ctx) => {
+        if (!socket.destroyed) start(ctx, held);
+      });
+    };
+    const start = (ctx: SecureContext | undefined, bytes = buf) => {
       if (!ctx) {
         stop();
         socket.end(UNRECOGNIZED_NAME);
         return;
       }
       shared._sharedCreds = ctx;
-      handOver(buf);
+      handOver(bytes);
     };
     socket.on("data", onData);
     socket.on("error", stop);
@@ -304,6 +355,7 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
         ...httpOptions,
         // Each connection is given its own context by the front; this one is a placeholder.
         secureContext: contexts.contextOf(opts.tls.store.current.defaultCert),
+        ...(opts.tls.acme?.answersAlpn ? { ALPNCallback: acmeAlpn } : {}),
         requestCert: opts.tls.clientCa !== undefined,
         rejectUnauthorized: opts.tls.requireClientAuth,
       },

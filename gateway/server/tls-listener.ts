@@ -22,6 +22,17 @@ export interface ListenerTls {
   readonly requireClientAuth: boolean;
   /** Where the listener reports what happens to its certificates. */
   readonly log: Logger;
+  /** ACME's part in handshakes (node engine): TLS-ALPN-01 answers and on-demand certificates. */
+  readonly acme?: ListenerAcme;
+}
+
+export interface ListenerAcme {
+  /** The listener negotiates ALPN acme-tls/1 (its ACME block allows TLS-ALPN-01). */
+  readonly answersAlpn: boolean;
+  /** The TLS-ALPN-01 certificate for a name being validated (from any replica). */
+  alpnCertificate(serverName: string): Promise<PemPair | undefined>;
+  /** Orders or loads a certificate for a name nothing serves (bounded wait); undefined: no on-demand TLS. */
+  readonly onDemand: ((serverName: string) => Promise<unknown>) | undefined;
 }
 
 /** A listener whose certificates are loaded and watched in this thread. */
@@ -31,9 +42,13 @@ export interface LocalListenerTls extends ListenerTls {
 
 type TlsConfig = NonNullable<ServerConfig["tls"]>;
 
-/** Certificates that do not come from files: live sources by `certs` index, and a made-up default. */
+/**
+ * Certificates that do not come from files: live sources by `certs` index, an ACME
+ * manager's (served after the others), and a made-up default.
+ */
 export interface ListenerLiveSources {
   readonly live: ReadonlyMap<number, LivePemSource>;
+  readonly acme?: LivePemSource;
   readonly fallbackDefault: PemPair | undefined;
 }
 
@@ -65,6 +80,7 @@ export function listenerTls(
       certSources.push({ kind: "live", source: live });
     }
   }
+  if (sources.acme) certSources.push({ kind: "live", source: sources.acme });
   const store = new CertificateStore(
     {
       sources: certSources,

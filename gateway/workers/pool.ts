@@ -37,6 +37,8 @@ export interface PoolOptions {
   readonly certificates: ReadonlyMap<string, LiveCertificates>;
   /** Counts the workers started again after dying. */
   readonly restarts?: Counter;
+  /** The ACME HTTP-01 answers the workers' plain-HTTP servers give (when ACME is used). */
+  readonly acmeHttp?: (token: string) => Promise<string | undefined>;
 }
 
 interface Slot {
@@ -157,6 +159,11 @@ export class WorkerPool {
             break;
           case "kube-watch":
             kube.watch(m);
+            break;
+          case "acme-http":
+            void (this.opts.acmeHttp?.(m.token) ?? Promise.resolve(undefined))
+              .catch(() => undefined)
+              .then((answer) => post({ type: "acme-http-answer", id: m.id, answer }));
             break;
           case "stats":
             slot.stats = m.stats;

@@ -64,6 +64,8 @@ export type ToWorker =
   | { readonly type: "addr-drop"; readonly addr: number }
   | { readonly type: "certificates"; readonly update: WireCertificates }
   | KubeItems
+  /** The answer to an acme-http question (undefined: no such challenge). */
+  | { readonly type: "acme-http-answer"; readonly id: number; readonly answer: string | undefined }
   | { readonly type: "shutdown"; readonly graceMs: number }
   /** End now, whatever is in flight (the grace period is over). */
   | { readonly type: "stop" };
@@ -105,6 +107,8 @@ export type FromWorker =
       readonly path: string;
     }
   | { readonly type: "unbind"; readonly sub: number }
+  /** The ACME HTTP-01 answer for a token (the control thread keeps the challenges). */
+  | { readonly type: "acme-http"; readonly id: number; readonly token: string }
   /** Keep the worker's copy of a Kubernetes watch (by `resourceId`) up to date, for its life. */
   | {
       readonly type: "kube-watch";

@@ -9,6 +9,7 @@ import { createForwardingLogger } from "../log.js";
 import { Runtime } from "../runtime.js";
 import { closeAllUwsApps } from "../server/uws-engine.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
+import { RemoteAcmeAnswers, usesAcme } from "./remote-acme.js";
 import { RemoteCertificates } from "./remote-certificates.js";
 import { RemoteBindings } from "./remote-interpreter.js";
 import { RemoteKube } from "./remote-kube.js";
@@ -59,6 +60,7 @@ async function serve(init: WorkerInit): Promise<void> {
   const decoder = new TreeDecoder();
   const remote = new RemoteBindings(decoder, post);
   const kube = new RemoteKube(post, systemClock);
+  const acme = new RemoteAcmeAnswers(post);
   const certificates = new Map(
     init.certificates.map((c) => [c.server, new RemoteCertificates(c)] as const),
   );
@@ -80,6 +82,9 @@ async function serve(init: WorkerInit): Promise<void> {
         break;
       case "kube-items":
         kube.items(m);
+        break;
+      case "acme-http-answer":
+        acme.answered(m.id, m.answer);
         break;
       case "shutdown":
         void (runtime?.shutdown(m.graceMs) ?? Promise.resolve()).finally(() => {
@@ -109,6 +114,7 @@ async function serve(init: WorkerInit): Promise<void> {
       interpreters: (router) => remote.interpreter(router),
       kube: (ref) => kube.api(ref),
       kubeSynced: (timeoutMs) => kube.waitForSync(timeoutMs),
+      acmeHttp: usesAcme(loaded.config) ? (token) => acme.answer(token) : undefined,
       ports: init.ports,
       certificates: (server) => certificates.get(server),
     },

@@ -24,6 +24,7 @@ import type {
   IngressPathView,
   IngressRuleView,
   IngressView,
+  KubeObject,
   PathType,
   ResourceType,
   ServiceView,
@@ -147,6 +148,27 @@ export interface PatchCall {
 export class FakeWriter implements KubeWriter {
   readonly calls: PatchCall[] = [];
   private failures = 0;
+
+  private unfaked(): never {
+    throw new Error(
+      "FakeKube does not fake object writes; test against the API stub (test/support/kube-api-stub.ts)",
+    );
+  }
+  async get(): Promise<KubeObject | undefined> {
+    this.unfaked();
+  }
+  async create(): Promise<KubeObject> {
+    this.unfaked();
+  }
+  async replace(): Promise<KubeObject> {
+    this.unfaked();
+  }
+  async delete(): Promise<void> {
+    this.unfaked();
+  }
+  async list(): Promise<KubeObject[]> {
+    this.unfaked();
+  }
 
   /** The next `times` calls reject with "fake API: write refused". */
   failNext(times = 1): void {

@@ -472,6 +472,47 @@ export function configMap(o: {
   };
 }
 
+// ---- Lease ----------------------------------------------------------------------------
+
+/** A MicroTime as the API writes it: RFC 3339 in UTC with six fractional digits. */
+export function microTime(date = new Date()): string {
+  return date.toISOString().replace(/Z$/, "000Z");
+}
+
+export interface Lease extends KubeObject {
+  spec: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    /** MicroTimes. */
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+/** A coordination.k8s.io/v1 Lease held by `holderIdentity`, acquired and renewed at `renewTime` (default now). */
+export function lease(o: {
+  namespace: string;
+  name: string;
+  holderIdentity: string;
+  leaseDurationSeconds: number;
+  renewTime?: Date;
+}): Lease {
+  const at = microTime(o.renewTime);
+  return {
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: metadata(o.name, o.namespace),
+    spec: {
+      holderIdentity: o.holderIdentity,
+      leaseDurationSeconds: o.leaseDurationSeconds,
+      acquireTime: at,
+      renewTime: at,
+      leaseTransitions: 0,
+    },
+  };
+}
+
 // ---- Node, Pod ------------------------------------------------------------------------
 
 export interface NodeCondition {

@@ -28,10 +28,16 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-function captureHello(servername: string | undefined): Promise<Buffer> {
+function captureHello(servername: string | undefined, ALPNProtocols?: string[]): Promise<Buffer> {
   return new Promise((resolve) => {
     nextHello = resolve;
-    const s = connect({ port, host: "127.0.0.1", servername, rejectUnauthorized: false });
+    const s = connect({
+      port,
+      host: "127.0.0.1",
+      servername,
+      ALPNProtocols,
+      rejectUnauthorized: false,
+    });
     s.on("error", () => {});
   });
 }
@@ -52,13 +58,30 @@ function reRecord(hello: Buffer, size: number): Buffer {
 describe("readClientHello", () => {
   it("finds the server name a client sends", async () => {
     const hello = await captureHello("app.example.com");
-    expect(readClientHello(hello)).toEqual({ status: "hello", serverName: "app.example.com" });
+    expect(readClientHello(hello)).toEqual({
+      status: "hello",
+      serverName: "app.example.com",
+      alpn: [],
+    });
+  });
+
+  it("reads the application protocols offered (ALPN), as an ACME TLS-ALPN-01 validation sends them", async () => {
+    expect(readClientHello(await captureHello("app.example.com", ["acme-tls/1"]))).toEqual({
+      status: "hello",
+      serverName: "app.example.com",
+      alpn: ["acme-tls/1"],
+    });
+    expect(
+      readClientHello(await captureHello("app.example.com", ["h2", "http/1.1"])),
+    ).toMatchObject({
+      alpn: ["h2", "http/1.1"],
+    });
   });
 
   it("reports no server name for a client that sends none", async () => {
     // Node sends no SNI when the name is empty (as for an IP address).
     const hello = await captureHello("");
-    expect(readClientHello(hello)).toEqual({ status: "hello", serverName: undefined });
+    expect(readClientHello(hello)).toEqual({ status: "hello", serverName: undefined, alpn: [] });
   });
 
   it("asks for more at every byte until the ClientHello is complete", async () => {
@@ -68,7 +91,11 @@ describe("readClientHello", () => {
     }
     // Bytes after the ClientHello (a client that does not wait) change nothing.
     const extra = Buffer.concat([hello, Buffer.from([23, 3, 3, 0, 1, 0])]);
-    expect(readClientHello(extra)).toEqual({ status: "hello", serverName: "app.example.com" });
+    expect(readClientHello(extra)).toEqual({
+      status: "hello",
+      serverName: "app.example.com",
+      alpn: [],
+    });
   });
 
   it("reads a ClientHello spread over several records", async () => {
@@ -78,6 +105,7 @@ describe("readClientHello", () => {
       expect(readClientHello(records), `records of ${size}`).toEqual({
         status: "hello",
         serverName: "b.example.com",
+        alpn: [],
       });
       expect(readClientHello(records.subarray(0, records.length - 1)).status).toBe("more");
     }
@@ -85,7 +113,11 @@ describe("readClientHello", () => {
 
   it("keeps the letters the client sent (matching lower-cases them)", async () => {
     const hello = await captureHello("APP.Example.COM");
-    expect(readClientHello(hello)).toEqual({ status: "hello", serverName: "APP.Example.COM" });
+    expect(readClientHello(hello)).toEqual({
+      status: "hello",
+      serverName: "APP.Example.COM",
+      alpn: [],
+    });
   });
 
   it.each([

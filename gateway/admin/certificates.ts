@@ -1,0 +1,110 @@
+// Every certificate lintel serves, for /admin/certificates.json and `lintel certs`: per
+// TLS server, each certificate's names, where it comes from (file, folder, Secret, ACME,
+// the generated default), issuer and dates, and for ACME names their renewal state;
+// and a gauge per name of the seconds until it expires.
+
+import type { CertificateStore } from "../../tls/certificate-store.js";
+import type { AcmeManagerView, AcmeService } from "../acme/service.js";
+import type { Registry } from "../telemetry/index.js";
+
+/** One TLS server's certificate store, as the runtime keeps it. */
+export interface TlsServerStore {
+  readonly router: string;
+  readonly server: number;
+  readonly address: string;
+  readonly store: CertificateStore;
+}
+
+export interface CertificateView {
+  readonly names: readonly string[];
+  readonly source: string;
+  readonly default: boolean;
+  readonly issuer: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly expiresInSecs: number;
+  /** For ACME names: the renewal state. */
+  readonly acme?: AcmeManagerView["names"][number];
+}
+
+export interface CertificatesView {
+  readonly servers: readonly {
+    readonly router: string;
+    readonly server: number;
+    readonly address: string;
+    readonly certificates: readonly CertificateView[];
+  }[];
+  /** Every ACME manager and its names, those without a certificate (yet) included. */
+  readonly acme: readonly AcmeManagerView[];
+}
+
+export function certificatesView(
+  servers: readonly TlsServerStore[],
+  acme: AcmeService | undefined,
+  now = Date.now(),
+): CertificatesView {
+  const managers = acme?.status() ?? [];
+  const acmeByName = new Map(managers.flatMap((m) => m.names.map((n) => [n.name, n] as const)));
+  return {
+    servers: servers.map((s) => {
+      const def = s.store.current.defaultCert;
+      return {
+        router: s.router,
+        server: s.server,
+        address: s.address,
+        certificates: s.store.certificates().map(({ cert, source }) => {
+          const status = source.startsWith("ACME ") ? acmeByName.get(source.slice(5)) : undefined;
+          return {
+            names: cert.names,
+            source,
+            default: cert === def,
+            issuer: cert.leaf.issuer.split("\n").join(", "),
+            notBefore: new Date(cert.leaf.validFrom).toISOString(),
+            notAfter: cert.notAfter.toISOString(),
+            expiresInSecs: Math.round((cert.notAfter.getTime() - now) / 1000),
+            ...(status ? { acme: status } : {}),
+          };
+        }),
+      };
+    }),
+    acme: managers,
+  };
+}
+
+/**
+ * Keeps a gauge per certificate name, `tls:certificate:expiry_seconds{name=…}`: the
+ * seconds until the soonest expiry of that name among the certificates served (NaN once
+ * no certificate serves it). Call before each snapshot: names come and go.
+ */
+export function certificateGauges(
+  registry: Registry,
+  servers: () => readonly TlsServerStore[],
+): () => void {
+  const known = new Set<string>();
+  const soonest = (name: string): number => {
+    let at = Number.POSITIVE_INFINITY;
+    for (const s of servers()) {
+      for (const { cert } of s.store.certificates()) {
+        if (cert.names.includes(name)) at = Math.min(at, cert.notAfter.getTime());
+      }
+    }
+    return at === Number.POSITIVE_INFINITY ? Number.NaN : Math.round((at - Date.now()) / 1000);
+  };
+  return () => {
+    for (const s of servers()) {
+      for (const { cert } of s.store.certificates()) {
+        for (const name of cert.names) {
+          if (known.has(name)) continue;
+          known.add(name);
+          registry
+            .scope({
+              flat: `tls/certificate/${name}`,
+              prom: "tls:certificate",
+              labels: [["name", name]],
+            })
+            .gauge("expiry_seconds", () => soonest(name));
+        }
+      }
+    }
+  };
+}

@@ -1,0 +1,390 @@
+// ACME end to end against Debian's Pebble (a real ACME CA) and pebble-challtestsrv (its
+// DNS): lintel orders, serves and renews certificates through HTTP-01, TLS-ALPN-01 and
+// DNS-01 (a wildcard, through the exec provider), serves on-demand names it may and
+// refuses the others, keeps serving when the CA is down, and shows it all in the admin
+// server, metrics and `lintel certs`.
+
+import { X509Certificate } from "node:crypto";
+import { existsSync, readdirSync } from "node:fs";
+import { createServer } from "node:http";
+import { join } from "node:path";
+import { connect, type DetailedPeerCertificate } from "node:tls";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { formatCertificates } from "../../gateway/cli/certs.js";
+import { type Pebble, startPebble } from "../support/pebble.js";
+import { redisServerBinary, startRedis } from "../support/redis.js";
+import { startChildLintel } from "./child.js";
+import {
+  call,
+  cleanup,
+  eventually,
+  freePort,
+  type Lintel,
+  metricsJson,
+  onCleanup,
+  requireBinary,
+  startLintel,
+  startUpstream,
+  tempDir,
+  writeFiles,
+} from "./harness.js";
+
+afterEach(cleanup);
+
+const SUITE = "the ACME tests";
+const MISSING = [
+  requireBinary("pebble", "pebble", SUITE),
+  requireBinary("pebble-challtestsrv", "pebble", SUITE),
+  requireBinary("curl", "curl", SUITE),
+].includes(undefined);
+const DNS_EXEC = fileURLToPath(new URL("../support/acme-dns-exec.sh", import.meta.url));
+
+/** What a TLS handshake for `servername` on `port` presented. */
+function presented(port: number, servername: string): Promise<DetailedPeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: "127.0.0.1", port, servername, rejectUnauthorized: false });
+    s.setTimeout(15_000, () => s.destroy(new Error("handshake timed out")));
+    s.on("secureConnect", () => {
+      resolve(s.getPeerCertificate(true));
+      s.end();
+    });
+    s.on("error", reject);
+  });
+}
+
+/** True when the certificate presented for `name` was issued by Pebble for it (not the generated default). */
+async function issuedByPebble(port: number, name: string): Promise<boolean> {
+  const c = await presented(port, name).catch(() => undefined);
+  if (!c?.raw || !/Pebble/.test(String(c.issuer?.CN ?? ""))) return false;
+  return new X509Certificate(c.raw).checkHost(name) !== undefined;
+}
+
+interface Setup {
+  readonly pebble: Pebble;
+  readonly httpPort: number;
+  readonly tlsPort: number;
+  readonly dir: string;
+  readonly upstream: number;
+}
+
+async function setup(certValiditySecs?: number): Promise<Setup> {
+  const httpPort = await freePort();
+  const tlsPort = await freePort();
+  const pebble = await startPebble({ httpPort, tlsPort, certValiditySecs });
+  const dir = tempDir();
+  writeFiles(dir, { "pebble-ca.pem": pebble.caCertPem });
+  const up = await startUpstream("app");
+  return { pebble, httpPort, tlsPort, dir, upstream: up.port };
+}
+
+/** A lintel with a plain-HTTP server on the CA's HTTP-01 port and a TLS server with `acme`. */
+function lintelOn(
+  s: Setup,
+  acme: string,
+  opts: { ip?: string; storage?: string } = {},
+): Promise<Lintel> {
+  const ip = opts.ip ?? "127.0.0.1";
+  return startLintel(
+    `
+admin: {ip: 127.0.0.1, port: 0}
+routers:
+- protocol: http
+  dtab: /svc => /$/inet/127.0.0.1/${s.upstream}
+  servers:
+  - {ip: ${ip}, port: ${s.httpPort}, httpsRedirect: {port: ${s.tlsPort}}}
+  - ip: ${ip}
+    port: ${s.tlsPort}
+    tls:
+      acme:
+        directory: ${s.pebble.directoryUrl}
+        trustCerts: [${s.dir}/pebble-ca.pem]
+        storage: ${opts.storage ?? `{kind: dir, path: ${s.dir}/acme}`}
+        retryMinMs: 500
+${acme
+  .split("\n")
+  .filter((l) => l.trim() !== "")
+  .map((l) => `        ${l}`)
+  .join("\n")}
+`,
+    {},
+    tempDir(),
+  );
+}
+
+describe.skipIf(MISSING)("ACME against Pebble", () => {
+  it("orders through HTTP-01 (answered before the HTTPS redirect), serves it, and loads it from storage on restart", async () => {
+    const s = await setup();
+    const l = await lintelOn(
+      s,
+      "names: [a.test, b.test]\nchallenges: [http-01]\nemail: ops@example.com",
+    );
+    await eventually(() => issuedByPebble(s.tlsPort, "a.test"), 15_000, "a.test from Pebble");
+    await eventually(() => issuedByPebble(s.tlsPort, "b.test"), 15_000, "b.test from Pebble");
+    // Verified against Pebble's root, for the name.
+    const cert = await presented(s.tlsPort, "a.test");
+    const chain = [new X509Certificate(cert.raw), new X509Certificate(cert.issuerCertificate.raw)];
+    expect(chain[0]!.checkIssued(chain[1]!)).toBe(true);
+    expect(chain[0]!.checkHost("a.test")).toBe("a.test");
+    // Requests are served over it; plain HTTP still redirects.
+    const plain = await call(s.httpPort, { path: "/x", headers: { host: "a.test" } });
+    expect(plain.status).toBe(308);
+    const m = await metricsJson(l);
+    expect(m["acme/orders/new/success"]).toBe(2);
+    expect(m["tls/certificate/a.test/expiry_seconds"]).toBeGreaterThan(86_400);
+    const view = JSON.parse((await call(l.adminPort, { path: "/admin/certificates.json" })).text);
+    const served = view.servers.find((x: { address: string }) =>
+      x.address.endsWith(`:${s.tlsPort}`),
+    );
+    const a = served.certificates.find((c: { names: string[] }) => c.names.includes("a.test"));
+    expect(a.source).toBe("ACME a.test");
+    expect(a.acme.state).toBe("valid");
+    expect(served.certificates.find((c: { default: boolean }) => c.default).source).toBe(
+      "generated default",
+    );
+    expect(formatCertificates(view)).toContain("source ACME a.test");
+    expect(s.pebble.orders()).toBe(2);
+    // Another lintel on the same storage serves both at once, without a new order.
+    await l.runtime.shutdown(0);
+    const again = await lintelOn(s, "names: [a.test, b.test]\nchallenges: [http-01]");
+    expect(await issuedByPebble(s.tlsPort, "a.test")).toBe(true);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(s.pebble.orders()).toBe(2);
+    expect((await metricsJson(again))["acme/orders/new/success"] ?? 0).toBe(0);
+  }, 60_000);
+
+  it("orders through TLS-ALPN-01 on the node engine", async () => {
+    const s = await setup();
+    await lintelOn(s, "names: [alpn.test]\nchallenges: [tls-alpn-01]");
+    await eventually(() => issuedByPebble(s.tlsPort, "alpn.test"), 15_000, "alpn.test from Pebble");
+    expect(await s.pebble.issuedFor("alpn.test")).toBe(1);
+  }, 60_000);
+
+  it("orders a wildcard through DNS-01 with the exec provider", async () => {
+    const s = await setup();
+    process.env.CHALLTESTSRV_URL = s.pebble.challtestsrv.managementUrl;
+    try {
+      await lintelOn(
+        s,
+        `names: ["*.wild.test"]\nchallenges: [dns-01]\ndnsProvider: {kind: exec, command: ${DNS_EXEC}}`,
+      );
+      await eventually(
+        () => issuedByPebble(s.tlsPort, "x.wild.test"),
+        15_000,
+        "*.wild.test from Pebble",
+      );
+      expect((await presented(s.tlsPort, "other.wild.test")).subjectaltname).toBe(
+        "DNS:*.wild.test",
+      );
+    } finally {
+      delete process.env.CHALLTESTSRV_URL;
+    }
+  }, 60_000);
+
+  it("serves on-demand names that are allowed or approved, and refuses the others", async () => {
+    const s = await setup();
+    const asked: string[] = [];
+    const ask = createServer((req, res) => {
+      const domain = new URL(req.url!, "http://x").searchParams.get("domain")!;
+      asked.push(domain);
+      res.writeHead(domain.endsWith(".approved.test") ? 200 : 403).end();
+    });
+    await new Promise<void>((r) => ask.listen(0, "127.0.0.1", () => r()));
+    const askPort = (ask.address() as { port: number }).port;
+    const l = await lintelOn(
+      s,
+      `challenges: [http-01]\nonDemand: {allow: ["*.allowed.test"], ask: "http://127.0.0.1:${askPort}/check", waitMs: 15000, maxPerMinute: 3}`,
+    );
+    try {
+      // The first handshake waits for its certificate.
+      const first = Date.now();
+      expect(await issuedByPebble(s.tlsPort, "one.allowed.test")).toBe(true);
+      const firstMs = Date.now() - first;
+      expect(await issuedByPebble(s.tlsPort, "x.approved.test")).toBe(true);
+      // A refused name gets the default at once, and nothing is ordered.
+      const before = s.pebble.orders();
+      expect((await presented(s.tlsPort, "evil.test")).subjectaltname).toBe(
+        "DNS:lintel-default.invalid",
+      );
+      expect(asked).toEqual(["x.approved.test", "evil.test"]);
+      expect(s.pebble.orders()).toBe(before);
+      // The per-minute cap: the third order is the last.
+      expect(await issuedByPebble(s.tlsPort, "two.allowed.test")).toBe(true);
+      expect((await presented(s.tlsPort, "three.allowed.test")).subjectaltname).toBe(
+        "DNS:lintel-default.invalid",
+      );
+      const m = await metricsJson(l);
+      expect(m["acme/on_demand/issued"]).toBe(3);
+      expect(m["acme/on_demand/refused"]).toBe(2);
+      console.log(`on-demand first handshake: ${firstMs} ms`);
+    } finally {
+      ask.close();
+    }
+  }, 60_000);
+
+  it("renews before expiry, and keeps serving the old certificate while the CA is down", async () => {
+    // 12 s certificates: renewal once a third (4 s) is left.
+    const s = await setup(12);
+    const l = await lintelOn(s, "names: [renew.test]\nchallenges: [http-01]");
+    await eventually(
+      () => issuedByPebble(s.tlsPort, "renew.test"),
+      15_000,
+      "renew.test from Pebble",
+    );
+    const first = (await presented(s.tlsPort, "renew.test")).serialNumber;
+    await eventually(
+      async () => (await presented(s.tlsPort, "renew.test")).serialNumber !== first,
+      20_000,
+      "the renewal to be served",
+    );
+    expect((await metricsJson(l))["acme/orders/renewal/success"]).toBeGreaterThanOrEqual(1);
+    // The CA goes away: the renewals fail, the certificate keeps serving until it expires.
+    await s.pebble.down();
+    const served = (await presented(s.tlsPort, "renew.test")).serialNumber;
+    await eventually(
+      async () => ((await metricsJson(l))["acme/orders/renewal/failure"] ?? 0) >= 1,
+      20_000,
+      "a failed renewal",
+    );
+    expect((await presented(s.tlsPort, "renew.test")).serialNumber).toBe(served);
+    const view = JSON.parse((await call(l.adminPort, { path: "/admin/certificates.json" })).text);
+    const status = view.acme[0].names.find((n: { name: string }) => n.name === "renew.test");
+    expect(status.failures).toBeGreaterThanOrEqual(1);
+    expect(status.lastError.message).toBeTruthy();
+    expect(
+      l.logs.some((x) => x.includes("ACME renewal failed; the current certificate keeps serving")),
+    ).toBe(true);
+    // Back: the next try renews (the account is made again: Pebble forgot it).
+    await s.pebble.up();
+    await eventually(
+      async () => (await presented(s.tlsPort, "renew.test")).serialNumber !== served,
+      30_000,
+      "a renewal once the CA is back",
+    );
+  }, 90_000);
+});
+
+describe.skipIf(MISSING)("ACME with several replicas", () => {
+  const REDIS = redisServerBinary(SUITE);
+
+  /**
+   * Three replicas (127.0.0.1-3, the same ports) share one storage and keep six names;
+   * each name resolves to one replica, so the CA validates against whichever that is,
+   * often not the one that ordered. Every name is ordered exactly once, and every
+   * replica serves all six.
+   */
+  async function threeReplicas(storage: (s: Setup) => string) {
+    const s = await setup();
+    const names = Array.from({ length: 6 }, (_, i) => `r${i}.test`);
+    const ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    for (const [i, n] of names.entries()) await s.pebble.challtestsrv.addA(n, ips[i % 3]!);
+    const replicas = await Promise.all(
+      ips.map((ip) =>
+        lintelOn(s, `names: [${names.join(", ")}]\nchallenges: [http-01]`, {
+          ip,
+          storage: storage(s),
+        }),
+      ),
+    );
+    for (const ip of ips) {
+      for (const n of names) {
+        await eventually(() => issuedByPebbleAt(ip, s.tlsPort, n), 30_000, `${n} on ${ip}`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    expect(s.pebble.orders()).toBe(6);
+    for (const n of names) expect(await s.pebble.issuedFor(n)).toBe(1);
+    const orders = await Promise.all(replicas.map((l) => metricsJson(l)));
+    expect(orders.reduce((n, m) => n + (m["acme/orders/new/success"] ?? 0), 0)).toBe(6);
+  }
+
+  it("three replicas sharing a dir storage order each name once and all serve it", async () => {
+    await threeReplicas((s) => `{kind: dir, path: ${s.dir}/shared}`);
+  }, 90_000);
+
+  it.skipIf(!REDIS)(
+    "three replicas sharing a redis storage order each name once and all serve it",
+    async () => {
+      const redis = await startRedis(REDIS!);
+      onCleanup(() => redis.stop());
+      await threeReplicas(() => `{kind: redis, url: "${redis.url}", prefix: "acme-test"}`);
+    },
+    90_000,
+  );
+
+  it("a replica killed while it holds a name's lock blocks no longer than the lock's TTL", async () => {
+    // Validations wait a few seconds at the CA, so the first replica is killed mid-order.
+    const httpPort = await freePort();
+    const tlsPort = await freePort();
+    const pebble = await startPebble({
+      httpPort,
+      tlsPort,
+      env: { PEBBLE_VA_NOSLEEP: "0", PEBBLE_VA_SLEEPTIME: "4" },
+    });
+    const dir = tempDir();
+    writeFiles(dir, { "pebble-ca.pem": pebble.caCertPem });
+    const s: Setup = {
+      pebble,
+      httpPort,
+      tlsPort,
+      dir,
+      upstream: (await startUpstream("app")).port,
+    };
+    const acme = `names: [held.test]\nchallenges: [http-01]\nlockTtlMs: 2000`;
+    const config = (_p: number, adminPort: number) => `
+admin: {ip: 127.0.0.1, port: ${adminPort}}
+routers:
+- protocol: http
+  dtab: /svc => /$/inet/127.0.0.1/${s.upstream}
+  servers:
+  - {ip: 127.0.0.1, port: ${httpPort}}
+  - ip: 127.0.0.1
+    port: ${tlsPort}
+    tls:
+      acme:
+        directory: ${pebble.directoryUrl}
+        trustCerts: [${dir}/pebble-ca.pem]
+        storage: {kind: dir, path: ${dir}/acme}
+        names: [held.test]
+        challenges: [http-01]
+        lockTtlMs: 2000
+`;
+    const first = await startChildLintel(config);
+    const locks = join(dir, "acme", "locks");
+    await eventually(
+      () =>
+        existsSync(locks) &&
+        readdirSync(locks).some((f) => f.endsWith(".lock") && f.startsWith("issue-")),
+      10_000,
+      "the first replica to take the lock",
+    );
+    process.kill(first.pid, "SIGKILL");
+    await first.exited;
+    const killedAt = Date.now();
+    await lintelOn(s, acme);
+    await eventually(
+      () => issuedByPebble(tlsPort, "held.test"),
+      20_000,
+      "the second replica's certificate",
+    );
+    // The lock's TTL (2 s) plus one order with the CA's sleep (up to 4 s), not more.
+    expect(Date.now() - killedAt).toBeLessThan(12_000);
+    expect(await pebble.issuedFor("held.test")).toBe(1);
+  }, 60_000);
+});
+
+/** issuedByPebble, for a replica listening on another loopback address. */
+async function issuedByPebbleAt(ip: string, port: number, name: string): Promise<boolean> {
+  const c = await new Promise<DetailedPeerCertificate | undefined>((resolve) => {
+    const sock = connect({ host: ip, port, servername: name, rejectUnauthorized: false });
+    sock.setTimeout(5000, () => sock.destroy());
+    sock.on("secureConnect", () => {
+      resolve(sock.getPeerCertificate(true));
+      sock.end();
+    });
+    sock.on("error", () => resolve(undefined));
+    sock.on("close", () => resolve(undefined));
+  });
+  if (!c?.raw || !/Pebble/.test(String(c.issuer?.CN ?? ""))) return false;
+  return new X509Certificate(c.raw).checkHost(name) !== undefined;
+}
