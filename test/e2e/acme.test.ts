@@ -68,10 +68,10 @@ interface Setup {
   readonly upstream: number;
 }
 
-async function setup(certValiditySecs?: number): Promise<Setup> {
+async function setup(certValiditySecs?: number, eab?: Record<string, string>): Promise<Setup> {
   const httpPort = await freePort();
   const tlsPort = await freePort();
-  const pebble = await startPebble({ httpPort, tlsPort, certValiditySecs });
+  const pebble = await startPebble({ httpPort, tlsPort, certValiditySecs, eab });
   const dir = tempDir();
   writeFiles(dir, { "pebble-ca.pem": pebble.caCertPem });
   const up = await startUpstream("app");
@@ -181,6 +181,33 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     }
   }, 60_000);
 
+  it("binds its account to the CA's external account (EAB), and says why without it", async () => {
+    const hmac = Buffer.from("an HMAC key for the tests, 32 bytes!").toString("base64url");
+    const s = await setup(undefined, { "kid-1": hmac });
+    const without = await lintelOn(s, "names: [eab.test]\nchallenges: [http-01]");
+    await eventually(
+      async () => {
+        const view = JSON.parse(
+          (await call(without.adminPort, { path: "/admin/certificates.json" })).text,
+        );
+        return /externalAccountBinding/.test(view.acme[0].names[0].lastError?.message ?? "");
+      },
+      15_000,
+      "the refusal to be shown",
+    );
+    await without.runtime.shutdown(0);
+    process.env.TEST_EAB_HMAC = hmac;
+    try {
+      await lintelOn(
+        s,
+        "names: [eab.test]\nchallenges: [http-01]\nexternalAccountBinding: {kid: kid-1, hmacKeyEnv: TEST_EAB_HMAC}",
+      );
+      await eventually(() => issuedByPebble(s.tlsPort, "eab.test"), 15_000, "eab.test from Pebble");
+    } finally {
+      delete process.env.TEST_EAB_HMAC;
+    }
+  }, 60_000);
+
   it("serves on-demand names that are allowed or approved, and refuses the others", async () => {
     const s = await setup();
     const asked: string[] = [];
@@ -254,6 +281,11 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     expect(
       l.logs.some((x) => x.includes("ACME renewal failed; the current certificate keeps serving")),
     ).toBe(true);
+    await eventually(
+      () => l.logs.some((x) => x.includes("ACME certificate expires soon and is not renewed yet")),
+      15_000,
+      "the expiry warning",
+    );
     // Back: the next try renews (the account is made again: Pebble forgot it).
     await s.pebble.up();
     await eventually(

@@ -100,6 +100,8 @@ interface NameState {
   busy: Promise<void> | undefined;
   ordering: boolean;
   timer: { unref?(): void } | undefined;
+  /** When the last "expires soon" warning was logged. */
+  warnedAt: number;
 }
 
 /** While another replica orders a name, look for its result this often. */
@@ -249,6 +251,7 @@ export class AcmeManager implements LivePemSource {
         busy: undefined,
         ordering: false,
         timer: undefined,
+        warnedAt: 0,
       };
       this.states.set(name, st);
     }
@@ -263,6 +266,7 @@ export class AcmeManager implements LivePemSource {
   private maintain(st: NameState): Promise<void> {
     if (st.busy) return st.busy;
     st.busy = this.pass(st)
+      .then(() => this.warnIfExpiring(st))
       .catch((e: Error) =>
         this.o.log("error", "ACME: unexpected failure", {
           name: st.name,
@@ -317,6 +321,24 @@ export class AcmeManager implements LivePemSource {
       clearInterval(keepAlive);
       await lock.release().catch(() => {});
     }
+  }
+
+  /**
+   * Warns, at most hourly, about a certificate past its renewal time with less than a
+   * sixth of its lifetime left (renewals keep failing, or another replica's do).
+   */
+  private warnIfExpiring(st: NameState): void {
+    const held = st.held;
+    const now = this.o.clock.now();
+    if (!held || now - st.warnedAt < 3600_000) return;
+    if (now < held.notAfter - (held.notAfter - held.notBefore) / 6) return;
+    st.warnedAt = now;
+    this.o.log("warn", "ACME certificate expires soon and is not renewed yet", {
+      name: st.name,
+      notAfter: new Date(held.notAfter).toISOString(),
+      hoursLeft: Math.round((held.notAfter - now) / 3600_000),
+      lastError: st.failure?.message ?? "",
+    });
   }
 
   private due(st: NameState, now: number): boolean {
