@@ -12,8 +12,10 @@ import { connect, type DetailedPeerCertificate } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { formatCertificates } from "../../gateway/cli/certs.js";
+import { main } from "../../gateway/cli/main.js";
 import { type Pebble, startPebble } from "../support/pebble.js";
 import { redisServerBinary, startRedis } from "../support/redis.js";
+import { TestCa } from "../tls/test-ca.js";
 import { startChildLintel } from "./child.js";
 import {
   call,
@@ -82,20 +84,22 @@ async function setup(certValiditySecs?: number, eab?: Record<string, string>): P
 function lintelOn(
   s: Setup,
   acme: string,
-  opts: { ip?: string; storage?: string } = {},
+  opts: { ip?: string; storage?: string; plain?: string; tls?: string; workers?: number } = {},
 ): Promise<Lintel> {
   const ip = opts.ip ?? "127.0.0.1";
   return startLintel(
     `
+workers: ${opts.workers ?? 0}
 admin: {ip: 127.0.0.1, port: 0}
 routers:
 - protocol: http
   dtab: /svc => /$/inet/127.0.0.1/${s.upstream}
   servers:
-  - {ip: ${ip}, port: ${s.httpPort}, httpsRedirect: {port: ${s.tlsPort}}}
+  - {ip: ${ip}, port: ${s.httpPort}, httpsRedirect: {port: ${s.tlsPort}}${opts.plain ?? ""}}
   - ip: ${ip}
     port: ${s.tlsPort}
     tls:
+${opts.tls ?? ""}
       acme:
         directory: ${s.pebble.directoryUrl}
         trustCerts: [${s.dir}/pebble-ca.pem]
@@ -151,6 +155,50 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(s.pebble.orders()).toBe(2);
     expect((await metricsJson(again))["acme/orders/new/success"] ?? 0).toBe(0);
+  }, 60_000);
+
+  it("answers HTTP-01 from a uws server on a worker thread, and mixes ACME with a file certificate", async () => {
+    const s = await setup();
+    const root = await TestCa.root();
+    const files = await root.leaf({ dns: ["file.test"] });
+    writeFiles(s.dir, { "file.crt": files.certPem, "file.key": files.keyPem() });
+    const l = await lintelOn(s, "names: [worker.test]\nchallenges: [http-01]", {
+      plain: ", engine: uws",
+      workers: 1,
+      tls: `      certPath: ${s.dir}/file.crt\n      keyPath: ${s.dir}/file.key`,
+    });
+    expect(l.runtime.pool).toBeDefined();
+    await eventually(
+      () => issuedByPebble(s.tlsPort, "worker.test"),
+      15_000,
+      "worker.test from Pebble",
+    );
+    // The file's certificate serves its name and is the default; ACME's serves its own.
+    expect((await presented(s.tlsPort, "file.test")).serialNumber).toBe(files.serial);
+    expect((await presented(s.tlsPort, "other.test")).serialNumber).toBe(files.serial);
+    const out: string[] = [];
+    expect(await main(["certs", "--admin", `127.0.0.1:${l.adminPort}`], (x) => out.push(x))).toBe(
+      0,
+    );
+    expect(out.join("\n")).toMatch(/worker\.test\n\s+source ACME worker\.test; issuer CN=Pebble/);
+    expect(out.join("\n")).toMatch(/file\.test \(default\)\n\s+source file /);
+  }, 60_000);
+
+  it("does not loop on a name whose challenge fails", async () => {
+    const s = await setup();
+    // Nothing listens where the CA looks for this name.
+    await s.pebble.challtestsrv.addA("nowhere.test", "127.0.0.9");
+    const l = await lintelOn(s, "names: [nowhere.test]\nchallenges: [http-01]");
+    await new Promise((r) => setTimeout(r, 6000));
+    const m = await metricsJson(l);
+    // Tries at about 0.5, 1, 2 and 4 s after the first (retryMinMs 500, doubling): a handful.
+    expect(m["acme/challenge_failures/http-01"]).toBeGreaterThanOrEqual(2);
+    expect(m["acme/challenge_failures/http-01"]).toBeLessThanOrEqual(6);
+    const view = JSON.parse((await call(l.adminPort, { path: "/admin/certificates.json" })).text);
+    const st = view.acme[0].names[0];
+    expect(st.state).toBe("failing");
+    expect(st.lastError.message).toMatch(/http-01 validation of nowhere\.test failed/);
+    expect(Date.parse(st.nextTryAt)).toBeGreaterThan(Date.now());
   }, 60_000);
 
   it("orders through TLS-ALPN-01 on the node engine", async () => {
@@ -328,6 +376,7 @@ describe.skipIf(MISSING)("ACME with several replicas", () => {
     for (const n of names) expect(await s.pebble.issuedFor(n)).toBe(1);
     const orders = await Promise.all(replicas.map((l) => metricsJson(l)));
     expect(orders.reduce((n, m) => n + (m["acme/orders/new/success"] ?? 0), 0)).toBe(6);
+    return { replicas, s };
   }
 
   it("three replicas sharing a dir storage order each name once and all serve it", async () => {
@@ -339,7 +388,13 @@ describe.skipIf(MISSING)("ACME with several replicas", () => {
     async () => {
       const redis = await startRedis(REDIS!);
       onCleanup(() => redis.stop());
-      await threeReplicas(() => `{kind: redis, url: "${redis.url}", prefix: "acme-test"}`);
+      const { replicas, s } = await threeReplicas(
+        () => `{kind: redis, url: "${redis.url}", prefix: "acme-test"}`,
+      );
+      // The storage goes away: what serves keeps serving.
+      await redis.stop();
+      expect(await issuedByPebbleAt("127.0.0.2", s.tlsPort, "r0.test")).toBe(true);
+      expect(replicas).toHaveLength(3);
     },
     90_000,
   );
