@@ -7,12 +7,14 @@
 import { X509Certificate } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createHttpsServer, get as getHttps } from "node:https";
 import { join } from "node:path";
 import { connect, type DetailedPeerCertificate } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { formatCertificates } from "../../gateway/cli/certs.js";
 import { main } from "../../gateway/cli/main.js";
+import { ariCertId } from "../../tls/acme/ari.js";
 import { type Pebble, startPebble } from "../support/pebble.js";
 import { redisServerBinary, startRedis } from "../support/redis.js";
 import { TestCa } from "../tls/test-ca.js";
@@ -84,7 +86,15 @@ async function setup(certValiditySecs?: number, eab?: Record<string, string>): P
 function lintelOn(
   s: Setup,
   acme: string,
-  opts: { ip?: string; storage?: string; plain?: string; tls?: string; workers?: number } = {},
+  opts: {
+    ip?: string;
+    storage?: string;
+    plain?: string;
+    tls?: string;
+    workers?: number;
+    directory?: string;
+    trust?: string;
+  } = {},
 ): Promise<Lintel> {
   const ip = opts.ip ?? "127.0.0.1";
   return startLintel(
@@ -101,8 +111,8 @@ routers:
     tls:
 ${opts.tls ?? ""}
       acme:
-        directory: ${s.pebble.directoryUrl}
-        trustCerts: [${s.dir}/pebble-ca.pem]
+        directory: ${opts.directory ?? s.pebble.directoryUrl}
+        trustCerts: [${s.dir}/pebble-ca.pem${opts.trust ? `, ${opts.trust}` : ""}]
         storage: ${opts.storage ?? `{kind: dir, path: ${s.dir}/acme}`}
         retryMinMs: 500
 ${acme
@@ -295,6 +305,84 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     } finally {
       ask.close();
     }
+  }, 60_000);
+
+  it("follows the CA's renewal window (ARI), asking about the certificate it serves", async () => {
+    // Debian's Pebble has no renewal information: a directory in front of it adds it.
+    const s = await setup();
+    const root = await TestCa.root();
+    const front = await root.leaf({ dns: ["localhost"], ip: ["127.0.0.1"] });
+    writeFiles(s.dir, { "front-ca.pem": root.certPem });
+    const asked: string[] = [];
+    const pastFor = new Set<string>();
+    const server = createHttpsServer({ cert: front.certPem, key: front.keyPem() }, (req, res) => {
+      const url = req.url ?? "";
+      if (url.startsWith("/renewal-info/")) {
+        const id = url.slice("/renewal-info/".length);
+        asked.push(id);
+        // The first certificate is to be renewed now; the next ones in a month.
+        const now = Date.now();
+        const first = asked.length === 1 || pastFor.has(id);
+        if (first) pastFor.add(id);
+        const start = first ? now - 2 * 3600_000 : now + 30 * 86_400_000;
+        res.writeHead(200, { "content-type": "application/json", "retry-after": "3600" });
+        res.end(
+          JSON.stringify({
+            suggestedWindow: {
+              start: new Date(start).toISOString(),
+              end: new Date(start + 3600_000).toISOString(),
+            },
+          }),
+        );
+        return;
+      }
+      getHttps(s.pebble.directoryUrl, { ca: s.pebble.caCertPem }, (up) => {
+        let body = "";
+        up.on("data", (c) => {
+          body += c;
+        });
+        up.on("end", () => {
+          const port = (server.address() as { port: number }).port;
+          const dir = {
+            ...JSON.parse(body),
+            renewalInfo: `https://127.0.0.1:${port}/renewal-info/`,
+          };
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(dir));
+        });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    onCleanup(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as { port: number }).port;
+    const l = await lintelOn(s, "names: [ari.test]\nchallenges: [http-01]", {
+      directory: `https://127.0.0.1:${port}/dir`,
+      trust: `${s.dir}/front-ca.pem`,
+    });
+    await eventually(
+      () => s.pebble.issuedFor("ari.test").then((n) => n === 2),
+      20_000,
+      "the renewal in the window",
+    );
+    // The renewed certificate is served, and lintel asks the CA about it in turn.
+    const servedId = async () => {
+      const raw = (await presented(s.tlsPort, "ari.test")).raw.toString("base64");
+      return ariCertId(`-----BEGIN CERTIFICATE-----\n${raw}\n-----END CERTIFICATE-----\n`);
+    };
+    await eventually(
+      async () => (await servedId()) !== asked[0],
+      10_000,
+      "the renewal to be served",
+    );
+    const renewed = (await servedId())!;
+    await eventually(
+      () => asked.includes(renewed),
+      10_000,
+      "the renewed certificate to be asked about",
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await s.pebble.issuedFor("ari.test")).toBe(2); // the new window is a month away
+    const m = await metricsJson(l);
+    expect(m["acme/orders/renewal/success"]).toBe(1);
   }, 60_000);
 
   it("renews before expiry, and keeps serving the old certificate while the CA is down", async () => {

@@ -393,10 +393,8 @@ export class AcmeManager implements LivePemSource {
     };
   }
 
-  /** Asks the CA's renewal information (when it offers it) once the last answer is stale. */
-  private async refreshAri(st: NameState): Promise<void> {
-    const held = st.held;
-    if (!held || (held.stored.ari && held.stored.ari.nextCheckAt > this.o.clock.now())) return;
+  /** The CA's renewalInfo URL, when its directory has one (read once). */
+  private renewalInfo(): Promise<string | undefined> {
     this.renewalInfoUrl ??= this.get(this.o.directoryUrl)
       .then((r) => {
         const dir = JSON.parse(r.body) as { renewalInfo?: unknown };
@@ -406,7 +404,14 @@ export class AcmeManager implements LivePemSource {
         this.renewalInfoUrl = undefined;
         return undefined;
       });
-    const url = await this.renewalInfoUrl;
+    return this.renewalInfoUrl;
+  }
+
+  /** Asks the CA's renewal information (when it offers it) once the last answer is stale. */
+  private async refreshAri(st: NameState): Promise<void> {
+    const held = st.held;
+    if (!held || (held.stored.ari && held.stored.ari.nextCheckAt > this.o.clock.now())) return;
+    const url = await this.renewalInfo();
     const certId = url && ariCertId(held.stored.certPem);
     if (!url || !certId) return;
     try {
@@ -511,8 +516,14 @@ export class AcmeManager implements LivePemSource {
   /** The ACME order itself: authorizations through the allowed challenges, then finalize. */
   private async order(st: NameState): Promise<PemPair> {
     const { acme, client } = await this.account();
+    // A renewal says which certificate it replaces when the CA speaks ARI (RFC 9773 §5).
+    const replaces =
+      st.held && (await this.renewalInfo()) ? ariCertId(st.held.stored.certPem) : undefined;
     return withProblems(async () => {
-      const order = await client.createOrder({ identifiers: [{ type: "dns", value: st.name }] });
+      const order = await client.createOrder({
+        identifiers: [{ type: "dns", value: st.name }],
+        ...(replaces ? { replaces } : {}),
+      } as Parameters<typeof client.createOrder>[0]);
       for (const authz of await client.getAuthorizations(order)) {
         if (authz.status === "valid") continue;
         const allowed = authz.wildcard ? (["dns-01"] as const) : this.o.challenges;
