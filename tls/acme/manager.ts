@@ -107,7 +107,7 @@ interface NameState {
 /** While another replica orders a name, look for its result this often. */
 const WAIT_FOR_OTHER_MS = 3000;
 /** Pebble, Let's Encrypt: validation takes seconds; poll the CA at this pace. */
-const CA_POLL = { backoffAttempts: 12, backoffMin: 250, backoffMax: 5000 };
+const CA_POLL = { backoffAttempts: 15, backoffMin: 100, backoffMax: 3000 };
 
 function storageId(directoryUrl: string): string {
   const u = new URL(directoryUrl);
