@@ -211,11 +211,68 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     expect(Date.parse(st.nextTryAt)).toBeGreaterThan(Date.now());
   }, 60_000);
 
-  it("orders through TLS-ALPN-01 on the node engine", async () => {
+  it("orders through TLS-ALPN-01 on the node engine, with the key type asked for", async () => {
     const s = await setup();
-    await lintelOn(s, "names: [alpn.test]\nchallenges: [tls-alpn-01]");
+    await lintelOn(s, "names: [alpn.test]\nchallenges: [tls-alpn-01]\nkeyType: rsa2048");
     await eventually(() => issuedByPebble(s.tlsPort, "alpn.test"), 15_000, "alpn.test from Pebble");
     expect(await s.pebble.issuedFor("alpn.test")).toBe(1);
+    const key = new X509Certificate((await presented(s.tlsPort, "alpn.test")).raw).publicKey;
+    expect(key.asymmetricKeyType).toBe("rsa");
+    expect(key.asymmetricKeyDetails?.modulusLength).toBe(2048);
+  }, 60_000);
+
+  it("waits out a rate limit the CA states, and says so", async () => {
+    const s = await setup();
+    // A directory in front of Pebble whose newOrder answers as a rate-limited CA does.
+    const root = await TestCa.root();
+    const front = await root.leaf({ dns: ["localhost"], ip: ["127.0.0.1"] });
+    writeFiles(s.dir, { "front-ca.pem": root.certPem });
+    let limited = 0;
+    const server = createHttpsServer({ cert: front.certPem, key: front.keyPem() }, (req, res) => {
+      if (req.url === "/new-order") {
+        limited++;
+        req.resume();
+        res.writeHead(429, { "content-type": "application/problem+json", "retry-after": "120" });
+        res.end(
+          JSON.stringify({
+            type: "urn:ietf:params:acme:error:rateLimited",
+            detail: "too many new orders recently",
+          }),
+        );
+        return;
+      }
+      getHttps(s.pebble.directoryUrl, { ca: s.pebble.caCertPem }, (up) => {
+        let body = "";
+        up.on("data", (c) => {
+          body += c;
+        });
+        up.on("end", () => {
+          const port = (server.address() as { port: number }).port;
+          const dir = { ...JSON.parse(body), newOrder: `https://127.0.0.1:${port}/new-order` };
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(dir));
+        });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    onCleanup(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as { port: number }).port;
+    const l = await lintelOn(s, "names: [limited.test]\nchallenges: [http-01]", {
+      directory: `https://127.0.0.1:${port}/dir`,
+      trust: `${s.dir}/front-ca.pem`,
+    });
+    await eventually(() => limited >= 1, 15_000, "an order to be refused");
+    await eventually(
+      () => l.logs.some((x) => x.includes("ACME order failed") && x.includes("rateLimited")),
+      5000,
+      "the refusal to be logged",
+    );
+    const view = JSON.parse((await call(l.adminPort, { path: "/admin/certificates.json" })).text);
+    const st = view.acme[0].names[0];
+    expect(st.lastError.message).toContain("too many new orders recently");
+    // Not before the CA's Retry-After (120 s), although retryMinMs is 500 ms.
+    expect(Date.parse(st.nextTryAt) - Date.parse(st.lastError.at)).toBeGreaterThanOrEqual(120_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(limited).toBe(1);
   }, 60_000);
 
   it("orders a wildcard through DNS-01 with the exec provider", async () => {
