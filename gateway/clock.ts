@@ -18,3 +18,27 @@ export const systemClock: Clock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
 };
+
+/** How far coarseClock may lag behind Date.now(). */
+const COARSE_MS = 20;
+let coarseNow = 0;
+let coarseTicker: NodeJS.Timeout | undefined;
+
+/**
+ * Date.now() to within COARSE_MS, for per-request bookkeeping that needs no finer time
+ * (retry budgets, failure accrual windows and backoffs, idle stamps): a field read
+ * instead of a call into the runtime on every request. The ticker starts on first use
+ * and never keeps the process alive.
+ */
+export const coarseClock: Pick<Clock, "now"> = {
+  now() {
+    if (coarseTicker === undefined) {
+      coarseNow = Date.now();
+      coarseTicker = setInterval(() => {
+        coarseNow = Date.now();
+      }, COARSE_MS);
+      coarseTicker.unref();
+    }
+    return coarseNow;
+  },
+};

@@ -11,7 +11,7 @@ import { certificateGauges, certificatesView, type TlsServerStore } from "./admi
 import { ClientCache } from "./client/client-cache.js";
 import { clientParamsResolver } from "./client/params.js";
 import { clientTlsBlocks, UpstreamTlsContexts } from "./client/upstream-tls.js";
-import { systemClock } from "./clock.js";
+import { coarseClock, systemClock } from "./clock.js";
 import type { AcmeConfig } from "./config/acme-schema.js";
 import type { LintelConfig } from "./config/config-schema.js";
 import { CidrSet } from "./http/cidr.js";
@@ -19,6 +19,7 @@ import type { Interpreter } from "./interpreters/interpreter.js";
 import type { KubeApi, KubeApiRef } from "./k8s/api.js";
 import type { Logger } from "./log.js";
 import { AccessLog } from "./routing/access-log.js";
+import { clientStack } from "./routing/client-stack.js";
 import { ConnectTunnels } from "./routing/connect-tunnel.js";
 import { EgressPolicy } from "./routing/egress-policy.js";
 import {
@@ -27,8 +28,10 @@ import {
   type NamingSetup,
   routerLabel,
 } from "./routing/naming-setup.js";
+import { PolicyKinds } from "./routing/policy-kinds.js";
 import { Router } from "./routing/router.js";
 import { ServerPolicy } from "./routing/server-policy.js";
+import { ServicePolicies } from "./routing/service-policy.js";
 import {
   type ServerCertificateSources,
   serverCertificateSources,
@@ -171,6 +174,12 @@ export class Runtime {
     const rt = new Runtime(config, log, naming, routers, clients, accessLogs, listeners, undefined);
     rt.inWorker = side !== undefined;
     const upstreamTls = new UpstreamTlsContexts();
+    const policyKinds = new PolicyKinds({
+      log,
+      clock: systemClock,
+      random: Math.random,
+      kube: side ? side.kube : (ref) => naming.kube!.get(ref),
+    });
     /** uws servers the workers will serve: their key, address and certificates. */
     const forWorkers: { key: string; router: string; index: number; ip: string; port: number }[] =
       [];
@@ -208,18 +217,23 @@ export class Runtime {
           }
         }
         const metrics = new RouterMetrics(rt.metrics, label);
+        const egress = r.egress ? new EgressPolicy(r.egress) : undefined;
         const cache = new ClientCache(
-          clientParamsResolver(r.client),
-          upstreamTls,
+          clientStack({
+            paramsFor: clientParamsResolver(r.client),
+            kinds: policyKinds,
+            tlsContexts: upstreamTls,
+            metrics,
+            clock: coarseClock,
+            log: rlog,
+            egress,
+          }),
           r.bindingCache.clients,
           r.bindingCache.idleTtlSecs * 1000,
-          rlog,
-          (id) => metrics.client(id),
         );
         clients.push(cache);
         const accessLog = r.httpAccessLog ? new AccessLog(r.httpAccessLog, rlog) : undefined;
         if (accessLog) accessLogs.push(accessLog);
-        const egress = r.egress ? new EgressPolicy(r.egress) : undefined;
         const router = new Router(label, {
           naming: naming.routers.get(label)!,
           clients: cache,
@@ -235,6 +249,7 @@ export class Runtime {
           bindingIdleTtlMs: r.bindingCache.idleTtlSecs * 1000,
           egress,
           metrics,
+          services: new ServicePolicies(r.service, policyKinds, metrics, coarseClock),
         });
         routers.push(router);
         for (const [j, s] of r.servers.entries()) {

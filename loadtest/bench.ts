@@ -39,7 +39,15 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 const resultsDir = join(root, "loadtest/results");
 const lintelBin = join(root, "bin/lintel.js");
 
-const ROW_NAMES = ["plaintext", "tls", "handshake", "egress", "large", "latency"] as const;
+const ROW_NAMES = [
+  "plaintext",
+  "tls",
+  "handshake",
+  "egress",
+  "large",
+  "policy",
+  "latency",
+] as const;
 type RowName = (typeof ROW_NAMES)[number];
 const LARGE_BODY = 64 * 1024;
 /** The issue's target for the latency row: p99 added over direct, at half HAProxy's peak. */
@@ -316,7 +324,7 @@ async function main(): Promise<number> {
     mkdirSync(join(dir, "certs"));
     const cert = makeBenchCert(join(dir, "certs"));
     mkdirSync(join(dir, "h2load"));
-    const ports = await Promise.all(Array.from({ length: 16 }, () => freePort()));
+    const ports = await Promise.all(Array.from({ length: 18 }, () => freePort()));
     const port = (i: number) => ports[i]!;
     const [backendPort, haproxyPort, uwsPort, nodePort, adminPort] = [0, 1, 2, 3, 4].map(port);
     const [haproxyTls, uwsTls, nodeTls] = [5, 6, 7].map(port);
@@ -324,6 +332,8 @@ async function main(): Promise<number> {
     const [backendTls, haproxyEgress, uwsEgress, nodeEgress] = [8, 9, 10, 11].map(port);
     // The large row: a second backend answering 64 KiB bodies.
     const [largeBackend, haproxyLarge, uwsLarge, nodeLarge] = [12, 13, 14, 15].map(port);
+    // The policy row: the plaintext backend behind no resilience policy, and a typical one.
+    const [uwsBare, uwsPolicy] = [16, 17].map(port);
     writeFileSync(
       join(dir, "backend.cfg"),
       backendConfig(
@@ -387,6 +397,25 @@ routers:
   servers:
   - {ip: 127.0.0.1, port: ${uwsLarge}, engine: uws}
   - {ip: 127.0.0.1, port: ${nodeLarge}, engine: node}
+- protocol: http
+  label: bare
+  dtab: /svc => /$/inet/127.0.0.1/${backendPort}
+  client: {failureAccrual: {kind: none}}
+  servers:
+  - {ip: 127.0.0.1, port: ${uwsBare}, engine: uws}
+- protocol: http
+  label: policy
+  dtab: /svc => /$/inet/127.0.0.1/${backendPort}
+  client:
+    loadBalancer: {kind: p2c}
+    failureAccrual: {kind: io.l5d.consecutiveFailures, failures: 5, backoff: {kind: jittered, minMs: 5000, maxMs: 300000}}
+    requestAttemptTimeoutMs: 10000
+  service:
+    totalTimeoutMs: 10000
+    responseClassifier: {kind: io.l5d.http.retryableRead5XX}
+    retries: {budget: {percentCanRetry: 0.2}, backoff: {kind: jittered, minMs: 10, maxMs: 100}}
+  servers:
+  - {ip: 127.0.0.1, port: ${uwsPolicy}, engine: uws}
 `;
     writeFileSync(lintelConfig, lintelYaml(`workers: ${threads}\n`));
     // Refuse what lintel refuses, before measuring anything: a config lintel rejects would
@@ -461,7 +490,7 @@ routers:
         await waitForPort(p, haproxy);
       for (const p of [uwsPort, nodePort, uwsTls, nodeTls, uwsEgress, nodeEgress, uwsLarge])
         await waitForPort(p, lintel);
-      await waitForPort(nodeLarge, lintel);
+      for (const p of [nodeLarge, uwsBare, uwsPolicy]) await waitForPort(p, lintel);
 
       // Idle memory once lintel has started (and settled a second), before any load.
       await sleep(1000);
@@ -547,6 +576,18 @@ routers:
               },
             ]
           : []),
+        {
+          row: "policy",
+          name: `policy-${bodyBytes}B-${connections}c`,
+          what: "plaintext keep-alive on uws: no failure accrual (bare), Linkerd's defaults (lintel-uws), and p2c + accrual + retries + timeouts (policy)",
+          bodyBytes,
+          targets: [
+            plain("haproxy", haproxyPort, haproxy),
+            plain("lintel-uws-bare", uwsBare, lintel),
+            plain("lintel-uws", uwsPort, lintel),
+            plain("lintel-uws-policy", uwsPolicy, lintel),
+          ],
+        },
       ];
 
       const profiles: {
@@ -606,7 +647,7 @@ routers:
             const mb =
               sc.bodyBytes >= 4096 ? `  ${((res.rps * sc.bodyBytes) / 1e6).toFixed(0)} MB/s` : "";
             console.log(
-              `  round ${r + 1} ${t.name.padEnd(12)} ${res.rps.toFixed(0).padStart(8)} req/s${mb}  p99 ${res.p99Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} us/req`,
+              `  round ${r + 1} ${t.name.padEnd(17)} ${res.rps.toFixed(0).padStart(8)} req/s${mb}  p99 ${res.p99Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} us/req`,
             );
           }
         }
@@ -629,11 +670,11 @@ routers:
         });
         rows.push(...scRows);
         const rowOf = (name: string) => scRows.find((x) => x.target === name);
-        for (const t of ["lintel-uws", "lintel-node"]) {
-          const key = `${sc.name}/${t}`;
-          ratios[key] = rowOf(t)!.rps / rowOf("haproxy")!.rps;
+        for (const t of sc.targets.filter((x) => x.name.startsWith("lintel"))) {
+          const key = `${sc.name}/${t.name}`;
+          ratios[key] = rowOf(t.name)!.rps / rowOf("haproxy")!.rps;
           const direct = rowOf("direct");
-          if (direct) vsDirect[key] = rowOf(t)!.rps / direct.rps;
+          if (direct) vsDirect[key] = rowOf(t.name)!.rps / direct.rps;
         }
         printTable(scRows, sc.name, ratios, vsDirect, sc.bodyBytes >= 4096);
         const direct = rowOf("direct");
@@ -1108,15 +1149,16 @@ function printTable(
   showMb: boolean,
 ): void {
   const fmt = (x: number | undefined) => (x === undefined ? "" : x.toFixed(2));
+  const width = Math.max(12, ...rows.map((r) => r.target.length));
   const mbHead = showMb ? ` ${"MB/s".padStart(6)}` : "";
   console.log(
-    `${"target".padEnd(12)} ${"req/s".padStart(9)}${mbHead} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/direct".padStart(7)} ${"cpu us/req".padStart(10)}`,
+    `${"target".padEnd(width)} ${"req/s".padStart(9)}${mbHead} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/direct".padStart(7)} ${"cpu us/req".padStart(10)}`,
   );
   for (const row of rows) {
     const key = `${scenario}/${row.target}`;
     const mb = showMb ? ` ${row.body_mb_per_s.toFixed(0).padStart(6)}` : "";
     console.log(
-      `${row.target.padEnd(12)} ${row.rps.toFixed(0).padStart(9)}${mb} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${fmt(ratios[key]).padStart(8)} ${fmt(vsDirect[key]).padStart(7)} ${row.cpu_us_per_req.toFixed(1).padStart(10)}`,
+      `${row.target.padEnd(width)} ${row.rps.toFixed(0).padStart(9)}${mb} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${fmt(ratios[key]).padStart(8)} ${fmt(vsDirect[key]).padStart(7)} ${row.cpu_us_per_req.toFixed(1).padStart(10)}`,
     );
   }
 }

@@ -61,7 +61,7 @@ export class AcmeService {
   async manager(acme: AcmeConfig, engine: "node" | "uws", server: string): Promise<AcmeManager> {
     const log = this.o.log.child({ component: "acme", server });
     const storage = this.storage(acme, log);
-    const ctx = { log, clock: this.o.clock, kube: this.o.kube };
+    const ctx = { log, clock: this.o.clock, random: this.o.random, kube: this.o.kube };
     const dns = acme.dnsProvider?.plugin.create(acme.dnsProvider.config, ctx);
     const challenges = acme.challenges ?? [
       "http-01" as const,
@@ -140,7 +140,12 @@ export class AcmeService {
     const key = `${s.kind} ${JSON.stringify(s.config)}`;
     let storage = this.storages.get(key);
     if (!storage) {
-      storage = s.plugin.create(s.config, { log, clock: this.o.clock, kube: this.o.kube });
+      storage = s.plugin.create(s.config, {
+        log,
+        clock: this.o.clock,
+        random: this.o.random,
+        kube: this.o.kube,
+      });
       this.storages.set(key, storage);
     }
     return storage;

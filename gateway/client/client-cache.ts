@@ -1,26 +1,18 @@
-// Clients by bound id, created on first use and closed when idle too long or when the
-// cache is over capacity (least recently used first).
+// Clients by bound id, made on first use (by the router's client stack) and closed when
+// idle too long or when the cache is over capacity (least recently used first).
 
-import type { Logger } from "../log.js";
 import type { BoundName } from "../naming/index.js";
-import { P2CBalancer } from "./balancer.js";
-import { Client } from "./client.js";
-import type { ConnectionCounters } from "./http1/pool.js";
-import type { ClientParamsFor } from "./params.js";
-import { type ClientTlsConfig, UpstreamTls, type UpstreamTlsContexts } from "./upstream-tls.js";
+import type { Client } from "./client.js";
 
 export class ClientCache {
   private readonly clients = new Map<string, Client>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
-    private readonly paramsFor: ClientParamsFor,
-    private readonly tlsContexts: UpstreamTlsContexts,
+    /** Makes the client of a bound id (its balancer, accrual, limits, endpoints). */
+    private readonly make: (bound: BoundName) => Client,
     private readonly capacity: number,
     private readonly idleTtlMs: number,
-    private readonly log: Logger,
-    /** The connection metrics of a bound id (as shown). */
-    private readonly countersFor?: (boundId: string) => ConnectionCounters,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, idleTtlMs / 4)));
     this.sweeper.unref();
@@ -31,33 +23,15 @@ export class ClientCache {
     let c = this.clients.get(key);
     if (c && c.bound.addr === bound.addr) return c;
     if (c) void c.close();
-    const p = this.paramsFor(bound.id);
-    c = new Client(
-      bound,
-      new P2CBalancer(),
-      {
-        maxConnections: p.hostConnectionPool?.maxSize,
-        idleTimeMs: p.hostConnectionPool?.idleTimeMs,
-        minConnections: p.hostConnectionPool?.minSize,
-        connectTimeoutMs: p.connectTimeoutMs,
-        tls: p.tls ? this.upstreamTls(p.tls, key) : undefined,
-        counters: this.countersFor?.(key),
-      },
-      this.log,
-    );
+    c = this.make(bound);
     this.clients.set(key, c);
     if (this.clients.size > this.capacity) this.evictLeastRecent();
     return c;
   }
 
-  private upstreamTls(tls: ClientTlsConfig, client: string): UpstreamTls {
-    if (tls.disableValidation) {
-      this.log.warn(
-        "TLS certificate validation is DISABLED for this client (tls.disableValidation): its upstreams are not authenticated",
-        { client },
-      );
-    }
-    return new UpstreamTls(tls, this.tlsContexts.get(tls));
+  /** The clients in use, for the admin's view. */
+  values(): IterableIterator<Client> {
+    return this.clients.values();
   }
 
   private evictLeastRecent(): void {

@@ -1,29 +1,73 @@
-// A client is everything lintel keeps for one bound destination (a bound id): its live
-// address set, an endpoint (connection pool) per address, and the load balancer. When the
-// addresses change, new endpoints get traffic and removed ones finish their requests.
+// A client is everything lintel keeps for one bound destination (a bound id), the
+// concrete layer of the request path: its live address set, an endpoint per address,
+// the load balancer, failure accrual per endpoint, the client's request limits, and
+// requeues of attempts that could not connect. When the addresses change, new
+// endpoints get traffic and removed ones finish their requests.
 
+import { coarseClock } from "../clock.js";
+import { ProxyError } from "../http/errors.js";
 import type { Logger } from "../log.js";
-import { type Addr, addressKey, type BoundName } from "../naming/index.js";
-import type { Balancer } from "./balancer.js";
+import { type Addr, type Address, addressKey, type BoundName } from "../naming/index.js";
+import type { RetryBudget } from "../policy/retry-budget.js";
+import type { BalancerSource, ClientStats } from "../telemetry/index.js";
+import type { FailureAccrualPolicy } from "./accrual/accrual.js";
+import {
+  Attempt,
+  type AttemptEndpoint,
+  type AttemptListener,
+  type AttemptOwner,
+  type CallPolicy,
+} from "./attempt.js";
+import type { LoadBalancer, LoadBalancerFactory } from "./balancers/balancer.js";
 import { Endpoint, type EndpointOptions } from "./endpoint.js";
+import type { UpstreamHandler, UpstreamRequest } from "./http1/connection.js";
 
-export class Client {
+/** The client-level settings of a bound id (its `client` block), as built objects. */
+export interface ClientPolicy {
+  /** Refuses an address this client must not dial (an egress router's rules), or undefined. */
+  readonly checkAddress?: (address: Address) => ProxyError | undefined;
+  readonly balancer: LoadBalancerFactory;
+  readonly accrual: FailureAccrualPolicy;
+  /** A connection failure marks the endpoint dead at once (Linkerd's failFast). */
+  readonly failFast: boolean;
+  /** Attempts that could not connect go to another endpoint while this allows. */
+  readonly requeueBudget: RetryBudget;
+  readonly attemptTimeoutMs: number | undefined;
+  /** Envoy-style limits: requests in flight, and waiting for a connection. */
+  readonly maxRequests: number;
+  readonly maxPendingRequests: number;
+}
+
+/** An attempt never requeues more often than this, whatever the budget. */
+const MAX_REQUEUES = 25;
+
+export class Client implements AttemptOwner, BalancerSource {
   private endpoints: Endpoint[] = [];
   private readonly byKey = new Map<string, Endpoint>();
+  private readonly balancer: LoadBalancer<Endpoint>;
+  /** The balancer learns from latencies, so attempts are timed. */
+  private readonly timed: boolean;
   private addr: Addr;
   private readonly stopObserving: () => void;
   private waiters: (() => void)[] = [];
+  /** Attempts in flight on this client's endpoints. */
+  private active = 0;
   lastUsed = Date.now();
 
   constructor(
     readonly bound: BoundName,
-    private readonly balancer: Balancer,
+    private readonly policy: ClientPolicy,
     private readonly endpointOptions: EndpointOptions,
     private readonly log: Logger,
+    /** The bound id's metrics (they outlive this client when it is replaced). */
+    readonly stats: ClientStats,
   ) {
+    this.balancer = policy.balancer.make<Endpoint>();
+    this.timed = this.balancer.observe !== undefined;
     this.stopObserving = bound.addr.observe((a) => this.update(a));
     this.addr = { kind: "pending" };
     this.update(bound.addr.sample());
+    stats.source = this;
   }
 
   /** The address state: pending, neg, failed, or bound (possibly to no addresses). */
@@ -31,15 +75,159 @@ export class Client {
     return this.addr;
   }
 
-  pick(): Endpoint | undefined {
-    this.lastUsed = Date.now();
-    return this.balancer.pick(this.endpoints);
+  /** Endpoints now, and those failure accrual has marked dead. */
+  get size(): { readonly endpoints: number; readonly dead: number } {
+    let dead = 0;
+    for (const e of this.endpoints) if (!e.available) dead++;
+    return { endpoints: this.endpoints.length, dead };
   }
 
-  /** Resolves when the address state leaves pending (or right away if it has). */
-  whenResolved(): Promise<void> {
+  balancerStats(): { readonly size: number; readonly load: number } {
+    return this.balancer.stats();
+  }
+
+  /** Resolves when the address state leaves pending (or right away if it has), or after `timeoutMs`. */
+  whenResolved(timeoutMs: number): Promise<void> {
     if (this.addr.kind !== "pending") return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Sends one attempt of `req` to an endpoint the balancer picks (not `avoid` when another
+   * is available); `next` gets the answer, or the error when no endpoint can take it.
+   */
+  dispatch(
+    req: UpstreamRequest,
+    next: UpstreamHandler,
+    call: CallPolicy,
+    avoid?: AttemptEndpoint,
+  ): void {
+    this.lastUsed = coarseClock.now();
+    this.policy.requeueBudget.deposit();
+    this.send(req, next, call, avoid as Endpoint | undefined, 0);
+  }
+
+  private send(
+    req: UpstreamRequest,
+    next: UpstreamHandler,
+    call: CallPolicy,
+    avoid: Endpoint | undefined,
+    requeues: number,
+  ): void {
+    if (this.active >= this.policy.maxRequests) {
+      this.stats.rejected.n++;
+      next.onError(
+        new ProxyError(
+          "LINTEL_OVERLOADED",
+          `${this.bound.id.show} has ${this.active} requests in flight, its limit (client maxRequests), for ${call.service}`,
+        ),
+      );
+      return;
+    }
+    const endpoint = this.balancer.pick(avoid);
+    if (!endpoint) {
+      next.onError(
+        this.endpoints.length === 0
+          ? new ProxyError(
+              "LINTEL_NO_ADDRESSES",
+              `${this.bound.id.show} has no addresses for ${call.service}`,
+            )
+          : new ProxyError(
+              "LINTEL_UNAVAILABLE",
+              `all ${this.endpoints.length} endpoints of ${this.bound.id.show} are marked dead by failure accrual (for ${call.service})`,
+            ),
+      );
+      return;
+    }
+    if (endpoint.pending >= this.policy.maxPendingRequests) {
+      this.stats.rejected.n++;
+      next.onError(
+        new ProxyError(
+          "LINTEL_OVERLOADED",
+          `${endpoint.key} of ${this.bound.id.show} has ${endpoint.pending} requests waiting for a connection (client maxPendingRequests)`,
+        ),
+      );
+      return;
+    }
+    const denied = this.policy.checkAddress?.(endpoint.address);
+    if (denied) {
+      next.onError(denied);
+      return;
+    }
+    endpoint.health.admit();
+    this.active++;
+    const attempt = new Attempt(
+      this,
+      endpoint,
+      req,
+      next,
+      call,
+      this.policy.attemptTimeoutMs,
+      this.timed,
+    );
+    attempt.requeues = requeues;
+    (next as Partial<AttemptListener>).attempting?.(attempt);
+    endpoint.dispatch(req, attempt);
+  }
+
+  // ---- AttemptOwner -------------------------------------------------------------------------
+
+  observe(e: Endpoint, latencyMs: number, ok: boolean, connectFailure: boolean): void {
+    this.balancer.observe?.(e, latencyMs, ok);
+    const before = e.health.state;
+    if (connectFailure && this.policy.failFast) e.health.markDead();
+    else e.health.record(ok);
+    const after = e.health.state;
+    if (after === "dead" && before !== "dead") {
+      this.stats.markedDead.n++;
+      this.log.info(
+        before === "probing"
+          ? "endpoint still failing after its backoff: marked dead again"
+          : "endpoint marked dead by failure accrual",
+        { client: this.bound.id.show, endpoint: e.key, deadForMs: e.health.deadUntil - Date.now() },
+      );
+    } else if (before === "probing" && after === "alive") {
+      this.stats.revived.n++;
+      this.log.info("endpoint revived", { client: this.bound.id.show, endpoint: e.key });
+    }
+  }
+
+  interrupted(e: Endpoint): void {
+    e.health.abandon();
+  }
+
+  rejected(e: Endpoint): void {
+    e.health.abandon();
+    this.stats.rejected.n++;
+  }
+
+  attemptTimedOut(): void {
+    this.stats.attemptTimeouts.n++;
+  }
+
+  requeue(attempt: Attempt, _err: Error): boolean {
+    if (attempt.requeues >= MAX_REQUEUES || this.endpoints.length < 2) return false;
+    if (!this.policy.requeueBudget.tryWithdraw()) return false;
+    this.stats.requeues.n++;
+    this.send(
+      attempt.req,
+      attempt.next,
+      attempt.call,
+      attempt.endpoint as Endpoint,
+      attempt.requeues + 1,
+    );
+    return true;
+  }
+
+  finished(attempt: Attempt): void {
+    this.active--;
+    (attempt.endpoint as Endpoint).release();
   }
 
   private update(a: Addr): void {
@@ -53,9 +241,13 @@ export class Client {
           void ep.close();
         }
       }
-      for (const [key, x] of next)
-        if (!this.byKey.has(key)) this.byKey.set(key, new Endpoint(x, this.endpointOptions));
+      for (const [key, x] of next) {
+        if (!this.byKey.has(key)) {
+          this.byKey.set(key, new Endpoint(x, this.endpointOptions, this.policy.accrual));
+        }
+      }
       this.endpoints = [...this.byKey.values()];
+      this.balancer.update(this.endpoints);
       this.log.debug("addresses changed", {
         client: this.bound.id.show,
         addresses: this.endpoints.length,
@@ -71,6 +263,7 @@ export class Client {
   /** Stops using the client: with `now`, requests still in flight are cut. */
   close(now = false): Promise<void> {
     this.stopObserving();
+    if (this.stats.source === this) this.stats.source = undefined;
     const eps = [...this.byKey.values()];
     this.byKey.clear();
     this.endpoints = [];

@@ -6,7 +6,7 @@ import { acmeBlock } from "./acme-schema.js";
 import { connectBlock, dnsBlock, egressBlock } from "./egress-schemas.js";
 import { kubernetesBlock } from "./kubernetes-schema.js";
 import { pluginSchema } from "./plugin-schema.js";
-import { client, defaultKind, kinded, service } from "./policy-schemas.js";
+import { clientSchema, defaultKind, kinded, serviceSchema } from "./policy-schemas.js";
 import {
   boolean,
   cidr,
@@ -272,8 +272,12 @@ export function routerSchema(registry: Registry) {
       bindingTimeoutMs: def(integer({ min: 1 }), 10_000),
       bindingCache: def(bindingCache, {}),
       servers: def(list(server(registry), { expected: "a list of servers", minItems: 1 }), [{}]),
-      client: def(defaultKind(client, "io.l5d.global"), { kind: "io.l5d.global" }),
-      service: def(defaultKind(service, "io.l5d.global"), { kind: "io.l5d.global" }),
+      client: def(defaultKind(clientSchema(registry), "io.l5d.global"), {
+        kind: "io.l5d.global",
+      }),
+      service: def(defaultKind(serviceSchema(registry), "io.l5d.global"), {
+        kind: "io.l5d.global",
+      }),
       originator: def(boolean(), false),
       httpAccessLog: opt(filePath("a log file path")),
       maxHeadersKB: def(integer({ min: 1 }), 8),

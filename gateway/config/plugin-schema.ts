@@ -30,6 +30,8 @@ export interface PluginConfig<C extends Category = Category> {
   /** Namers: where they are mounted, `/#/<prefix>`. Transformers: `/%/<prefix>`. */
   readonly prefix?: Path;
   readonly transformers?: readonly PluginConfig<"transformer">[];
+  /** Failure accrual: the backoff of dead endpoints (its `backoff` block). */
+  readonly backoff?: PluginConfig<"backoff">;
 }
 
 /** Kinds Linkerd has that lintel names as unsupported rather than unknown, by category. */
@@ -53,11 +55,21 @@ const UNSUPPORTED_KINDS: Readonly<Record<string, Readonly<Record<string, string>
   },
 };
 
+/** How messages name a category. */
+const CATEGORY_NAMES: Readonly<Partial<Record<Category, string>>> = {
+  acmeStorage: "ACME storage",
+  dnsProvider: "DNS provider",
+  loadBalancer: "load balancer",
+  failureAccrual: "failure accrual policy",
+  responseClassifier: "response classifier",
+};
+
 export function pluginSchema<C extends Category>(
   registry: Registry,
   category: C,
 ): Schema<PluginConfig<C>> {
-  const expected = `a ${category} (a mapping with a kind)`;
+  const what = CATEGORY_NAMES[category] ?? category;
+  const expected = `${/^[aeiouAEIOU]/.test(what) ? "an" : "a"} ${what} (a mapping with a kind)`;
   const combined = new Map<string, ObjectSchema<Record<string, unknown>>>();
   const schemaFor = (plugin: AnyPlugin) => {
     let s = combined.get(plugin.kind);
@@ -88,13 +100,13 @@ export function pluginSchema<C extends Category>(
         return cx.report(
           keyPath(path, "kind"),
           why
-            ? `${category} kind "${kind}" is not supported: ${why}`
-            : `unknown ${category} kind "${kind}"${didYouMean(kind, known)}; known kinds: ${known.join(", ")}`,
+            ? `${what} kind "${kind}" is not supported: ${why}`
+            : `unknown ${what} kind "${kind}"${didYouMean(kind, known)}; known kinds: ${known.join(", ")}`,
         );
       }
       const decoded = schemaFor(plugin).decode(v, path, cx);
       if (decoded === INVALID) return INVALID;
-      const { prefix, transformers, ...own } = decoded as Record<string, unknown>;
+      const { prefix, transformers, backoff, ...own } = decoded as Record<string, unknown>;
       const config = pickOwn(plugin, own);
       for (const problem of plugin.validate?.(config) ?? []) {
         if (typeof problem === "string") cx.report(path, problem);
@@ -110,6 +122,7 @@ export function pluginSchema<C extends Category>(
             ? ((prefix as Path | undefined) ?? defaultPrefix())
             : undefined,
         transformers: transformers as PluginConfig<"transformer">[] | undefined,
+        backoff: backoff as PluginConfig<"backoff"> | undefined,
       };
     },
   };
@@ -136,6 +149,8 @@ function commonFields(registry: Registry, category: Category): Record<string, Fi
       return { ...experimental, prefix: opt(pathString()) };
     case "interpreter":
       return { ...experimental, transformers: opt(list(lazyTransformer(registry))) };
+    case "failureAccrual":
+      return { ...experimental, backoff: opt(pluginSchema(registry, "backoff")) };
     default:
       return experimental;
   }

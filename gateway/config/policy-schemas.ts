@@ -1,7 +1,10 @@
 // Schemas for the client and service policy blocks of a router (Linkerd's `client` and
-// `service`): connection pools, load balancers, failure accrual, TLS origination,
-// retries and response classifiers. Kind-discriminated blocks list their kinds here.
+// `service`): connection pools, limits, TLS origination, retry budgets and timeouts. The
+// kinds inside them (load balancers, failure accrual, backoffs, response classifiers)
+// come from the registry.
 
+import type { Registry } from "../plugins/registry.js";
+import { pluginSchema } from "./plugin-schema.js";
 import {
   boolean,
   type DecodeContext,
@@ -17,7 +20,6 @@ import {
   type ObjectSchema,
   object,
   opt,
-  refine,
   req,
   type Schema,
   show,
@@ -68,50 +70,7 @@ export const hostConnectionPool = object({
   maxWaiters: opt(integer({ min: 0 })),
 });
 
-export const loadBalancer = kinded("load balancer", {
-  p2c: object({ maxEffort: def(integer({ min: 1 }), 5) }),
-  ewma: object({
-    maxEffort: def(integer({ min: 1 }), 5),
-    decayTimeMs: def(integer({ min: 1 }), 10_000),
-  }),
-  aperture: object({
-    maxEffort: def(integer({ min: 1 }), 5),
-    smoothWindowMs: def(integer({ min: 1 }), 5_000),
-    lowLoad: def(number({ min: 0 }), 0.5),
-    highLoad: def(number({ min: 0 }), 2),
-    minAperture: def(integer({ min: 1 }), 1),
-  }),
-  heap: object({}),
-  roundRobin: object({ maxEffort: def(integer({ min: 1 }), 5) }),
-});
-
-const backoff = kinded("backoff", {
-  constant: object({ ms: def(integer({ min: 0 }), 0) }),
-  jittered: refine(
-    object({ minMs: req(integer({ min: 0 })), maxMs: req(integer({ min: 0 })) }),
-    (b) => (b.minMs > b.maxMs ? `minMs (${b.minMs}) is larger than maxMs (${b.maxMs})` : undefined),
-  ),
-});
-
-export const failureAccrual = kinded("failure accrual policy", {
-  "io.l5d.consecutiveFailures": object({
-    failures: def(integer({ min: 1 }), 5),
-    backoff: opt(backoff),
-  }),
-  "io.l5d.successRate": object({
-    successRate: req(percent()),
-    requests: req(integer({ min: 1 })),
-    backoff: opt(backoff),
-  }),
-  "io.l5d.successRateWindowed": object({
-    successRate: req(percent()),
-    window: req(integer({ min: 1 })),
-    backoff: opt(backoff),
-  }),
-  none: object({}),
-});
-
-const retryBudget = object({
+export const retryBudget = object({
   minRetriesPerSec: def(integer({ min: 0 }), 10),
   percentCanRetry: def(percent(), 0.2),
   ttlSecs: def(integer({ min: 1 }), 10),
@@ -132,60 +91,66 @@ export const clientTls = object({
 });
 
 /** Per-client parameters; `prefix` is added for io.l5d.static entries. */
-const clientFields = {
-  hostConnectionPool: opt(hostConnectionPool),
-  loadBalancer: opt(loadBalancer),
-  failureAccrual: opt(failureAccrual),
-  failFast: opt(boolean()),
-  requeueBudget: opt(retryBudget),
-  requestAttemptTimeoutMs: opt(integer({ min: 1 })),
-  connectTimeoutMs: opt(integer({ min: 1 })),
-  tls: opt(clientTls),
-};
+function clientFields(registry: Registry) {
+  return {
+    hostConnectionPool: opt(hostConnectionPool),
+    loadBalancer: opt(pluginSchema(registry, "loadBalancer")),
+    failureAccrual: opt(pluginSchema(registry, "failureAccrual")),
+    failFast: opt(boolean()),
+    requeueBudget: opt(retryBudget),
+    requestAttemptTimeoutMs: opt(integer({ min: 1 })),
+    connectTimeoutMs: opt(integer({ min: 1 })),
+    /** lintel (Envoy's max_requests): requests in flight to this client at once. */
+    maxRequests: opt(integer({ min: 1 })),
+    /** lintel (Envoy's max_pending_requests): requests waiting for a connection to one endpoint. */
+    maxPendingRequests: opt(integer({ min: 0 })),
+    tls: opt(clientTls),
+  };
+}
 
-export const clientParams = object(clientFields);
-
-export const client = kinded("client", {
-  "io.l5d.global": object(clientFields),
-  "io.l5d.static": object({
-    configs: req(
-      list(
-        object({
-          prefix: req(nonEmptyString("a client prefix such as /#/io.l5d.fs/{service}")),
-          ...clientFields,
-        }),
+export function clientSchema(registry: Registry) {
+  const fields = clientFields(registry);
+  return kinded("client", {
+    "io.l5d.global": object(fields),
+    "io.l5d.static": object({
+      configs: req(
+        list(
+          object({
+            prefix: req(nonEmptyString("a client prefix such as /#/io.l5d.fs/{service}")),
+            ...fields,
+          }),
+        ),
       ),
+    }),
+  });
+}
+
+function serviceFields(registry: Registry) {
+  return {
+    totalTimeoutMs: opt(integer({ min: 1 })),
+    retries: opt(
+      object({ budget: opt(retryBudget), backoff: opt(pluginSchema(registry, "backoff")) }),
     ),
-  }),
-});
+    responseClassifier: opt(pluginSchema(registry, "responseClassifier")),
+  };
+}
 
-export const responseClassifier = kinded("response classifier", {
-  "io.l5d.http.nonRetryable5XX": object({}),
-  "io.l5d.http.retryableRead5XX": object({}),
-  "io.l5d.http.retryableIdempotent5XX": object({}),
-  "io.l5d.http.retryableAll5XX": object({}),
-  "io.l5d.http.allSuccessful": object({}),
-});
-
-const serviceFields = {
-  totalTimeoutMs: opt(integer({ min: 1 })),
-  retries: opt(object({ budget: opt(retryBudget), backoff: opt(backoff) })),
-  responseClassifier: opt(responseClassifier),
-};
-
-export const service = kinded("service", {
-  "io.l5d.global": object(serviceFields),
-  "io.l5d.static": object({
-    configs: req(
-      list(
-        object({
-          prefix: req(nonEmptyString("a service prefix such as /svc/users")),
-          ...serviceFields,
-        }),
+export function serviceSchema(registry: Registry) {
+  const fields = serviceFields(registry);
+  return kinded("service", {
+    "io.l5d.global": object(fields),
+    "io.l5d.static": object({
+      configs: req(
+        list(
+          object({
+            prefix: req(nonEmptyString("a service prefix such as /svc/users")),
+            ...fields,
+          }),
+        ),
       ),
-    ),
-  }),
-});
+    }),
+  });
+}
 
 /** A client/service block without `kind` means io.l5d.global, as in Linkerd. */
 export function defaultKind<T>(schema: Schema<T>, kind: string): Schema<T> {

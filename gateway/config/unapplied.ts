@@ -21,36 +21,9 @@ export function unappliedSettings(config: LintelConfig): Unapplied[] {
   });
   config.routers.forEach((r, i) => {
     const at = `routers[${i}]`;
-    r.servers.forEach((s, j) => {
-      const sat = `${at}.servers[${j}]`;
-      if (s.timeoutMs !== undefined) warn(`${sat}.timeoutMs`, "the server timeout");
-    });
     for (const key of ["maxResponseKB", "maxChunkKB", "compressionLevel"] as const) {
       if (r[key] !== undefined) warn(`${at}.${key}`, key);
     }
-    const clients = r.client.kind === "io.l5d.static" ? r.client.configs : [r.client];
-    clients.forEach((c, j) => {
-      const cat = r.client.kind === "io.l5d.static" ? `${at}.client.configs[${j}]` : `${at}.client`;
-      if (c.loadBalancer && c.loadBalancer.kind !== "p2c") {
-        warn(`${cat}.loadBalancer`, `load balancer ${c.loadBalancer.kind}`, "p2c is used");
-      }
-      if (c.failureAccrual) warn(`${cat}.failureAccrual`, "failure accrual");
-      if (c.failFast !== undefined) warn(`${cat}.failFast`, "failFast");
-      if (c.requeueBudget) warn(`${cat}.requeueBudget`, "the requeue budget");
-      if (c.requestAttemptTimeoutMs !== undefined)
-        warn(`${cat}.requestAttemptTimeoutMs`, "requestAttemptTimeoutMs");
-      if (c.hostConnectionPool?.maxWaiters !== undefined) {
-        warn(`${cat}.hostConnectionPool.maxWaiters`, "hostConnectionPool.maxWaiters");
-      }
-    });
-    const services = r.service.kind === "io.l5d.static" ? r.service.configs : [r.service];
-    services.forEach((s, j) => {
-      const sat =
-        r.service.kind === "io.l5d.static" ? `${at}.service.configs[${j}]` : `${at}.service`;
-      if (s.totalTimeoutMs !== undefined) warn(`${sat}.totalTimeoutMs`, "totalTimeoutMs");
-      if (s.retries) warn(`${sat}.retries`, "retries");
-      if (s.responseClassifier) warn(`${sat}.responseClassifier`, "response classifiers");
-    });
   });
   return out;
 }

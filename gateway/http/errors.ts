@@ -19,7 +19,10 @@ export type ProxyErrorCode =
   | "LINTEL_BAD_REQUEST"
   | "LINTEL_URI_TOO_LONG"
   | "LINTEL_HEADERS_TOO_LARGE"
-  | "LINTEL_BODY_TOO_LARGE";
+  | "LINTEL_BODY_TOO_LARGE"
+  | "LINTEL_UNAVAILABLE"
+  | "LINTEL_TIMEOUT"
+  | "LINTEL_ATTEMPT_TIMEOUT";
 
 const STATUS: Record<ProxyErrorCode, number> = {
   LINTEL_UNIDENTIFIED: 400,
@@ -43,6 +46,12 @@ const STATUS: Record<ProxyErrorCode, number> = {
   LINTEL_URI_TOO_LONG: 414,
   LINTEL_HEADERS_TOO_LARGE: 431,
   LINTEL_BODY_TOO_LARGE: 413,
+  /** Every endpoint of the destination is marked dead by failure accrual: fail fast. */
+  LINTEL_UNAVAILABLE: 503,
+  /** A total, server or deadline timeout (Linkerd answers timeouts with 503). */
+  LINTEL_TIMEOUT: 503,
+  /** One attempt took longer than requestAttemptTimeoutMs (and no retry was left). */
+  LINTEL_ATTEMPT_TIMEOUT: 503,
 };
 
 /** Errors about the request itself: the connection cannot be trusted after them. */

@@ -35,6 +35,22 @@ export function getHeader(headers: readonly string[], name: string): string | un
   return undefined;
 }
 
+/** Sets `name` (lower-case) to `value`: the first occurrence is replaced, any others removed. */
+export function setHeader(headers: string[], name: string, value: string): void {
+  let found = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== name) continue;
+    if (found) {
+      headers.splice(i, 2);
+      i -= 2;
+    } else {
+      headers[i + 1] = value;
+      found = true;
+    }
+  }
+  if (!found) headers.push(name, value);
+}
+
 /** Every value of a header, in order (for headers that may repeat). */
 export function getHeaders(headers: readonly string[], name: string): string[] {
   const out: string[] = [];

@@ -4,6 +4,8 @@ import { dirStorage } from "../acme/dir-storage.js";
 import { execDnsProvider } from "../acme/exec-dns.js";
 import { kubernetesStorage } from "../acme/kubernetes-storage.js";
 import { redisStorage } from "../acme/redis-storage.js";
+import { FAILURE_ACCRUALS } from "../client/accrual/kinds.js";
+import { LOAD_BALANCERS } from "../client/balancers/index.js";
 import { headerPathIdentifier } from "../identifiers/header-path.js";
 import { headerTokenIdentifier } from "../identifiers/header-token.js";
 import { ingressIdentifier } from "../identifiers/ingress.js";
@@ -17,6 +19,8 @@ import { fsNamer } from "../namers/fs.js";
 import { k8sNamer } from "../namers/k8s.js";
 import { k8sExternalNamer } from "../namers/k8s-external.js";
 import { rewriteNamer } from "../namers/rewrite.js";
+import { BACKOFFS } from "../policy/backoffs.js";
+import { RESPONSE_CLASSIFIERS } from "../policy/classifiers.js";
 import { k8sDaemonsetTransformer } from "../transformers/k8s-daemonset.js";
 import { k8sLocalnodeTransformer } from "../transformers/k8s-localnode.js";
 import { localhostTransformer } from "../transformers/localhost.js";
@@ -50,6 +54,10 @@ export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
   redisStorage,
   kubernetesStorage,
   execDnsProvider,
+  ...LOAD_BALANCERS,
+  ...FAILURE_ACCRUALS,
+  ...BACKOFFS,
+  ...RESPONSE_CLASSIFIERS,
 ];
 
 /** A registry holding the built-in kinds. */

@@ -12,6 +12,10 @@ export const CATEGORIES = [
   "interpreter",
   "acmeStorage",
   "dnsProvider",
+  "loadBalancer",
+  "failureAccrual",
+  "backoff",
+  "responseClassifier",
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 

@@ -2,6 +2,8 @@
 
 import type { DnsProvider } from "../../tls/acme/dns-provider.js";
 import type { AcmeStorage } from "../../tls/acme/storage.js";
+import type { FailureAccrualPolicy } from "../client/accrual/accrual.js";
+import type { LoadBalancerFactory } from "../client/balancers/balancer.js";
 import type { Clock } from "../clock.js";
 import type { Identifier } from "../identifiers/identifier.js";
 import type { Interpreter } from "../interpreters/interpreter.js";
@@ -9,11 +11,15 @@ import type { KubeApi, KubeApiRef } from "../k8s/api.js";
 import type { Logger } from "../log.js";
 import type { HostResolver } from "../namers/dns.js";
 import type { Dtab, Namer, NamerLookup, Path, Transformer } from "../naming/index.js";
+import type { Backoff } from "../policy/backoff.js";
+import type { ResponseClassifier } from "../policy/classifier.js";
 
 /** What every kind is given: shared services, so no kind builds its own. */
 export interface PluginContext {
   readonly log: Logger;
   readonly clock: Clock;
+  /** A random number in [0, 1): injected, so balancers and jitter are testable. */
+  readonly random: () => number;
   /**
    * The Kubernetes API at `ref` (a kind's Linkerd `host`/`port`), or where the config's
    * `kubernetes` block says when `ref` gives neither: one shared connection per endpoint.
@@ -64,6 +70,11 @@ export interface PluginContexts {
   acmeStorage: PluginContext;
   /** Who publishes DNS-01 TXT records (exec). */
   dnsProvider: PluginContext;
+  loadBalancer: PluginContext;
+  /** A failure accrual policy gets the backoff of its dead endpoints (its `backoff` block). */
+  failureAccrual: PluginContext & { readonly backoff: Backoff };
+  backoff: PluginContext;
+  responseClassifier: PluginContext;
 }
 
 /** An identifier instance; `close` stops its watches (io.l5d.ingress). */
@@ -78,4 +89,8 @@ export interface PluginInstances {
   interpreter: Interpreter;
   acmeStorage: AcmeStorage;
   dnsProvider: DnsProvider;
+  loadBalancer: LoadBalancerFactory;
+  failureAccrual: FailureAccrualPolicy;
+  backoff: Backoff;
+  responseClassifier: ResponseClassifier;
 }

@@ -5,7 +5,8 @@
 
 import type { Interpreter } from "../interpreters/interpreter.js";
 import type { Activity, BoundName, Dtab, NameTree, Path, State } from "../naming/index.js";
-import type { Counter, RequestStats } from "../telemetry/index.js";
+import type { Counter } from "../telemetry/index.js";
+import type { ServicePolicy } from "./service-policy.js";
 
 export interface BindingEntry {
   readonly key: string;
@@ -13,8 +14,8 @@ export interface BindingEntry {
   lastUsed: number;
   stop(): void;
   waiters: (() => void)[];
-  /** The service's metrics, set by the router on first use. */
-  stats: RequestStats | undefined;
+  /** The service's logical stack (its policy and metrics), set by the router on first use. */
+  service: ServicePolicy | undefined;
 }
 
 /** Linkerd's `bindcache/path/…` counters. */
@@ -58,7 +59,7 @@ export class BindingCache {
       lastUsed: this.now(),
       stop: () => {},
       waiters: [],
-      stats: undefined,
+      service: undefined,
     };
     entry.stop = act.observe((s) => {
       entry.state = s;

@@ -1,12 +1,10 @@
-// Sends one request upstream and streams the answer back. One handler object per
-// request carries the whole exchange (no closures per request on the data path): the
-// upstream connection calls it as the response arrives; a slow client pauses the upstream read, a client
-// that goes away aborts the upstream request, an upstream that dies mid-response
-// truncates the client's response rather than leaving it hanging.
+// Writes the upstream's answer to the client, the top of the handler chain the layers
+// below call as the response arrives (no closures per request on the data path): a slow
+// client pauses the upstream read, a client that goes away aborts the upstream request,
+// an upstream that dies mid-response truncates the client's response rather than leaving
+// it hanging, and an error before any answer becomes lintel's error response.
 
-import type { Endpoint } from "../client/endpoint.js";
 import type { UpstreamControl, UpstreamHandler } from "../client/http1/connection.js";
-import { openSslErrorText } from "../client/upstream-tls-errors.js";
 import { ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
 import { appendVia, HOP_BY_HOP } from "../http/headers.js";
@@ -25,18 +23,6 @@ export interface ForwardOutcome {
   /** Why the exchange failed, for metrics: an error code, or "" when it did not. */
   error: string;
 }
-
-// Errors that mean the connection was never made (a reset after connecting is an
-// upstream failure, not a connect failure).
-const CONNECT_CODES = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ETIMEDOUT",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-]);
 
 /** Builds the response head for the client from the upstream's (flat, lower-case names). */
 export function responseHeaders(
@@ -77,19 +63,22 @@ export function responseHeaders(
   return { out, length };
 }
 
-export class ForwardHandler implements UpstreamHandler {
+/**
+ * The response writer: the last handler of the request path, nearest the client. `C` is
+ * what its owner keeps with it (the router's per-request state).
+ */
+export class ForwardHandler<C> implements UpstreamHandler {
   private control: UpstreamControl | undefined;
   private started = false;
   private finished = false;
   readonly outcome: ForwardOutcome = { status: 0, bytes: 0, error: "" };
 
   constructor(
-    private readonly ex: ServerExchange,
-    private readonly endpoint: Endpoint,
+    readonly ex: ServerExchange,
     private readonly policy: ForwardPolicy,
-    private readonly service: string,
     private readonly respondError: (ex: ServerExchange, err: ProxyError) => void,
-    private readonly onDone: (h: ForwardHandler) => void,
+    private readonly onDone: (h: ForwardHandler<C>) => void,
+    readonly ctx: C,
   ) {
     ex.onAbort(this.clientGone);
   }
@@ -128,6 +117,7 @@ export class ForwardHandler implements UpstreamHandler {
   }
 
   onError(err: Error): void {
+    if (this.finished) return;
     if (this.ex.aborted) {
       this.outcome.status = this.outcome.status || 499;
       this.outcome.error = CLIENT_CLOSED;
@@ -136,26 +126,7 @@ export class ForwardHandler implements UpstreamHandler {
       this.outcome.error = RESPONSE_TRUNCATED;
       this.ex.destroy();
     } else {
-      const code = (err as NodeJS.ErrnoException).code ?? "";
-      const where = this.endpoint.key;
-      const e =
-        err instanceof ProxyError
-          ? err
-          : CONNECT_CODES.has(code)
-            ? new ProxyError(
-                "LINTEL_CONNECT",
-                `cannot connect to ${where} for ${this.service}: ${code || err.message}`,
-              )
-            : code.startsWith("ERR_SSL_")
-              ? // TLS broke after the handshake, e.g. TLS 1.3 upstreams refuse a client certificate only then.
-                new ProxyError(
-                  "LINTEL_UPSTREAM_TLS",
-                  `TLS to ${where} failed before answering for ${this.service}: ${openSslErrorText(err)}`,
-                )
-              : new ProxyError(
-                  "LINTEL_UPSTREAM",
-                  `${where} failed before answering for ${this.service}: ${err.message}`,
-                );
+      const e = err instanceof ProxyError ? err : new ProxyError("LINTEL_UPSTREAM", err.message);
       this.outcome.status = e.status;
       this.outcome.error = e.code;
       this.respondError(this.ex, e);
@@ -166,7 +137,6 @@ export class ForwardHandler implements UpstreamHandler {
   private done(): void {
     if (this.finished) return;
     this.finished = true;
-    this.endpoint.release();
     this.onDone(this);
   }
 }

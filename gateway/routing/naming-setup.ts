@@ -66,7 +66,11 @@ export function buildNaming(config: LintelConfig, opts: NamingOptions): NamingSe
   const globalNamers = globalLookup(global);
   const kube =
     opts.kube ?? new KubeApis(config.kubernetes, { log, clock: systemClock, random: Math.random });
-  const services = { clock: systemClock, kube: (ref?: KubeApiRef) => kube.get(ref) };
+  const services = {
+    clock: systemClock,
+    random: Math.random,
+    kube: (ref?: KubeApiRef) => kube.get(ref),
+  };
 
   const transformer = (pc: PluginConfig<"transformer">): Transformer =>
     pc.plugin.create(pc.config, {
@@ -156,7 +160,7 @@ export function buildWorkerNaming(
   interpreters: (router: string) => Interpreter,
   kube: (ref?: KubeApiRef) => KubeApi,
 ): NamingSetup {
-  const services = { clock: systemClock, kube };
+  const services = { clock: systemClock, random: Math.random, kube };
   const routers = routerNamings(config, log, services, (_r, label) => interpreters(label));
   return {
     resolver: {

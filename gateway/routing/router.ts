@@ -1,13 +1,18 @@
 // A router serves one `routers[]` entry: for each request it applies the server's policy,
 // identifies the service name, binds it (router dtab + per-request dentries) from the
-// binding cache, picks a bound destination and an endpoint, and forwards. A finished
-// request is counted in its server's, service's and client's metrics.
+// binding cache, and hands it to the service's stack. A finished request is counted in
+// its server's, service's and client's metrics.
 //
-//   call depth → identify → per-request dtab → bind → choose a branch → client → endpoint → forward
+//   server policy → identify → bind → choose a branch
+//     → logical (ServiceCall: deadline, retries, classifier)
+//     → concrete (Client: limits, balancer, failure accrual, requeues, egress checks)
+//     → endpoint (Attempt: attempt timeout, outcome; the connection pool)
+//   and the answer back up to the response writer (ForwardHandler).
 
 import { type Readable, Transform } from "node:stream";
 import type { Client } from "../client/client.js";
 import type { ClientCache } from "../client/client-cache.js";
+import type { UpstreamRequest } from "../client/http1/connection.js";
 import { l5dErrValue, ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
 import { getHeader, getHeaders, viaCount } from "../http/headers.js";
@@ -24,11 +29,15 @@ import {
 } from "../naming/index.js";
 import { CLIENT_CLOSED, type RequestStats, type RouterMetrics } from "../telemetry/index.js";
 import type { AccessLog } from "./access-log.js";
-import { BindingCache } from "./binding-cache.js";
+import { BindingCache, type BindingEntry } from "./binding-cache.js";
+import { peerDeadline } from "./deadline.js";
 import { type EgressPolicy, requestHost } from "./egress-policy.js";
 import { ForwardHandler } from "./forward.js";
 import type { RouterNaming } from "./naming-setup.js";
+import { readBody } from "./read-body.js";
 import type { ServerPolicy } from "./server-policy.js";
+import { ServiceCall } from "./service-call.js";
+import type { ServicePolicies, ServicePolicy } from "./service-policy.js";
 import { upstreamHeaders } from "./upstream-headers.js";
 
 export interface RouterOptions {
@@ -42,12 +51,10 @@ export interface RouterOptions {
   /** Set on a router that leaves the cluster: the destinations it may reach. */
   readonly egress?: EgressPolicy;
   readonly metrics: RouterMetrics;
+  /** The logical stack's settings per service name (the `service` block). */
+  readonly services: ServicePolicies;
   readonly rng?: () => number;
 }
-
-/** A client's metrics, kept on the client object from the first request that uses it. */
-const CLIENT_STATS = Symbol("lintel.clientStats");
-type ClientWithStats = Client & { [CLIENT_STATS]?: RequestStats };
 
 const TEXT_PLAIN = "text/plain; charset=utf-8";
 
@@ -145,9 +152,11 @@ export class Router {
     policy.stats.load.n++;
     const start = performance.now();
     if (this.draining) ex.closeAfterResponse();
-    const state: RequestState = {
+    const st: RequestState = {
+      ex,
       policy,
       start,
+      arrived: policy.timeoutMs === undefined ? 0 : Date.now(),
       service: undefined,
       client: undefined,
       serviceStats: undefined,
@@ -162,19 +171,40 @@ export class Router {
     try {
       checkRequest(ex, this.opts.limits);
       policy.admit();
-      state.admitted = true;
-      this.route(ex, state);
+      st.admitted = true;
+      this.identifyAndBind(st);
     } catch (e) {
-      this.fail(
-        ex,
-        state,
-        e instanceof ProxyError ? e : new ProxyError("LINTEL_UPSTREAM", (e as Error).message),
-      );
+      this.failWith(st, e);
     }
   }
 
-  private route(ex: ServerExchange, st: RequestState): void {
-    const { policy } = st;
+  /** Runs one step of a request; an error it throws becomes the request's error response. */
+  private step(st: RequestState, run: () => void): void {
+    try {
+      run();
+    } catch (e) {
+      this.failWith(st, e);
+    }
+  }
+
+  private failWith(st: RequestState, e: unknown): void {
+    this.fail(
+      st,
+      e instanceof ProxyError ? e : new ProxyError("LINTEL_UPSTREAM", (e as Error).message),
+    );
+  }
+
+  /** Runs `run` once `wait` is over (a cold binding or client), unless the client left. */
+  private after(wait: Promise<void>, st: RequestState, run: () => void): void {
+    void wait.then(() => {
+      if (st.ex.aborted) this.finish(st);
+      else this.step(st, run);
+    });
+  }
+
+  /** identify → bind (router dtab + per-request dentries): the service name's bound tree. */
+  private identifyAndBind(st: RequestState): void {
+    const { ex, policy } = st;
     const headers = ex.headers;
     if (viaCount(headers) >= policy.maxCallDepth) {
       throw new ProxyError(
@@ -190,126 +220,112 @@ export class Router {
     st.service = id.dst.show;
     const local = policy.clearContext ? Dtab.empty : requestDtab(headers);
     const entry = this.bindings.get(local, local.size === 0 ? "" : local.show, id.dst);
-    st.serviceStats = entry.stats ??= this.opts.metrics.service(st.service);
+    entry.service ??= this.opts.services.for(id.dst);
+    const service = entry.service;
+    st.serviceStats = service.stats;
+    const target: Target = { dst: id.dst, url: id.url ?? ex.url, local, service, entry };
     if (entry.state.status === "pending") {
-      void this.bindings.settled(entry, this.opts.naming.bindingTimeoutMs).then(() => {
-        if (ex.aborted) return this.finish(ex, st);
-        try {
-          this.continueWith(ex, st, entry.state, id.dst, id.url ?? ex.url, local);
-        } catch (e) {
-          this.fail(ex, st, e as ProxyError);
-        }
-      });
-      return;
-    }
-    this.continueWith(ex, st, entry.state, id.dst, id.url ?? ex.url, local);
+      const wait = this.bindings.settled(entry, this.opts.naming.bindingTimeoutMs);
+      this.after(wait, st, () => this.choose(st, target));
+    } else this.choose(st, target);
   }
 
-  private continueWith(
-    ex: ServerExchange,
-    st: RequestState,
-    state: BindingState,
-    service: Path,
-    url: string,
-    local: Dtab,
-  ): void {
+  /** A bound id from the tree (a union's branch by weight), and its client. */
+  private choose(st: RequestState, t: Target): void {
+    const state = t.entry.state;
     if (state.status === "pending") {
       throw new ProxyError(
         "LINTEL_BIND_TIMEOUT",
-        `binding ${service.show} timed out after ${this.opts.naming.bindingTimeoutMs} ms`,
+        `binding ${t.dst.show} timed out after ${this.opts.naming.bindingTimeoutMs} ms`,
       );
     }
     if (state.status === "failed") {
       throw new ProxyError(
         "LINTEL_BIND_FAILED",
-        `cannot bind ${service.show}: ${state.error.message}`,
+        `cannot bind ${t.dst.show}: ${state.error.message}`,
       );
     }
-    const chosen = choose(state.value, service, this.rng);
-    if (chosen instanceof ProxyError) throw chosen;
-    const client: ClientWithStats = this.opts.clients.get(chosen);
-    st.client = chosen.id.show;
-    st.clientStats = client[CLIENT_STATS] ??= this.opts.metrics.client(st.client);
+    const bound = choose(state.value, t.dst, this.rng);
+    if (bound instanceof ProxyError) throw bound;
+    const client = this.opts.clients.get(bound);
+    st.client = bound.id.show;
+    st.clientStats = client.stats;
     if (client.state.kind === "pending") {
-      void Promise.race([
-        client.whenResolved(),
-        new Promise((r) => setTimeout(r, this.opts.naming.bindingTimeoutMs)),
-      ]).then(() => {
-        if (ex.aborted) return this.finish(ex, st);
-        try {
-          this.send(ex, st, chosen, client, service, url, local);
-        } catch (e) {
-          this.fail(ex, st, e as ProxyError);
-        }
-      });
-      return;
-    }
-    this.send(ex, st, chosen, client, service, url, local);
+      const wait = client.whenResolved(this.opts.naming.bindingTimeoutMs);
+      this.after(wait, st, () => this.send(st, t, bound, client));
+    } else this.send(st, t, bound, client);
   }
 
-  private send(
-    ex: ServerExchange,
-    st: RequestState,
-    bound: BoundName,
-    client: ReturnType<ClientCache["get"]>,
-    service: Path,
-    url: string,
-    local: Dtab,
-  ): void {
+  /** Hands the request to the service's stack (retries, deadline) over the client. */
+  private send(st: RequestState, t: Target, bound: BoundName, client: Client): void {
+    const { ex } = st;
     const a = client.state;
     switch (a.kind) {
       case "pending":
         throw new ProxyError(
           "LINTEL_BIND_TIMEOUT",
-          `resolving ${bound.id.show} for ${service.show} timed out after ${this.opts.naming.bindingTimeoutMs} ms`,
+          `resolving ${bound.id.show} for ${t.dst.show} timed out after ${this.opts.naming.bindingTimeoutMs} ms`,
         );
       case "neg":
         throw new ProxyError(
           "LINTEL_NO_ROUTE",
-          `no route for ${service.show}: ${bound.id.show} does not exist`,
+          `no route for ${t.dst.show}: ${bound.id.show} does not exist`,
         );
       case "failed":
         throw new ProxyError(
           "LINTEL_BIND_FAILED",
-          `cannot resolve ${bound.id.show} for ${service.show}: ${a.error.message}`,
+          `cannot resolve ${bound.id.show} for ${t.dst.show}: ${a.error.message}`,
         );
     }
-    const endpoint = client.pick();
-    if (!endpoint) {
-      throw new ProxyError(
-        "LINTEL_NO_ADDRESSES",
-        `${bound.id.show} has no addresses for ${service.show}`,
-      );
-    }
-    const egress = this.opts.egress;
-    if (egress) {
-      // The address about to be dialled, whatever the name resolved to before.
-      const { host, meta } = endpoint.address;
-      const name = typeof meta.hostname === "string" ? meta.hostname : undefined;
-      if (name !== undefined) egress.checkHost(name);
-      egress.checkAddress(host, name);
-    }
-    const head = upstreamHeaders(ex, st.policy, service, bound, local, egress);
+    const deadline = this.deadlineOf(st, t.service);
+    const head = upstreamHeaders(ex, st.policy, t.dst, bound, t.local, this.opts.egress, deadline);
     if (head.client !== undefined) st.remote = head.client;
-    const handler = new ForwardHandler(
-      ex,
-      endpoint,
-      st.policy,
-      service.show,
-      this.respondError,
-      this.onForwarded,
-    );
-    (handler as ForwardHandlerWithState).state = st;
-    endpoint.dispatch(
-      {
-        method: ex.method,
-        path: url,
-        headers: head.headers,
-        body: ex.hasBody ? this.requestBody(ex) : null,
-        contentLength: ex.hasBody ? ex.contentLength : undefined,
+    const writer = new ForwardHandler(ex, st.policy, this.respondError, this.onForwarded, st);
+    const length = ex.contentLength;
+    const keep =
+      ex.hasBody &&
+      length !== undefined &&
+      length <= RETRY_BODY_BYTES &&
+      mayRetry(t.service, ex.method);
+    const req: UpstreamRequest = {
+      method: ex.method,
+      path: t.url,
+      headers: head.headers,
+      // Streamed through unless kept for retries below.
+      body: ex.hasBody && !keep ? this.requestBody(ex) : null,
+      contentLength: ex.hasBody ? length : undefined,
+    };
+    if (!keep) {
+      new ServiceCall(client, t.service, req, undefined, writer, deadline).start();
+      return;
+    }
+    // Kept so a retry can send it again (read before the first attempt, as Linkerd does).
+    readBody(ex.body(), length!).then(
+      (body) => {
+        if (ex.aborted) return this.finish(st);
+        new ServiceCall(client, t.service, req, body, writer, deadline).start();
       },
-      handler,
+      (e: Error) => writer.onError(e),
     );
+  }
+
+  /**
+   * When the request must be answered: the earliest of the server's timeoutMs, the
+   * service's totalTimeoutMs, and a trusted peer's l5d-ctx-deadline.
+   */
+  private deadlineOf(st: RequestState, service: ServicePolicy): number | undefined {
+    const serverMs = st.policy.timeoutMs;
+    const totalMs = service.totalTimeoutMs;
+    let deadline = serverMs === undefined ? undefined : st.arrived + serverMs;
+    if (totalMs !== undefined) {
+      const d = Date.now() + totalMs;
+      if (deadline === undefined || d < deadline) deadline = d;
+    }
+    if (!st.policy.clearContext) {
+      const peer = peerDeadline(st.ex.headers);
+      if (peer !== undefined && (deadline === undefined || peer < deadline)) deadline = peer;
+    }
+    return deadline;
   }
 
   /** The body to send upstream, counted against maxRequestKB when its length is not declared. */
@@ -320,30 +336,30 @@ export class Router {
     return body.pipe(new BodyLimit(max));
   }
 
-  private readonly onForwarded = (h: ForwardHandler) => {
-    const st = (h as ForwardHandlerWithState).state;
+  private readonly onForwarded = (h: ForwardHandler<RequestState>) => {
+    const st = h.ctx;
     st.status = h.outcome.status;
     st.bytes = h.outcome.bytes;
     st.error = h.outcome.error;
-    this.finish(undefined, st, h);
+    this.finish(st);
   };
 
   private readonly respondError = (ex: ServerExchange, err: ProxyError) => {
     respondWithError(ex, err, this.opts.log);
   };
 
-  private fail(ex: ServerExchange, st: RequestState, err: ProxyError): void {
+  private fail(st: RequestState, err: ProxyError): void {
     st.status = err.status;
     st.error = err.code;
-    respondWithError(ex, err, this.opts.log);
-    this.finish(ex, st);
+    respondWithError(st.ex, err, this.opts.log);
+    this.finish(st);
   }
 
-  private finish(ex: ServerExchange | undefined, st: RequestState, h?: ForwardHandler): void {
+  private finish(st: RequestState): void {
     const ms = performance.now() - st.start;
     const log = this.opts.accessLog;
     if (log) {
-      const e = ex ?? (h as unknown as { ex: ServerExchange }).ex;
+      const e = st.ex;
       log.write({
         remote: st.remote,
         method: e.method,
@@ -385,11 +401,31 @@ export class Router {
   }
 }
 
-type BindingState = import("../naming/index.js").State<NameTree<BoundName>>;
+/** Request bodies up to this size are kept for retries; larger ones stream through. */
+export const RETRY_BODY_BYTES = 64 * 1024;
+
+/** Whether any answer to `method` may be retried under the service's classifier. */
+function mayRetry(service: ServicePolicy, method: string): boolean {
+  const c = service.classifier;
+  return c.classify(method, 500) === "retryable" || c.classify(method, 0) === "retryable";
+}
+
+/** Where a request goes: its service name, bound tree and the service's stack. */
+interface Target {
+  readonly dst: Path;
+  /** The request target to send (an identifier may have consumed path segments). */
+  readonly url: string;
+  readonly local: Dtab;
+  readonly service: ServicePolicy;
+  readonly entry: BindingEntry;
+}
 
 interface RequestState {
+  readonly ex: ServerExchange;
   readonly policy: ServerPolicy;
   readonly start: number;
+  /** Date.now() on arrival, when the server has a timeoutMs. */
+  readonly arrived: number;
   service: string | undefined;
   client: string | undefined;
   serviceStats: RequestStats | undefined;
@@ -403,8 +439,6 @@ interface RequestState {
   /** Why it failed (a ProxyError code, client_closed, …); "" when it did not. */
   error: string;
 }
-
-type ForwardHandlerWithState = ForwardHandler & { state: RequestState };
 
 /** The per-request dentries: l5d-ctx-dtab (from upstream proxies), then l5d-dtab. */
 function requestDtab(headers: readonly string[]): Dtab {

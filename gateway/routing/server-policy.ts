@@ -17,6 +17,8 @@ export class ServerPolicy implements ForwardPolicy {
   readonly clearContext: boolean;
   readonly engineWritesDate: boolean;
   readonly maxCallDepth: number;
+  /** The server's timeoutMs: every request must be answered this long after it arrived. */
+  readonly timeoutMs: number | undefined;
   /** Undefined when the server sets neither X-Forwarded-* nor Forwarded. */
   readonly forwarded: ForwardedPolicy | undefined;
   private readonly maxConcurrent: number;
@@ -34,6 +36,7 @@ export class ServerPolicy implements ForwardPolicy {
     this.clearContext = s.clearContext;
     this.engineWritesDate = s.engine === "uws";
     this.maxCallDepth = s.maxCallDepth;
+    this.timeoutMs = s.timeoutMs;
     this.maxConcurrent = s.maxConcurrentRequests ?? Number.POSITIVE_INFINITY;
     const xForwarded = s.xForwardedFor ?? s.clearContext;
     const f = s.addForwardedHeader;

@@ -1,6 +1,6 @@
 // The request head lintel sends upstream: the client's headers minus hop-by-hop ones
 // (and those Connection names), Via appended, the Linkerd context set (l5d-dst-*,
-// l5d-reqid, l5d-ctx-dtab), and on edge servers X-Forwarded-* / Forwarded rebuilt and
+// l5d-reqid, l5d-ctx-dtab, l5d-ctx-deadline), and on edge servers X-Forwarded-* / Forwarded rebuilt and
 // every l5d-* and x-forwarded-client-cert header dropped. Egress routers send no l5d-*
 // header to the outside unless configured to.
 
@@ -8,6 +8,7 @@ import type { ServerExchange } from "../http/exchange.js";
 import { FORWARDED_HEADERS, forwardedHeaders } from "../http/forwarded.js";
 import { appendVia, connectionListed, getHeader, HOP_BY_HOP } from "../http/headers.js";
 import type { BoundName, Dtab, Path } from "../naming/index.js";
+import { DEADLINE_HEADER, formatDeadline } from "./deadline.js";
 import type { EgressPolicy } from "./egress-policy.js";
 import { newRequestId } from "./request-id.js";
 import type { ServerPolicy } from "./server-policy.js";
@@ -24,7 +25,9 @@ export function upstreamHeaders(
   service: Path,
   bound: BoundName,
   local: Dtab,
-  egress?: EgressPolicy,
+  egress: EgressPolicy | undefined,
+  /** When the request must be answered (ms since the epoch): sent on as l5d-ctx-deadline. */
+  deadline: number | undefined,
 ): UpstreamHead {
   const headers = ex.headers;
   const clearContext = policy.clearContext;
@@ -51,7 +54,8 @@ export function upstreamHeaders(
         name === "l5d-dtab" ||
         name === "l5d-ctx-dtab" ||
         name === "l5d-reqid" ||
-        name.startsWith("l5d-dst-")
+        name.startsWith("l5d-dst-") ||
+        (name === DEADLINE_HEADER && deadline !== undefined)
       )
         continue;
     }
@@ -78,6 +82,7 @@ export function upstreamHeaders(
     if (!bound.residual.isEmpty) out.push("l5d-dst-residual", bound.residual.show);
     // Per-request dentries travel on to the next hops as context (Linkerd's Dtab.local).
     if (local.size > 0) out.push("l5d-ctx-dtab", local.show);
+    if (deadline !== undefined) out.push(DEADLINE_HEADER, formatDeadline(Date.now(), deadline));
   }
   let client: string | undefined;
   if (forwarded) {

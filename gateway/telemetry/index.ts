@@ -27,7 +27,9 @@ export {
   withoutGauges,
 } from "./registry.js";
 export {
+  type BalancerSource,
   CLIENT_CLOSED,
+  ClientStats,
   MAX_CLIENTS,
   MAX_SERVICES,
   processScope,
@@ -35,4 +37,5 @@ export {
   RequestStats,
   RouterMetrics,
   ServerStats,
+  ServiceStats,
 } from "./request-stats.js";

@@ -92,16 +92,68 @@ export class ServerStats extends RequestStats {
   }
 }
 
-/** A client's (bound id's) request metrics and its connections to its addresses. */
+/** A service name's request metrics and its retries (Linkerd's `retries/*`). */
+export class ServiceStats extends RequestStats {
+  /** Requests sent again after a retryable answer. */
+  readonly retries: Counter;
+  /** Retries the budget refused. */
+  readonly budgetExhausted: Counter;
+  /** Requests that were past their deadline (totalTimeoutMs, timeoutMs, l5d-ctx-deadline). */
+  readonly timeouts: Counter;
+  /** Where the budget gauge reads from: the service's live policy. */
+  budget: { readonly balance: number } | undefined;
+  constructor(scope: Scope) {
+    super(scope);
+    this.retries = scope.counter("retries/total");
+    this.budgetExhausted = scope.counter("retries/budget_exhausted");
+    this.timeouts = scope.counter("timeouts/total");
+    scope.gauge("retries/budget", () => this.budget?.balance ?? 0);
+  }
+}
+
+/** What a client's balancer gauges read: the live client of the bound id. */
+export interface BalancerSource {
+  balancerStats(): { readonly size: number; readonly load: number };
+  readonly size: { readonly endpoints: number; readonly dead: number };
+}
+
+/**
+ * A client's (bound id's) request metrics, its connections to its addresses, and its
+ * resilience: requeues, failure accrual, limits, attempt timeouts, the balancer's state.
+ */
 export class ClientStats extends RequestStats {
   /** Connections opened (Linkerd's `connects`). */
   readonly connects: Counter;
   /** Connections open now. */
   readonly connections: Gauge;
+  /** Attempts sent to another endpoint after a connection failure (under requeueBudget). */
+  readonly requeues: Counter;
+  /** Endpoints marked dead by failure accrual (a failed probe counts again). */
+  readonly markedDead: Counter;
+  /** Dead endpoints whose probe succeeded. */
+  readonly revived: Counter;
+  /** Requests refused by maxRequests / maxPendingRequests / maxWaiters. */
+  readonly rejected: Counter;
+  /** Attempts cut by requestAttemptTimeoutMs. */
+  readonly attemptTimeouts: Counter;
+  /** The live client (the gauges read it when metrics are taken). */
+  source: BalancerSource | undefined;
   constructor(scope: Scope) {
     super(scope);
     this.connects = scope.counter("connects");
     this.connections = scope.gauge("connections");
+    this.requeues = scope.counter("retries/requeues");
+    this.markedDead = scope.counter("failure_accrual/removals");
+    this.revived = scope.counter("failure_accrual/revivals");
+    this.rejected = scope.counter("rejected");
+    this.attemptTimeouts = scope.counter("timeouts/attempt");
+    scope.gauge("loadbalancer/size", () => this.source?.balancerStats().size ?? 0);
+    scope.gauge("loadbalancer/load", () => this.source?.balancerStats().load ?? 0);
+    scope.gauge("loadbalancer/available", () => {
+      const s = this.source?.size;
+      return s ? s.endpoints - s.dead : 0;
+    });
+    scope.gauge("failure_accrual/dead", () => this.source?.size.dead ?? 0);
   }
 }
 
@@ -114,7 +166,7 @@ interface CappedGroup<T> {
 /** A router's metric groups on one thread. */
 export class RouterMetrics {
   /** Services and clients by id, each up to its limit; the rest share an overflow group. */
-  private readonly services: CappedGroup<RequestStats> = { byId: new Map() };
+  private readonly services: CappedGroup<ServiceStats> = { byId: new Map() };
   private readonly clients: CappedGroup<ClientStats> = { byId: new Map() };
   /** The binding cache's misses, evictions (over capacity) and expiries (idle). */
   readonly bindcache: {
@@ -147,8 +199,8 @@ export class RouterMetrics {
   }
 
   /** A service name, as shown (`/svc/users`). */
-  service(name: string): RequestStats {
-    return this.capped("service", name, this.services, this.limits.services, RequestStats);
+  service(name: string): ServiceStats {
+    return this.capped("service", name, this.services, this.limits.services, ServiceStats);
   }
 
   /** A bound id, as shown (`/$/inet/127.1/8080`). */

@@ -136,7 +136,7 @@ describe("dir storage: locks held by other processes", () => {
       import { systemClock } from ${JSON.stringify(moduleUrl("clock.js"))};
       import { silentLogger } from ${JSON.stringify(moduleUrl("log.js"))};
       const s = dirStorage.create({ path: process.env.LOCK_ROOT }, {
-        log: silentLogger, clock: systemClock, kube: () => { throw new Error("no kube"); },
+        log: silentLogger, clock: systemClock, random: Math.random, kube: () => { throw new Error("no kube"); },
       });
       const ttl = Number(process.env.LOCK_TTL_MS);
       const lock = await s.tryLock(process.env.LOCK_NAME, ttl);

@@ -64,6 +64,7 @@ function open(
   return kubernetesStorage.create(config, {
     log: silentLogger,
     clock: opts.clock ?? systemClock,
+    random: Math.random,
     kube: () => client,
   });
 }

@@ -59,9 +59,7 @@ describe("lintel check on the shipped configs", () => {
       [
         "test/fixtures/warnings.yaml: ok",
         "  warning: telemetry[0]: telemeter io.l5d.prometheus is not applied yet; it has no effect (line 2)",
-        "  warning: routers[0].client.loadBalancer: load balancer ewma is not applied yet; p2c is used (line 6)",
-        "  warning: routers[0].client.failureAccrual: failure accrual is not applied yet; it has no effect (line 7)",
-        "  warning: routers[0].service.totalTimeoutMs: totalTimeoutMs is not applied yet; it has no effect (line 9)",
+        "  warning: routers[0].maxResponseKB: maxResponseKB is not applied yet; it has no effect (line 5)",
         "",
       ].join("\n"),
     );

@@ -309,12 +309,14 @@ export function fakeClock(start = Date.UTC(2024, 0, 1)): FakeClock {
 export function pluginContext(extra: { kube?: FakeKube; clock?: FakeClock; log?: Logger } = {}): {
   log: Logger;
   clock: FakeClock;
+  random: () => number;
   kube: (ref?: KubeApiRef) => FakeKube;
 } {
   const fake = extra.kube ?? new FakeKube();
   return {
     log: extra.log ?? silentLogger,
     clock: extra.clock ?? fakeClock(),
+    random: Math.random,
     kube: (ref) => {
       fake.refs.push(ref);
       return fake;

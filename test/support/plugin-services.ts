@@ -6,6 +6,7 @@ import type { KubeApi } from "../../gateway/k8s/api.js";
 
 export const noServices = {
   clock: systemClock,
+  random: Math.random,
   kube: (): KubeApi => {
     throw new Error("this test gives its kinds no Kubernetes API");
   },

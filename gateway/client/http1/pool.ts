@@ -7,6 +7,7 @@
 // body costs no allocation per read.
 
 import { connect, type OnReadOpts, type Socket } from "node:net";
+import { ProxyError } from "../../http/errors.js";
 import {
   type ConnectionOwner,
   Http1Connection,
@@ -25,6 +26,8 @@ export interface PoolOptions {
   readonly idleTimeMs?: number;
   /** TCP connect (plus TLS handshake with `tls`); default 10 s. */
   readonly connectTimeoutMs?: number;
+  /** Requests that may wait for a connection; more are refused at once (unlimited when undefined). */
+  readonly maxWaiters?: number;
   /** Originate TLS: connections are opened (and the upstream verified) by this. */
   readonly tls?: TlsOrigination;
   /** Where the connections opened and held are counted (the client's metrics). */
@@ -102,6 +105,11 @@ export class Http1Pool implements ConnectionOwner {
     return this.all.size;
   }
 
+  /** Requests waiting for a connection. */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
   dispatch(req: UpstreamRequest, handler: UpstreamHandler): void {
     if (this.closed) {
       handler.onError(
@@ -115,7 +123,14 @@ export class Http1Pool implements ConnectionOwner {
       return;
     }
     if (this.all.size + this.connecting < this.max) this.open(req, handler);
-    else this.queue.push({ req, handler });
+    else if (this.queue.length >= (this.opts.maxWaiters ?? Number.POSITIVE_INFINITY)) {
+      handler.onError(
+        new ProxyError(
+          "LINTEL_OVERLOADED",
+          `${this.queue.length} requests already wait for a connection to ${this.authority} (hostConnectionPool.maxWaiters)`,
+        ),
+      );
+    } else this.queue.push({ req, handler });
   }
 
   private open(req: UpstreamRequest, handler: UpstreamHandler): void {

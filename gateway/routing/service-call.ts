@@ -1,0 +1,204 @@
+// The service layer of one request (Linkerd's `service` block): retries of the failures
+// the response classifier calls retryable, under the service's retry budget and backoff,
+// never to the endpoint that just failed when another is available; and one deadline
+// for the whole request (totalTimeoutMs, the server's timeoutMs, and an l5d-ctx-deadline
+// from a trusted peer, whichever comes first). It sits between the response writer
+// (below: the attempts' handler; above: the writer's control) and the client.
+
+import { Readable } from "node:stream";
+import type { Attempt, AttemptEndpoint, AttemptListener } from "../client/attempt.js";
+import type { Client } from "../client/client.js";
+import type {
+  UpstreamControl,
+  UpstreamHandler,
+  UpstreamRequest,
+} from "../client/http1/connection.js";
+import { ProxyError } from "../http/errors.js";
+import { getHeader, setHeader } from "../http/headers.js";
+import type { BackoffSequence } from "../policy/backoff.js";
+import type { ServicePolicy } from "./service-policy.js";
+
+/** A request is retried at most this many times, whatever the budget. */
+const MAX_RETRIES = 25;
+
+/** Aborts an attempt whose answer is discarded for a retry. */
+const RETRYING = new Error("the answer is retryable: the request is sent again");
+
+export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptListener {
+  private current: Attempt | undefined;
+  /** The endpoint of the last attempt: a retry goes elsewhere when it can. */
+  private lastEndpoint: AttemptEndpoint | undefined;
+  private backoff: BackoffSequence | undefined;
+  private retries = 0;
+  /** The attempt in flight was aborted by this call to retry. */
+  private discarding = false;
+  /** The response head went to the writer: no retry from here on. */
+  private answered = false;
+  private over = false;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly client: Client,
+    private readonly policy: ServicePolicy,
+    private readonly req: UpstreamRequest,
+    /** The request body as bytes when it may be sent again (undefined: it may not). */
+    private readonly replayBody: Buffer | undefined,
+    /** The response writer. */
+    private readonly writer: UpstreamHandler,
+    /** When the whole request must be answered (ms since the epoch), or undefined. */
+    private readonly deadline: number | undefined,
+  ) {}
+
+  start(): void {
+    this.writer.onStart(this);
+    // The client may have left already: the writer aborted at once.
+    if (this.over) return;
+    this.policy.budget.deposit();
+    if (this.deadline !== undefined) {
+      const left = this.deadline - Date.now();
+      if (left <= 0) {
+        this.timeOut();
+        return;
+      }
+      this.deadlineTimer = setTimeout(this.timeOut, left);
+    }
+    this.send();
+  }
+
+  private send(): void {
+    const req =
+      this.replayBody === undefined
+        ? this.req
+        : {
+            ...this.req,
+            body: this.replayBody.length > 0 ? Readable.from([this.replayBody]) : null,
+          };
+    this.client.dispatch(req, this, this.policy, this.lastEndpoint);
+  }
+
+  private readonly timeOut = () => {
+    this.deadlineTimer = undefined;
+    if (this.over || this.answered) return;
+    const err = new ProxyError(
+      "LINTEL_TIMEOUT",
+      `${this.policy.service} did not answer within its deadline (totalTimeoutMs, timeoutMs or l5d-ctx-deadline)`,
+    );
+    this.policy.stats.timeouts.n++;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.current) {
+      this.discarding = false;
+      this.current.abort(err);
+    } else this.fail(err);
+  };
+
+  // ---- UpstreamControl: the writer's hold on the request ---------------------------------
+
+  abort(err: Error): void {
+    if (this.over) return;
+    if (this.current) this.current.abort(err);
+    else this.fail(err);
+  }
+
+  resume(): void {
+    this.current?.resume();
+  }
+
+  // ---- each attempt -----------------------------------------------------------------------------
+
+  attempting(attempt: Attempt): void {
+    this.current = attempt;
+    this.lastEndpoint = attempt.endpoint;
+  }
+
+  onStart(_control: UpstreamControl): void {
+    // The attempt is already known (attempting); it is the control.
+  }
+
+  onHead(status: number, headers: string[]): void {
+    if (this.over) return;
+    let cls = this.current
+      ? this.current.answerClass
+      : this.policy.classifier.classify(this.req.method, status);
+    // The upstream may say a failure can be tried again (Linkerd's l5d-retryable).
+    if (cls === "failure" && getHeader(headers, "l5d-retryable") === "true") cls = "retryable";
+    if (cls === "retryable" && this.mayRetry()) {
+      this.discarding = true;
+      this.current?.abort(RETRYING);
+      return;
+    }
+    this.answered = true;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    // Linkerd's hint to the next hop: 1.0 success, 0.0 failure (replacing one from upstream).
+    setHeader(headers, "l5d-success-class", cls === "success" ? "1.0" : "0.0");
+    this.writer.onHead(status, headers);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.writer.onData(chunk);
+  }
+
+  onEnd(trailers: string[] | undefined): void {
+    if (this.over) return;
+    this.over = true;
+    this.current = undefined;
+    this.writer.onEnd(trailers);
+  }
+
+  onError(err: Error): void {
+    if (this.over) return;
+    this.current = undefined;
+    if (this.discarding) {
+      this.discarding = false;
+      this.retryLater();
+      return;
+    }
+    if (
+      !this.answered &&
+      !(err instanceof ProxyError && err.code === "LINTEL_TIMEOUT") &&
+      this.policy.classifier.classify(this.req.method, 0) === "retryable" &&
+      this.mayRetry()
+    ) {
+      this.retryLater();
+      return;
+    }
+    this.fail(err);
+  }
+
+  private mayRetry(): boolean {
+    if (this.retries >= MAX_RETRIES) return false;
+    // A body that streamed through cannot be sent again.
+    if (this.req.body !== null && this.replayBody === undefined) return false;
+    if (this.deadline !== undefined && Date.now() >= this.deadline) return false;
+    if (!this.policy.budget.tryWithdraw()) {
+      this.policy.stats.budgetExhausted.n++;
+      return false;
+    }
+    this.retries++;
+    this.policy.stats.retries.n++;
+    return true;
+  }
+
+  private retryLater(): void {
+    this.backoff ??= this.policy.backoff.sequence();
+    const wait = this.backoff.next();
+    if (wait <= 0) {
+      this.send();
+      return;
+    }
+    this.retryTimer = setTimeout(this.retryNow, wait);
+  }
+
+  private readonly retryNow = () => {
+    this.retryTimer = undefined;
+    if (!this.over) this.send();
+  };
+
+  private fail(err: Error): void {
+    if (this.over) return;
+    this.over = true;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.writer.onError(err);
+  }
+}

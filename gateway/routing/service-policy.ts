@@ -1,0 +1,76 @@
+// The logical layer's settings per service name (Linkerd's `service` block): the response
+// classifier, the retry budget and backoff, and totalTimeoutMs. io.l5d.global gives every
+// service the same settings; io.l5d.static applies, in order, every entry whose prefix
+// matches the service name (later entries win). Each service name has its own budget,
+// as in Linkerd; the router keeps a service's policy with its binding.
+
+import type { Clock } from "../clock.js";
+import type { RouterConfig } from "../config/config-schema.js";
+import { type Path, PathPattern } from "../naming/index.js";
+import type { Backoff } from "../policy/backoff.js";
+import type { ResponseClassifier } from "../policy/classifier.js";
+import { RetryBudget, type RetryBudgetConfig } from "../policy/retry-budget.js";
+import type { RouterMetrics, ServiceStats } from "../telemetry/index.js";
+import type { PolicyKinds } from "./policy-kinds.js";
+
+type ServiceBlock = RouterConfig["service"];
+type StaticEntry = Extract<ServiceBlock, { kind: "io.l5d.static" }>["configs"][number];
+type ServiceParams = Partial<Omit<StaticEntry, "prefix">>;
+
+/** Linkerd's default retry budget: 20% of requests on top of 10 retries a second, over 10 s. */
+export const DEFAULT_RETRY_BUDGET: RetryBudgetConfig = {
+  ttlSecs: 10,
+  minRetriesPerSec: 10,
+  percentCanRetry: 0.2,
+};
+
+export interface ServicePolicy {
+  /** The service name, as shown (`/svc/users`). */
+  readonly service: string;
+  readonly classifier: ResponseClassifier;
+  readonly budget: RetryBudget;
+  readonly backoff: Backoff;
+  readonly totalTimeoutMs: number | undefined;
+  readonly stats: ServiceStats;
+}
+
+export class ServicePolicies {
+  private readonly entries: readonly { pattern: PathPattern; params: ServiceParams }[];
+
+  constructor(
+    block: ServiceBlock,
+    private readonly kinds: PolicyKinds,
+    private readonly metrics: RouterMetrics,
+    private readonly clock: Pick<Clock, "now">,
+  ) {
+    if (block.kind === "io.l5d.global") {
+      const { kind: _kind, ...params } = block;
+      this.entries = [{ pattern: new PathPattern("/"), params }];
+    } else {
+      this.entries = block.configs.map(({ prefix, ...params }) => ({
+        pattern: new PathPattern(prefix),
+        params,
+      }));
+    }
+  }
+
+  /** A new policy for `service` (with a fresh retry budget). */
+  for(service: Path): ServicePolicy {
+    let p: ServiceParams = {};
+    for (const e of this.entries) {
+      if (e.pattern.match(service) === undefined) continue;
+      for (const [k, v] of Object.entries(e.params)) if (v !== undefined) p = { ...p, [k]: v };
+    }
+    const stats = this.metrics.service(service.show);
+    const budget = new RetryBudget(p.retries?.budget ?? DEFAULT_RETRY_BUDGET, this.clock);
+    stats.budget = budget;
+    return {
+      service: service.show,
+      classifier: this.kinds.classifier(p.responseClassifier),
+      budget,
+      backoff: this.kinds.retryBackoff(p.retries?.backoff),
+      totalTimeoutMs: p.totalTimeoutMs,
+      stats,
+    };
+  }
+}
