@@ -1,6 +1,7 @@
 // `lintel check CONFIG...`: validates configs and prints every error with its path and line.
 
-import { formatConfigError, loadConfig } from "../config/load.js";
+import { formatConfigError } from "../config/load.js";
+import { loadLintelConfig } from "../setup.js";
 
 export async function checkCommand(files: string[], out: (s: string) => void): Promise<number> {
   if (files.length === 0) {
@@ -9,7 +10,7 @@ export async function checkCommand(files: string[], out: (s: string) => void): P
   }
   let failures = 0;
   for (const file of files) {
-    const r = await loadConfig(file);
+    const r = await loadLintelConfig(file);
     const name = file;
     if (r.ok) {
       out(`${name}: ok`);

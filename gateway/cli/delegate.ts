@@ -2,7 +2,7 @@
 // router resolves a name, step by step, and what it binds to. Exit 0 when the name
 // binds to at least one address, 1 otherwise.
 
-import { formatConfigError, loadConfig } from "../config/load.js";
+import { formatConfigError } from "../config/load.js";
 import { createLogger } from "../log.js";
 import {
   type BoundName,
@@ -18,6 +18,7 @@ import { delegationJson } from "../routing/delegate-json.js";
 import { explanationText } from "../routing/delegate-text.js";
 import { explain } from "../routing/explain.js";
 import { buildNaming } from "../routing/naming-setup.js";
+import { loadLintelConfig } from "../setup.js";
 
 export interface DelegateArgs {
   readonly config: string;
@@ -64,7 +65,7 @@ export async function delegateCommand(
   args: DelegateArgs,
   out: (s: string) => void,
 ): Promise<number> {
-  const loaded = await loadConfig(args.config);
+  const loaded = await loadLintelConfig(args.config);
   if (!loaded.ok) {
     out(`${args.config}: invalid config`);
     for (const e of loaded.errors) out(`  ${formatConfigError(e)}`);

@@ -2,10 +2,11 @@
 // starts every router, and runs until SIGTERM/SIGINT or POST /admin/shutdown, then
 // drains gracefully and exits 0.
 
-import { formatConfigError, loadConfig } from "../config/load.js";
+import { formatConfigError } from "../config/load.js";
 import { readConfigAsWritten } from "../config/source.js";
 import { createLogger, type Logger } from "../log.js";
 import { Runtime } from "../runtime.js";
+import { loadLintelConfig } from "../setup.js";
 
 export interface RunHandle {
   readonly runtime: Runtime;
@@ -18,7 +19,7 @@ export async function startFromFile(
   log: Logger,
   out: (s: string) => void,
 ): Promise<RunHandle | number> {
-  const loaded = await loadConfig(file);
+  const loaded = await loadLintelConfig(file);
   if (!loaded.ok) {
     out(`${file}: invalid config`);
     for (const e of loaded.errors) out(`  ${formatConfigError(e).split("\n").join("\n  ")}`);

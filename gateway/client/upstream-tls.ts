@@ -15,7 +15,8 @@ import {
   type TLSSocket,
 } from "node:tls";
 import { loadClientTrust } from "../../tls/client-trust.js";
-import type { RouterConfig } from "../config/config-schema.js";
+import type { LintelConfig, RouterConfig } from "../config/config-schema.js";
+import type { DecodeContext } from "../config/schema.js";
 import { ProxyError } from "../http/errors.js";
 import { type Address, addressKey } from "../naming/index.js";
 import { connectError, type TlsOrigination } from "./http1/pool.js";
@@ -179,4 +180,18 @@ class TlsConnector implements TlsOrigination {
   private failure(why: string): ProxyError {
     return new ProxyError("LINTEL_UPSTREAM_TLS", `TLS to ${this.where}: ${why}`);
   }
+}
+
+/** Loads every client `tls` block's files once, so `lintel check` reports what startup would. */
+export function checkClientTls(config: LintelConfig, cx: DecodeContext): void {
+  const contexts = new UpstreamTlsContexts();
+  config.routers.forEach((r, i) => {
+    for (const { path, tls } of clientTlsBlocks(r.client, `routers[${i}].client`)) {
+      try {
+        contexts.get(tls);
+      } catch (e) {
+        cx.report(path, (e as Error).message);
+      }
+    }
+  });
 }

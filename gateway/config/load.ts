@@ -1,13 +1,10 @@
 // Loads and checks a config: read the file (env substituted), load plugin modules,
-// decode every block, then cross-checks. Errors name the config path and line.
+// decode every block, then cross-checks. Errors name the config path and line. This
+// module knows the schema language, not the kinds: the registry, the plugin loader and
+// the checks of engines and clients come from the composition root (gateway/setup.ts).
 
 import { dirname, resolve } from "node:path";
-import { clientTlsBlocks, UpstreamTlsContexts } from "../client/upstream-tls.js";
-import { silentLogger } from "../log.js";
-import { builtinRegistry } from "../plugins/builtins.js";
 import type { Registry } from "../plugins/registry.js";
-import { loadPluginModule } from "../plugins/user-plugins.js";
-import { listenerTls } from "../server/tls-listener.js";
 import { configSchema, type LintelConfig } from "./config-schema.js";
 import { DecodeContext, type DecodeIssue, INVALID } from "./schema.js";
 import { type ConfigSource, parseConfigText, readConfigSource } from "./source.js";
@@ -56,15 +53,22 @@ function lineOf(source: ConfigSource, issue: DecodeIssue): number | undefined {
   }
 }
 
+/** A check of a decoded config beyond its schema (files load, an engine can do it). */
+export type ConfigCheck = (config: LintelConfig, cx: DecodeContext) => void;
+
 export interface LoadOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** The config's text, instead of reading `file` (which still anchors relative paths). */
   readonly text?: string;
-  /** Defaults to a fresh registry with the built-in kinds. */
-  readonly registry?: Registry;
+  /** The kinds; plugin modules named in the config add theirs to it. */
+  readonly registry: Registry;
+  /** Imports a plugin module (an absolute path) into the registry. */
+  readonly loadPlugin: (file: string, registry: Registry) => Promise<unknown>;
+  /** Run on a config that decoded, in order. */
+  readonly checks?: readonly ConfigCheck[];
 }
 
-export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<LoadResult> {
+export async function loadConfig(file: string, opts: LoadOptions): Promise<LoadResult> {
   const abs = resolve(file);
   const env = opts.env ?? process.env;
   const source =
@@ -76,7 +80,7 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
   });
   if (source.issues.length > 0) return fail([...source.issues]);
 
-  const registry = opts.registry ?? builtinRegistry();
+  const registry = opts.registry;
   const cx = new DecodeContext(dirname(abs));
   const raw = source.value as Record<string, unknown> | undefined;
   const pluginErrors: ConfigError[] = [];
@@ -84,7 +88,7 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
     for (const [i, p] of raw.plugins.entries()) {
       if (typeof p !== "string") continue; // reported by the schema
       try {
-        await loadPluginModule(resolve(cx.baseDir, p), registry);
+        await opts.loadPlugin(resolve(cx.baseDir, p), registry);
       } catch (e) {
         const path = `plugins[${i}]`;
         pluginErrors.push({
@@ -101,6 +105,7 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
   let warnings: ConfigError[] = [];
   if (decoded !== INVALID) {
     crossCheck(decoded, cx);
+    for (const check of opts.checks ?? []) check(decoded, cx);
     for (const u of unappliedSettings(decoded)) {
       if (u.fatal) cx.report(u.path, u.message);
     }
@@ -121,47 +126,8 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
   return { ok: true, config: decoded, registry, file: abs, text: source.raw, warnings };
 }
 
-/**
- * Loads a server's certificate files once, so `lintel check` reports what startup would.
- * (Certificates from Kubernetes Secrets are checked when lintel starts and reads them.)
- */
-function checkCertificates(
-  tls: NonNullable<LintelConfig["routers"][number]["servers"][number]["tls"]>,
-  at: string,
-  cx: DecodeContext,
-): void {
-  const files = tls.certs.filter((c) => c.kind === "files" || c.kind === "dir");
-  if (tls.certPath === undefined && files.length === 0) return;
-  try {
-    listenerTls({ ...tls, certs: files }, silentLogger);
-  } catch (e) {
-    cx.report(at, (e as Error).message);
-  }
-}
-
-/** What the uws engine's TLS cannot do (docs/engines.md): refuse by name, verify clients, pick versions. */
-function uwsTlsLimits(
-  tls: NonNullable<LintelConfig["routers"][number]["servers"][number]["tls"]>,
-  at: string,
-  cx: DecodeContext,
-): void {
-  const needNode = (key: string, why: string) =>
-    cx.report(`${at}.${key}`, `${why}; use engine: node for this server`);
-  if (tls.strictSni)
-    needNode("strictSni", "the uws engine cannot refuse a handshake by server name");
-  if (tls.requireClientAuth || tls.caCertPath)
-    needNode(
-      tls.requireClientAuth ? "requireClientAuth" : "caCertPath",
-      "the uws engine cannot verify client certificates",
-    );
-  if (tls.protocols && !(tls.protocols.includes("TLSv1.2") && tls.protocols.includes("TLSv1.3"))) {
-    needNode("protocols", "the uws engine always offers TLS 1.2 and 1.3");
-  }
-}
-
-/** Checks across blocks: router labels are unique, no two listeners share ip:port, certificate files load. */
+/** Checks across blocks: router labels are unique, no two listeners share ip:port. */
 function crossCheck(config: LintelConfig, cx: DecodeContext): void {
-  const upstreamTls = new UpstreamTlsContexts();
   const labels = new Map<string, number>();
   const binds = new Map<string, string>();
   const bind = (ip: string, port: number, where: string) => {
@@ -194,17 +160,7 @@ function crossCheck(config: LintelConfig, cx: DecodeContext): void {
       labels.set(label, i);
     }
     r.servers.forEach((s, j) => {
-      const at = `routers[${i}].servers[${j}]`;
-      bind(s.ip, s.port, at);
-      if (s.tls && s.engine === "uws") uwsTlsLimits(s.tls, `${at}.tls`, cx);
-      if (s.tls) checkCertificates(s.tls, `${at}.tls`, cx);
+      bind(s.ip, s.port, `routers[${i}].servers[${j}]`);
     });
-    for (const { path, tls } of clientTlsBlocks(r.client, `routers[${i}].client`)) {
-      try {
-        upstreamTls.get(tls);
-      } catch (e) {
-        cx.report(path, (e as Error).message);
-      }
-    }
   });
 }

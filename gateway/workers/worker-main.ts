@@ -4,10 +4,10 @@
 
 import { type MessagePort, parentPort } from "node:worker_threads";
 import { systemClock } from "../clock.js";
-import { loadConfig } from "../config/load.js";
 import { createForwardingLogger } from "../log.js";
 import { Runtime } from "../runtime.js";
 import { closeAllUwsApps } from "../server/uws-engine.js";
+import { loadLintelConfig } from "../setup.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 import { RemoteAcmeAnswers, usesAcme } from "./remote-acme.js";
 import { RemoteCertificates } from "./remote-certificates.js";
@@ -102,7 +102,7 @@ async function serve(init: WorkerInit): Promise<void> {
     }
   });
 
-  const loaded = await loadConfig(init.configFile, { text: init.configText });
+  const loaded = await loadLintelConfig(init.configFile, { text: init.configText });
   if (!loaded.ok) {
     throw new Error(
       `the config no longer loads: ${loaded.errors.map((e) => e.message).join("; ")}`,

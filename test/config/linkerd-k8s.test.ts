@@ -4,7 +4,7 @@
 
 import { resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../gateway/config/load.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
 
 const file = resolve(import.meta.dirname, "../fixtures/linkerd/servicemesh.yaml");
 const saved = process.env.POD_IP;
@@ -16,7 +16,7 @@ afterEach(() => {
 describe("Linkerd 1's Kubernetes configs", () => {
   it("load with their kinds, keys and defaults", async () => {
     process.env.POD_IP = "10.2.3.4";
-    const r = await loadConfig(file);
+    const r = await loadLintelConfig(file);
     if (!r.ok) throw new Error(r.errors.map((e) => `${e.path}: ${e.message}`).join("\n"));
     const [k8s, k8sHttp, rewrite] = r.config.namers;
     expect(k8s!.kind).toBe("io.l5d.k8s");
@@ -50,7 +50,7 @@ describe("Linkerd 1's Kubernetes configs", () => {
 
   it("say what the pod must provide when run outside one", async () => {
     delete process.env.POD_IP;
-    const r = await loadConfig(file);
+    const r = await loadLintelConfig(file);
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
@@ -59,7 +59,7 @@ describe("Linkerd 1's Kubernetes configs", () => {
   });
 
   it("name Linkerd's Istio kinds as unsupported", async () => {
-    const r = await loadConfig(file, {
+    const r = await loadLintelConfig(file, {
       text: "namers:\n- kind: io.l5d.k8s.istio\nrouters:\n- protocol: http\n  identifier: {kind: io.l5d.k8s.istio}\n",
     });
     expect(r.ok).toBe(false);

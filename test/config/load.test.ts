@@ -5,10 +5,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { formatConfigError, loadConfig } from "../../gateway/config/load.js";
+import { formatConfigError } from "../../gateway/config/load.js";
 import { substituteEnv } from "../../gateway/config/source.js";
 import { didYouMean } from "../../gateway/config/suggest.js";
 import { Path } from "../../gateway/naming/index.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
 import { noServices } from "../support/plugin-services.js";
 
 let dir: string;
@@ -27,7 +28,7 @@ function write(name: string, text: string): string {
 
 describe("defaults", () => {
   it("fills in Linkerd 1 defaults for a minimal router", async () => {
-    const r = await loadConfig(write("c.yaml", "routers:\n- protocol: http\n"));
+    const r = await loadLintelConfig(write("c.yaml", "routers:\n- protocol: http\n"));
     if (!r.ok) throw new Error(r.errors.map(formatConfigError).join("\n"));
     const router = r.config.routers[0]!;
     expect(router.label).toBeUndefined();
@@ -68,7 +69,7 @@ describe("defaults", () => {
 
   it("mounts namers at /<kind> unless a prefix is given", async () => {
     mkdirSync(join(dir, "disco"));
-    const r = await loadConfig(
+    const r = await loadLintelConfig(
       write(
         "c.yaml",
         "namers:\n- kind: io.l5d.fs\n  rootDir: disco\n- kind: io.l5d.fs\n  prefix: /other\n  rootDir: disco\nrouters:\n- protocol: http\n",
@@ -81,7 +82,7 @@ describe("defaults", () => {
   });
 
   it("reads a single identifier or a list of them", async () => {
-    const r = await loadConfig(
+    const r = await loadLintelConfig(
       write(
         "c.yaml",
         "routers:\n- protocol: http\n  identifier:\n  - kind: io.l5d.path\n    segments: 2\n  - kind: io.l5d.header.token\n",
@@ -94,10 +95,10 @@ describe("defaults", () => {
   });
 
   it("reads JSON configs the same as YAML", async () => {
-    const yaml = await loadConfig(
+    const yaml = await loadLintelConfig(
       write("c.yaml", "routers:\n- protocol: http\n  dtab: /svc => /$/inet/127.1/80\n"),
     );
-    const json = await loadConfig(
+    const json = await loadLintelConfig(
       write("c.json", '{"routers":[{"protocol":"http","dtab":"/svc => /$/inet/127.1/80"}]}'),
     );
     expect(yaml.ok && json.ok).toBe(true);
@@ -127,7 +128,7 @@ describe("environment substitution", () => {
   });
 
   it("substitutes numbers that the schema then reads as numbers", async () => {
-    const r = await loadConfig(
+    const r = await loadLintelConfig(
       write("c.yaml", "routers:\n- protocol: http\n  servers:\n  - port: ${P}\n"),
       {
         env: { P: "4242" },
@@ -139,7 +140,7 @@ describe("environment substitution", () => {
 
 describe("error positions", () => {
   it("points a dtab error at the line inside a block dtab", async () => {
-    const r = await loadConfig(
+    const r = await loadLintelConfig(
       write(
         "c.yaml",
         "routers:\n- protocol: http\n  dtab: |\n    /a => /b;\n    /c => /d;\n    /e => ;\n",
@@ -154,7 +155,7 @@ describe("error positions", () => {
   });
 
   it("points a missing key at its enclosing block", async () => {
-    const r = await loadConfig(
+    const r = await loadLintelConfig(
       write("c.yaml", "routers:\n- protocol: http\n  identifier:\n    segments: 1\n"),
     );
     expect(r.ok).toBe(false);
@@ -163,12 +164,12 @@ describe("error positions", () => {
   });
 
   it("says so when the file does not exist", async () => {
-    const r = await loadConfig(join(dir, "nope.yaml"));
+    const r = await loadLintelConfig(join(dir, "nope.yaml"));
     expect(!r.ok && r.errors[0]!.message).toMatch(/cannot read .*nope\.yaml: no such file/);
   });
 
   it("rejects a config that is not a mapping", async () => {
-    const r = await loadConfig(write("c.yaml", "- just\n- a list\n"));
+    const r = await loadLintelConfig(write("c.yaml", "- just\n- a list\n"));
     expect(!r.ok && formatConfigError(r.errors[0]!)).toMatch(
       /^expected a lintel \(Linkerd 1\) config mapping, got a list/,
     );
@@ -203,7 +204,7 @@ export default (lintel) => lintel.definePlugin({
 
   it("loads a plugin module and uses its kind and schema", async () => {
     write("tenant.mjs", identifierModule);
-    const r = await loadConfig(
+    const r = await loadLintelConfig(
       write(
         "c.yaml",
         "plugins: [tenant.mjs]\nrouters:\n- protocol: http\n  identifier:\n    kind: com.example.tenant\n    header: x-org\n",
@@ -228,7 +229,7 @@ export default (lintel) => lintel.definePlugin({
 
   it("validates the plugin's own fields like built-in ones", async () => {
     write("tenant.mjs", identifierModule);
-    const r = await loadConfig(
+    const r = await loadLintelConfig(
       write(
         "c.yaml",
         "plugins: [tenant.mjs]\nrouters:\n- protocol: http\n  identifier:\n    kind: com.example.tenant\n    hedaer: x\n",
@@ -241,7 +242,7 @@ export default (lintel) => lintel.definePlugin({
 
   it("reports a plugin module that cannot be loaded or is not a plugin", async () => {
     write("bad.mjs", "export default { kind: 'x' };\n");
-    const r = await loadConfig(
+    const r = await loadLintelConfig(
       write("c.yaml", "plugins: [missing.mjs, bad.mjs]\nrouters:\n- protocol: http\n"),
     );
     expect(r.ok).toBe(false);
@@ -256,7 +257,9 @@ export default (lintel) => lintel.definePlugin({
       "dup.mjs",
       "export default (l) => ({ category: 'namer', kind: 'io.l5d.fs', schema: l.schema.object({}), create: () => ({}) });\n",
     );
-    const r = await loadConfig(write("c.yaml", "plugins: [dup.mjs]\nrouters:\n- protocol: http\n"));
+    const r = await loadLintelConfig(
+      write("c.yaml", "plugins: [dup.mjs]\nrouters:\n- protocol: http\n"),
+    );
     expect(!r.ok && r.errors[0]!.message).toContain(
       'a namer of kind "io.l5d.fs" is already registered',
     );

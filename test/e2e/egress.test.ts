@@ -5,7 +5,8 @@
 
 import { connect, createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { formatConfigError, loadConfig } from "../../gateway/config/load.js";
+import { formatConfigError } from "../../gateway/config/load.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
 import {
   call,
   cleanup,
@@ -250,7 +251,7 @@ describe("egress config checks", () => {
     writeFiles(dir, {
       "lintel.yaml": `routers:\n- protocol: http\n${router}\n`,
     });
-    const r = await loadConfig(`${dir}/lintel.yaml`);
+    const r = await loadLintelConfig(`${dir}/lintel.yaml`);
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.errors.map(formatConfigError).join("\n")).toContain(message);

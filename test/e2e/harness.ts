@@ -13,9 +13,10 @@ import {
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatConfigError, loadConfig } from "../../gateway/config/load.js";
+import { formatConfigError } from "../../gateway/config/load.js";
 import { createLogger, type Logger } from "../../gateway/log.js";
 import { Runtime } from "../../gateway/runtime.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
 
 export const ENGINES = ["node", "uws"] as const;
 export type EngineName = (typeof ENGINES)[number];
@@ -183,7 +184,7 @@ export async function startLintel(
   // uws servers run on the control thread unless a test asks for workers.
   const text = /^workers:/m.test(yaml) ? yaml : `workers: 0\n${yaml}`;
   writeFiles(dir, { ...files, "lintel.yaml": text });
-  const loaded = await loadConfig(join(dir, "lintel.yaml"));
+  const loaded = await loadLintelConfig(join(dir, "lintel.yaml"));
   if (!loaded.ok)
     throw new Error(`test config is invalid:\n${loaded.errors.map(formatConfigError).join("\n")}`);
   const logs: string[] = [];

@@ -8,9 +8,9 @@ import { request, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../gateway/config/load.js";
 import { createLogger } from "../../gateway/log.js";
 import { Runtime } from "../../gateway/runtime.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
 import {
   adminStatus,
   type ChildLintel,
@@ -356,7 +356,7 @@ routers:
   servers: [{ip: 127.0.0.1, port: ${taken.port}, engine: ${engine}}]
 `,
     });
-    const loaded = await loadConfig(join(dir, "lintel.yaml"));
+    const loaded = await loadLintelConfig(join(dir, "lintel.yaml"));
     if (!loaded.ok) throw new Error("test config is invalid");
     const started = Runtime.start(loaded.config, {
       log: createLogger({ sink: () => {} }),
@@ -383,7 +383,7 @@ routers:
   servers: [{ip: 127.0.0.1, port: ${first}, engine: ${engine}}]
 `,
     });
-    const loaded = await loadConfig(join(dir, "lintel.yaml"));
+    const loaded = await loadLintelConfig(join(dir, "lintel.yaml"));
     if (!loaded.ok) throw new Error("test config is invalid");
     const started = Runtime.start(loaded.config, {
       log: createLogger({ sink: () => {} }),

@@ -13,9 +13,10 @@ import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { checkCommand } from "../../gateway/cli/check.js";
-import { formatConfigError, loadConfig } from "../../gateway/config/load.js";
+import { formatConfigError } from "../../gateway/config/load.js";
 import { createLogger } from "../../gateway/log.js";
 import { Runtime } from "../../gateway/runtime.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
 import { DAYS, type Issued, TestCa } from "../tls/test-ca.js";
 import { isListening, runLintel, startChildLintel, within } from "./child.js";
 import {
@@ -360,7 +361,7 @@ routers:
   servers: [{ip: 127.0.0.1, port: 0}]
 `,
     });
-    const loaded = await loadConfig(join(dir, "lintel.yaml"));
+    const loaded = await loadLintelConfig(join(dir, "lintel.yaml"));
     if (!loaded.ok) throw new Error(loaded.errors.map(formatConfigError).join("\n"));
     writeFiles(dir, { "ca/missing.pem": "garbage" });
     const started = Runtime.start(loaded.config, {

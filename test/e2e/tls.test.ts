@@ -8,7 +8,8 @@ import { Agent, request } from "node:https";
 import { join } from "node:path";
 import { type ConnectionOptions, connect, createServer, type PeerCertificate } from "node:tls";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { formatConfigError, loadConfig } from "../../gateway/config/load.js";
+import { formatConfigError } from "../../gateway/config/load.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
 import { chainPem, type Issued, TestCa } from "../tls/test-ca.js";
 import {
   cleanup,
@@ -382,7 +383,7 @@ describe("TLS config errors", () => {
   async function errorsOf(yaml: string, files: Record<string, string>): Promise<string[]> {
     const dir = tempDir();
     writeFiles(dir, { ...files, "lintel.yaml": yaml });
-    const r = await loadConfig(join(dir, "lintel.yaml"));
+    const r = await loadLintelConfig(join(dir, "lintel.yaml"));
     return r.ok ? [] : r.errors.map(formatConfigError);
   }
 
@@ -424,7 +425,7 @@ describe("TLS config errors", () => {
       const dir = tempDir();
       const files = { ...baseFiles(), "app.key": wild.keyPem() };
       writeFiles(dir, { ...files, "lintel.yaml": config(engine, 1) });
-      const r = await loadConfig(join(dir, "lintel.yaml"));
+      const r = await loadLintelConfig(join(dir, "lintel.yaml"));
       expect(r.ok).toBe(false);
       if (r.ok) return;
       expect(r.errors).toHaveLength(1);
@@ -442,7 +443,7 @@ describe("TLS config errors", () => {
     const dir = tempDir();
     const { "default.crt": _, ...files } = baseFiles();
     writeFiles(dir, { ...files, "lintel.yaml": config("node", 1) });
-    const r = await loadConfig(join(dir, "lintel.yaml"));
+    const r = await loadLintelConfig(join(dir, "lintel.yaml"));
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([

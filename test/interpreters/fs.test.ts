@@ -1,7 +1,6 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../gateway/config/load.js";
 import { DtabInterpreter } from "../../gateway/interpreters/default.js";
 import { fsInterpreter, readDtabFile, watchDtabFile } from "../../gateway/interpreters/fs.js";
 import type { Interpreter } from "../../gateway/interpreters/interpreter.js";
@@ -10,6 +9,7 @@ import { createGlobalNamer } from "../../gateway/namers/global.js";
 import { globalLookup } from "../../gateway/namers/mount.js";
 import { Dtab, readDtab, readPath } from "../../gateway/naming/index.js";
 import type { NamingSetup } from "../../gateway/routing/naming-setup.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
 import {
   addrText,
   decode,
@@ -314,7 +314,7 @@ describe("io.l5d.fs interpreter: validation", () => {
         "",
       ].join("\n"),
     );
-    const r = await loadConfig(file, { env: {} });
+    const r = await loadLintelConfig(file, { env: {} });
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.errors).toHaveLength(1);

@@ -3,10 +3,10 @@
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig } from "../../gateway/config/load.js";
 import { silentLogger } from "../../gateway/log.js";
 import type { DelegateNode } from "../../gateway/naming/index.js";
 import { buildNaming, type NamingSetup } from "../../gateway/routing/naming-setup.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
 import { type FakeDns, fakeDns, fakeResolver } from "../namers/helpers.js";
 
 export interface Built {
@@ -22,7 +22,7 @@ export async function buildFromYaml(
 ): Promise<Built> {
   const file = join(dir, "lintel.yaml");
   writeFileSync(file, yaml);
-  const loaded = await loadConfig(file, { env: {} });
+  const loaded = await loadLintelConfig(file, { env: {} });
   if (!loaded.ok) {
     throw new Error(
       `config does not load: ${loaded.errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`,
