@@ -6,6 +6,7 @@
 
 import { ProxyError } from "../http/errors.js";
 import type { ResponseClass, ResponseClassifier } from "../policy/classifier.js";
+import { type Expiring, requestTimers, type WheelEntry } from "../timer-wheel.js";
 import type { UpstreamControl, UpstreamHandler, UpstreamRequest } from "./http1/connection.js";
 import { openSslErrorText } from "./upstream-tls-errors.js";
 
@@ -54,9 +55,9 @@ export const CONNECT_CODES: ReadonlySet<string> = new Set([
   "EAI_AGAIN",
 ]);
 
-export class Attempt implements UpstreamHandler, UpstreamControl {
+export class Attempt implements UpstreamHandler, UpstreamControl, Expiring {
   private control: UpstreamControl | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: WheelEntry | undefined;
   private start = 0;
   private reported = false;
   private over = false;
@@ -84,10 +85,11 @@ export class Attempt implements UpstreamHandler, UpstreamControl {
     private readonly timed: boolean,
   ) {
     if (timed) this.start = performance.now();
-    if (timeoutMs !== undefined) this.timer = setTimeout(this.timedOut, timeoutMs);
+    if (timeoutMs !== undefined) this.timer = requestTimers.schedule(this, Date.now() + timeoutMs);
   }
 
-  private readonly timedOut = () => {
+  /** requestAttemptTimeoutMs passed (the wheel's call). */
+  expire(): void {
     this.timer = undefined;
     this.owner.attemptTimedOut();
     this.cut(
@@ -96,7 +98,7 @@ export class Attempt implements UpstreamHandler, UpstreamControl {
         `${this.endpoint.key} did not answer ${this.call.service} within requestAttemptTimeoutMs`,
       ),
     );
-  };
+  }
 
   // ---- UpstreamControl, for the handler above -------------------------------------------
 
@@ -132,7 +134,7 @@ export class Attempt implements UpstreamHandler, UpstreamControl {
   onHead(status: number, headers: string[]): void {
     // The attempt timeout bounds the wait for the answer, not its streaming.
     if (this.timer) {
-      clearTimeout(this.timer);
+      requestTimers.cancel(this.timer);
       this.timer = undefined;
     }
     this.answerClass = this.call.classifier.classify(this.req.method, status);
@@ -202,7 +204,7 @@ export class Attempt implements UpstreamHandler, UpstreamControl {
   private finish(): void {
     if (this.over) return;
     this.over = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) requestTimers.cancel(this.timer);
     this.owner.finished(this);
   }
 }

@@ -16,6 +16,7 @@ import type {
 import { ProxyError } from "../http/errors.js";
 import { getHeader, setHeader } from "../http/headers.js";
 import type { BackoffSequence } from "../policy/backoff.js";
+import { type Expiring, requestTimers, type WheelEntry } from "../timer-wheel.js";
 import type { ServicePolicy } from "./service-policy.js";
 
 /** A request is retried at most this many times, whatever the budget. */
@@ -24,7 +25,7 @@ const MAX_RETRIES = 25;
 /** Aborts an attempt whose answer is discarded for a retry. */
 const RETRYING = new Error("the answer is retryable: the request is sent again");
 
-export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptListener {
+export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptListener, Expiring {
   private current: Attempt | undefined;
   /** The endpoint of the last attempt: a retry goes elsewhere when it can. */
   private lastEndpoint: AttemptEndpoint | undefined;
@@ -35,7 +36,7 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   /** The response head went to the writer: no retry from here on. */
   private answered = false;
   private over = false;
-  private deadlineTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: WheelEntry | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -58,10 +59,10 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
     if (this.deadline !== undefined) {
       const left = this.deadline - Date.now();
       if (left <= 0) {
-        this.timeOut();
+        this.expire();
         return;
       }
-      this.deadlineTimer = setTimeout(this.timeOut, left);
+      this.deadlineTimer = requestTimers.schedule(this, this.deadline);
     }
     this.send();
   }
@@ -77,7 +78,8 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
     this.client.dispatch(req, this, this.policy, this.lastEndpoint);
   }
 
-  private readonly timeOut = () => {
+  /** The deadline passed (the wheel calls it). */
+  expire(): void {
     this.deadlineTimer = undefined;
     if (this.over || this.answered) return;
     const err = new ProxyError(
@@ -90,7 +92,7 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
       this.discarding = false;
       this.current.abort(err);
     } else this.fail(err);
-  };
+  }
 
   // ---- UpstreamControl: the writer's hold on the request ---------------------------------
 
@@ -128,7 +130,7 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
       return;
     }
     this.answered = true;
-    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    if (this.deadlineTimer) requestTimers.cancel(this.deadlineTimer);
     // Linkerd's hint to the next hop: 1.0 success, 0.0 failure (replacing one from upstream).
     setHeader(headers, "l5d-success-class", cls === "success" ? "1.0" : "0.0");
     this.writer.onHead(status, headers);
@@ -186,18 +188,18 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
       this.send();
       return;
     }
-    this.retryTimer = setTimeout(this.retryNow, wait);
+    this.retryTimer = setTimeout(() => this.retryNow(), wait);
   }
 
-  private readonly retryNow = () => {
+  private retryNow(): void {
     this.retryTimer = undefined;
     if (!this.over) this.send();
-  };
+  }
 
   private fail(err: Error): void {
     if (this.over) return;
     this.over = true;
-    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    if (this.deadlineTimer) requestTimers.cancel(this.deadlineTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.writer.onError(err);
   }
