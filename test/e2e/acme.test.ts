@@ -511,10 +511,18 @@ describe.skipIf(MISSING)("ACME with several replicas", () => {
         }),
       ),
     );
-    for (const ip of ips) {
-      for (const n of names) {
-        await eventually(() => issuedByPebbleAt(ip, s.tlsPort, n), 30_000, `${n} on ${ip}`);
+    try {
+      for (const ip of ips) {
+        for (const n of names) {
+          await eventually(() => issuedByPebbleAt(ip, s.tlsPort, n), 30_000, `${n} on ${ip}`);
+        }
       }
+    } catch (e) {
+      // What the replicas said about ACME is what explains a name that never came.
+      const said = replicas.flatMap((l, i) =>
+        l.logs.filter((x) => /ACME|acme/.test(x)).map((x) => `${ips[i]}: ${x}`),
+      );
+      throw new Error(`${(e as Error).message}\n${said.join("\n")}`);
     }
     await new Promise((r) => setTimeout(r, 500));
     expect(s.pebble.orders()).toBe(6);

@@ -106,6 +106,8 @@ interface NameState {
 
 /** While another replica orders a name, look for its result this often. */
 const WAIT_FOR_OTHER_MS = 3000;
+/** While another replica makes the ACME account key, look for it this often. */
+const ACCOUNT_WAIT_MS = 200;
 /** Pebble, Let's Encrypt: validation takes seconds; poll the CA at this pace. */
 const CA_POLL = { backoffAttempts: 15, backoffMin: 100, backoffMax: 3000 };
 
@@ -610,21 +612,7 @@ export class AcmeManager implements LivePemSource {
   private async openAccount() {
     const acme = await loadAcme(this.o.agent);
     const keyName = `accounts/${this.id}/account-key.pem`;
-    let key = await this.o.storage.load(keyName);
-    if (!key) {
-      const lock = await this.o.storage.tryLock(`account-${this.id}`, this.o.lockTtlMs);
-      if (!lock)
-        throw new AcmeOperationError(
-          "another replica is creating the ACME account; will try again",
-          undefined,
-        );
-      try {
-        key = (await this.o.storage.load(keyName)) ?? Buffer.from(await newPrivateKey("ec256"));
-        await this.o.storage.store(keyName, key);
-      } finally {
-        await lock.release().catch(() => {});
-      }
-    }
+    const key = (await this.o.storage.load(keyName)) ?? (await this.newAccountKey(keyName));
     const client = new acme.Client({
       directoryUrl: this.o.directoryUrl,
       accountKey: key,
@@ -638,6 +626,36 @@ export class AcmeManager implements LivePemSource {
       }),
     );
     return { acme, client };
+  }
+
+  /**
+   * Makes the account key under the storage's lock; when another replica holds that lock,
+   * waits (up to the lock's TTL) for the key it makes: the replicas starting together
+   * share one account, and none counts the wait as a failed order.
+   */
+  private async newAccountKey(keyName: string): Promise<Buffer> {
+    const until = this.o.clock.now() + this.o.lockTtlMs;
+    for (;;) {
+      const lock = await this.o.storage.tryLock(`account-${this.id}`, this.o.lockTtlMs);
+      if (lock) {
+        try {
+          const key =
+            (await this.o.storage.load(keyName)) ?? Buffer.from(await newPrivateKey("ec256"));
+          await this.o.storage.store(keyName, key);
+          return key;
+        } finally {
+          await lock.release().catch(() => {});
+        }
+      }
+      if (this.closed || this.o.clock.now() > until)
+        throw new AcmeOperationError(
+          "another replica is creating the ACME account; will try again",
+          undefined,
+        );
+      await new Promise<void>((r) => this.o.clock.setTimeout(r, ACCOUNT_WAIT_MS));
+      const made = await this.o.storage.load(keyName);
+      if (made) return made;
+    }
   }
 
   private schedule(st: NameState): void {
