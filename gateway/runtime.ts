@@ -8,7 +8,9 @@ import type { CertificateStore } from "../tls/certificate-store.js";
 import { AcmeService } from "./acme/service.js";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.js";
 import { certificateGauges, certificatesView, type TlsServerStore } from "./admin/certificates.js";
+import { clientsView, routerClientsView } from "./admin/clients.js";
 import { ClientCache } from "./client/client-cache.js";
+import type { RouterClientsView } from "./client/client-view.js";
 import { clientParamsResolver } from "./client/params.js";
 import { clientTlsBlocks, UpstreamTlsContexts } from "./client/upstream-tls.js";
 import { coarseClock, systemClock } from "./clock.js";
@@ -29,8 +31,9 @@ import {
   routerLabel,
 } from "./routing/naming-setup.js";
 import { PolicyKinds } from "./routing/policy-kinds.js";
+import { responseSettings } from "./routing/response-settings.js";
 import { Router } from "./routing/router.js";
-import { ServerPolicy } from "./routing/server-policy.js";
+import { ServerStack } from "./routing/server-stack/server-stack.js";
 import { ServicePolicies } from "./routing/service-policy.js";
 import {
   type ServerCertificateSources,
@@ -234,22 +237,24 @@ export class Runtime {
         clients.push(cache);
         const accessLog = r.httpAccessLog ? new AccessLog(r.httpAccessLog, rlog) : undefined;
         if (accessLog) accessLogs.push(accessLog);
+        const limits = {
+          maxTargetBytes: r.maxInitialLineKB * 1024,
+          maxHeaderBytes: r.maxHeadersKB * 1024,
+          maxHeaderCount: r.maxHeaderCount,
+          maxBodyBytes: r.maxRequestKB === undefined ? undefined : r.maxRequestKB * 1024,
+        };
         const router = new Router(label, {
           naming: naming.routers.get(label)!,
           clients: cache,
           log: rlog,
           accessLog,
-          limits: {
-            maxTargetBytes: r.maxInitialLineKB * 1024,
-            maxHeaderBytes: r.maxHeadersKB * 1024,
-            maxHeaderCount: r.maxHeaderCount,
-            maxBodyBytes: r.maxRequestKB === undefined ? undefined : r.maxRequestKB * 1024,
-          },
+          limits,
           bindingCacheSize: r.bindingCache.paths,
           bindingIdleTtlMs: r.bindingCache.idleTtlSecs * 1000,
           egress,
           metrics,
           services: new ServicePolicies(r.service, policyKinds, metrics, coarseClock),
+          response: responseSettings(r),
         });
         routers.push(router);
         for (const [j, s] of r.servers.entries()) {
@@ -290,20 +295,17 @@ export class Runtime {
               });
             continue;
           }
-          let tunnels: ConnectTunnels | undefined;
-          if (s.connect && egress) {
-            tunnels = new ConnectTunnels({
-              egress,
-              ports: new Set(s.connect.ports),
-              resolver: naming.resolver,
-              resolveTimeoutMs: r.bindingTimeoutMs,
-              connectTimeoutMs: CONNECT_TIMEOUT_MS,
-              log: rlog,
-            });
+          const server = new ServerStack(s, {
+            routerLabel: label,
+            limits,
+            acmeHttp: s.tls ? undefined : acmeHttp,
+          });
+          let onConnect: ((req: TunnelRequest) => void) | undefined;
+          if (s.connect) {
+            const tunnels = new ConnectTunnels(CONNECT_TIMEOUT_MS);
             rt.tunnels.push(tunnels);
+            onConnect = (req) => router.tunnel(req, server, tunnels);
           }
-          const policy = new ServerPolicy(s, label, s.tls ? undefined : acmeHttp);
-          const onConnect = tunnels && ((req: TunnelRequest) => tunnels.handle(req, policy.stats));
           const listen = s.engine === "uws" ? listenUws : listenNode;
           const port = side?.ports[key] ?? s.port;
           let listener: Listener;
@@ -323,7 +325,7 @@ export class Runtime {
                 maxConnections: s.maxConnections,
                 onConnect,
               },
-              (ex) => router.handle(ex, policy),
+              (ex) => router.handle(ex, server),
             );
           } catch (e) {
             const err = e as NodeJS.ErrnoException;
@@ -332,7 +334,7 @@ export class Runtime {
             );
           }
           // Named by the port it listens on (the one chosen, for port 0).
-          policy.stats = metrics.server(s.ip, listener.port);
+          server.stats = metrics.server(s.ip, listener.port);
           if (localStore) {
             rt.tlsServers.push({
               router: label,
@@ -394,6 +396,12 @@ export class Runtime {
             namers: naming.namers,
             kubernetes: () => naming.kube?.status() ?? [],
             certificates: () => certificatesView(rt.tlsServers, rt.acme),
+            // This thread's clients when it serves some servers itself, and the workers'.
+            clients: () =>
+              clientsView(
+                listeners.length > forWorkers.length ? () => rt.clientsView() : undefined,
+                rt.pool,
+              ),
           },
           config.admin.ip,
           config.admin.port,
@@ -419,6 +427,11 @@ export class Runtime {
     p.gauge("workers_live", () => this.pool?.readyCount ?? 0);
     p.gauge("uptime_ms", () => Date.now() - this.startedAt);
     return p.counter("worker_restarts");
+  }
+
+  /** Each router's clients and their endpoints as this thread sees them (/admin/clients.json). */
+  clientsView(): RouterClientsView[] {
+    return this.routers.map((r, i) => routerClientsView(r.label, this.clients[i]!));
   }
 
   /**

@@ -1,6 +1,7 @@
 // The admin server (default 127.0.0.1:9990): liveness and readiness for load balancers
 // and Kubernetes, the delegator API Linkerd's dashboard used, the running config,
-// metrics (rendered by ./metrics.ts), and graceful shutdown. The UI plugs in here later.
+// metrics (rendered by ./metrics.ts), clients and their endpoints (./clients.ts), and
+// graceful shutdown. The UI plugs in here later.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "../log.js";
@@ -28,6 +29,8 @@ export interface AdminContext {
   readonly kubernetes: () => unknown;
   /** Every certificate served, and the ACME names' state. */
   readonly certificates: () => unknown;
+  /** Every client's balancer and endpoints, per thread serving requests (workers asked, bounded). */
+  readonly clients: () => Promise<unknown>;
 }
 
 export interface AdminServer {
@@ -167,6 +170,8 @@ export function startAdminServer(
           return sendJson(res, 200, ctx.kubernetes());
         case "/admin/certificates.json":
           return sendJson(res, 200, ctx.certificates());
+        case "/admin/clients.json":
+          return sendJson(res, 200, await ctx.clients());
         case "/admin/metrics/prometheus":
           return send(res, 200, prometheusText(ctx.metrics()), PROMETHEUS_CONTENT_TYPE);
         case "/admin/shutdown":

@@ -8,6 +8,7 @@ import { ProxyError } from "../http/errors.js";
 import type { ResponseClass, ResponseClassifier } from "../policy/classifier.js";
 import { type Expiring, requestTimers, type WheelEntry } from "../timer-wheel.js";
 import type { UpstreamControl, UpstreamHandler, UpstreamRequest } from "./http1/connection.js";
+import { ResponseLimitError } from "./http1/response-parser.js";
 import { openSslErrorText } from "./upstream-tls-errors.js";
 
 /** What an attempt needs of the request's service: its name (for messages) and classifier. */
@@ -160,7 +161,10 @@ export class Attempt implements UpstreamHandler, UpstreamControl, Expiring {
     }
     const connectFailure = CONNECT_CODES.has((err as NodeJS.ErrnoException).code ?? "");
     // A response already counted stays counted; an attempt that died before one failed.
-    this.report(false, connectFailure);
+    // One over the router's maxResponseKB or maxChunkKB is an answer the router refuses:
+    // the endpoint is not failing (else clients asking for a large resource would get it
+    // marked dead by failure accrual).
+    this.report(err instanceof ResponseLimitError, connectFailure);
     this.finish();
     if (connectFailure && this.control === undefined && this.owner.requeue(this, err)) return;
     this.next.onError(this.explained(err, connectFailure));
@@ -172,6 +176,13 @@ export class Attempt implements UpstreamHandler, UpstreamControl, Expiring {
     const code = (err as NodeJS.ErrnoException).code ?? "";
     const where = this.endpoint.key;
     const service = this.call.service;
+    if (err instanceof ResponseLimitError) {
+      // e.g. "the response of /svc/users from 10.0.0.5:8080 is over maxResponseKB (1024 KB): …"
+      return new ProxyError(
+        "LINTEL_RESPONSE_TOO_LARGE",
+        `the response of ${service} from ${where} ${err.message}`,
+      );
+    }
     if (connectFailure) {
       return new ProxyError(
         "LINTEL_CONNECT",

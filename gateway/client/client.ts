@@ -18,8 +18,14 @@ import {
   type AttemptOwner,
   type CallPolicy,
 } from "./attempt.js";
-import type { LoadBalancer, LoadBalancerFactory } from "./balancers/balancer.js";
-import { Endpoint, type EndpointOptions } from "./endpoint.js";
+import type {
+  BalancerDescription,
+  LoadBalancer,
+  LoadBalancerFactory,
+} from "./balancers/balancer.js";
+import { type ClientView, type EndpointView, isoTime } from "./client-view.js";
+import type { PoolFactory } from "./connection-pool.js";
+import { Endpoint } from "./endpoint.js";
 import type { UpstreamHandler, UpstreamRequest } from "./http1/connection.js";
 
 /** The client-level settings of a bound id (its `client` block), as built objects. */
@@ -36,6 +42,8 @@ export interface ClientPolicy {
   /** Envoy-style limits: requests in flight, and waiting for a connection. */
   readonly maxRequests: number;
   readonly maxPendingRequests: number;
+  /** The kinds of `balancer` and `accrual`, as the config names them (for the admin server). */
+  readonly kinds?: { readonly balancer: string; readonly accrual: string };
 }
 
 /** An attempt never requeues more often than this, whatever the budget. */
@@ -57,7 +65,8 @@ export class Client implements AttemptOwner, BalancerSource {
   constructor(
     readonly bound: BoundName,
     private readonly policy: ClientPolicy,
-    private readonly endpointOptions: EndpointOptions,
+    /** The connection pool of each endpoint (the client's protocol and settings). */
+    private readonly pools: PoolFactory,
     private readonly log: Logger,
     /** The bound id's metrics (they outlive this client when it is replaced). */
     readonly stats: ClientStats,
@@ -86,6 +95,32 @@ export class Client implements AttemptOwner, BalancerSource {
     return this.balancer.stats();
   }
 
+  /**
+   * The client and its endpoints now, for /admin/clients.json: read from what the client,
+   * its balancer and failure accrual keep anyway (nothing is recorded for it).
+   */
+  describe(now = Date.now()): ClientView {
+    const a = this.addr;
+    const lb = this.balancer.stats();
+    const described = this.balancer.describe?.();
+    const size = this.size;
+    return {
+      id: this.bound.id.show,
+      state: a.kind,
+      ...(a.kind === "failed" ? { error: a.error.message } : {}),
+      loadBalancer: {
+        kind: this.policy.kinds?.balancer ?? "unknown",
+        size: lb.size,
+        available: size.endpoints - size.dead,
+        load: lb.load,
+        ...(described?.figures ? { figures: described.figures } : {}),
+      },
+      failureAccrual: { kind: this.policy.kinds?.accrual ?? "unknown" },
+      lastUsed: isoTime(this.lastUsed),
+      endpoints: this.endpoints.map((e) => endpointView(e, described, now)),
+    };
+  }
+
   /** Resolves when the address state leaves pending (or right away if it has), or after `timeoutMs`. */
   whenResolved(timeoutMs: number): Promise<void> {
     if (this.addr.kind !== "pending") return Promise.resolve();
@@ -111,6 +146,30 @@ export class Client implements AttemptOwner, BalancerSource {
     this.lastUsed = coarseClock.now();
     this.policy.requeueBudget.deposit();
     this.send(req, next, call, avoid as Endpoint | undefined, 0);
+  }
+
+  /**
+   * An endpoint for a CONNECT tunnel: the balancer's pick, under the address checks. The
+   * tunnel reports whether it could connect through `observe`, as an attempt does.
+   */
+  pickForTunnel(service: string): Endpoint | ProxyError {
+    this.lastUsed = coarseClock.now();
+    const endpoint = this.balancer.pick(undefined);
+    if (!endpoint) {
+      return this.endpoints.length === 0
+        ? new ProxyError(
+            "LINTEL_NO_ADDRESSES",
+            `${this.bound.id.show} has no addresses for ${service}`,
+          )
+        : new ProxyError(
+            "LINTEL_UNAVAILABLE",
+            `all ${this.endpoints.length} endpoints of ${this.bound.id.show} are marked dead by failure accrual (for ${service})`,
+          );
+    }
+    const denied = this.policy.checkAddress?.(endpoint.address);
+    if (denied) return denied;
+    endpoint.health.admit();
+    return endpoint;
   }
 
   private send(
@@ -243,7 +302,7 @@ export class Client implements AttemptOwner, BalancerSource {
       }
       for (const [key, x] of next) {
         if (!this.byKey.has(key)) {
-          this.byKey.set(key, new Endpoint(x, this.endpointOptions, this.policy.accrual));
+          this.byKey.set(key, new Endpoint(x, this.pools, this.policy.accrual));
         }
       }
       this.endpoints = [...this.byKey.values()];
@@ -269,4 +328,41 @@ export class Client implements AttemptOwner, BalancerSource {
     this.endpoints = [];
     return Promise.all(eps.map((e) => (now ? e.destroy() : e.close()))).then(() => {});
   }
+}
+
+function endpointView(
+  e: Endpoint,
+  described: BalancerDescription | undefined,
+  now: number,
+): EndpointView {
+  const h = e.health;
+  const meta = e.address.meta;
+  let state: Pick<EndpointView, "state" | "until" | "for" | "probe">;
+  if (h.state === "alive") state = { state: "live" };
+  else if (h.state === "probing") state = { state: "probing", probe: "in flight" };
+  // Dead with its wait over: the next request picked is its probe (Finagle's ProbeOpen).
+  else if (h.available) state = { state: "probing", probe: "waiting" };
+  else {
+    state = {
+      state: "dead",
+      until: isoTime(h.deadUntil),
+      for: Math.max(0, h.deadUntil - now),
+    };
+  }
+  const record = h.describeRecord();
+  const figures = described?.endpoint?.(e.key);
+  const last = h.lastOutcome;
+  return {
+    address: e.key,
+    weight: e.weight,
+    ...(Object.keys(meta).length > 0 ? { meta } : {}),
+    ...state,
+    load: e.inflight,
+    pending: e.pending,
+    ...(record ? { accrual: record } : {}),
+    ...(figures ? { balancer: figures } : {}),
+    ...(last
+      ? { lastOutcomeAt: isoTime(last.at), lastOutcome: last.ok ? "success" : "failure" }
+      : {}),
+  };
 }

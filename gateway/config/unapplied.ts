@@ -19,11 +19,5 @@ export function unappliedSettings(config: LintelConfig): Unapplied[] {
   config.telemetry.forEach((t, i) => {
     warn(`telemetry[${i}]`, `telemeter ${t.kind}`);
   });
-  config.routers.forEach((r, i) => {
-    const at = `routers[${i}]`;
-    for (const key of ["maxResponseKB", "maxChunkKB", "compressionLevel"] as const) {
-      if (r[key] !== undefined) warn(`${at}.${key}`, key);
-    }
-  });
   return out;
 }

@@ -12,6 +12,7 @@ export type ProxyErrorCode =
   | "LINTEL_CONNECT"
   | "LINTEL_UPSTREAM"
   | "LINTEL_UPSTREAM_TLS"
+  | "LINTEL_RESPONSE_TOO_LARGE"
   | "LINTEL_FORBIDDEN"
   | "LINTEL_METHOD_NOT_ALLOWED"
   | "LINTEL_SHUTTING_DOWN"
@@ -36,6 +37,8 @@ const STATUS: Record<ProxyErrorCode, number> = {
   LINTEL_UPSTREAM: 502,
   /** The upstream's certificate failed verification (name, issuer, dates) or TLS failed. */
   LINTEL_UPSTREAM_TLS: 502,
+  /** The upstream's response is over the router's maxResponseKB, or a chunk over maxChunkKB. */
+  LINTEL_RESPONSE_TOO_LARGE: 502,
   /** An egress destination the router's policy does not allow (host or address). */
   LINTEL_FORBIDDEN: 403,
   /** CONNECT on a server that does not tunnel. */

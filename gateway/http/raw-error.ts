@@ -1,21 +1,37 @@
-// An error answer written straight to a socket the HTTP server has let go of (a CONNECT
-// that will not be tunnelled): the same status, l5d-err and body as lintel's own errors.
+// Answers written straight to a socket the HTTP server has let go of (a CONNECT that will
+// not be tunnelled): the same status, l5d-err and body as lintel's own errors.
 
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { l5dErrValue, type ProxyError } from "./errors.js";
 
-/** Writes the answer and closes the connection. */
-export function writeRawError(socket: Socket, err: ProxyError): void {
+/** Writes a whole answer (flat lower-case headers) and closes the connection. */
+export function writeRawResponse(
+  socket: Socket,
+  status: number,
+  headers: readonly string[],
+  body: Buffer,
+): void {
   if (socket.destroyed) return;
-  const body = `${err.message}\n`;
-  socket.end(
-    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? "Error"}\r\n` +
-      `l5d-err: ${l5dErrValue(err.message)}\r\n` +
-      "via: 1.1 lintel\r\n" +
-      "content-type: text/plain; charset=utf-8\r\n" +
-      `content-length: ${Buffer.byteLength(body)}\r\n` +
-      "connection: close\r\n\r\n" +
-      body,
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  head += `content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+  socket.end(Buffer.concat([Buffer.from(head, "latin1"), body]));
+}
+
+/** Writes lintel's error answer and closes the connection. */
+export function writeRawError(socket: Socket, err: ProxyError): void {
+  writeRawResponse(
+    socket,
+    err.status,
+    [
+      "l5d-err",
+      l5dErrValue(err.message),
+      "via",
+      "1.1 lintel",
+      "content-type",
+      "text/plain; charset=utf-8",
+    ],
+    Buffer.from(`${err.message}\n`),
   );
 }

@@ -1,9 +1,11 @@
 // The concrete stack of a bound id, built when the router first sends to it: the
 // client's policy from the router's `client` block (load balancer, failure accrual,
 // failFast, requeue budget, attempt timeout, request limits, egress checks) and the
-// options of its endpoints (connection pool, connect timeout, TLS origination).
+// connection pools of its endpoints (the protocol, pool sizes, connect timeout, TLS
+// origination).
 
 import { Client, type ClientPolicy } from "../client/client.js";
+import { http1Pools } from "../client/connection-pool.js";
 import type { ClientParamsFor } from "../client/params.js";
 import {
   type ClientTlsConfig,
@@ -46,13 +48,14 @@ export function clientStack(o: ClientStackOptions): (bound: BoundName) => Client
       attemptTimeoutMs: p.requestAttemptTimeoutMs,
       maxRequests: p.maxRequests ?? Number.POSITIVE_INFINITY,
       maxPendingRequests: p.maxPendingRequests ?? Number.POSITIVE_INFINITY,
+      kinds: o.kinds.kindsOf(p.loadBalancer, p.failureAccrual),
     };
     const stats = o.metrics.client(key);
     const pool = p.hostConnectionPool;
     return new Client(
       bound,
       policy,
-      {
+      http1Pools({
         maxConnections: pool?.maxSize,
         idleTimeMs: pool?.idleTimeMs,
         minConnections: pool?.minSize,
@@ -60,7 +63,7 @@ export function clientStack(o: ClientStackOptions): (bound: BoundName) => Client
         connectTimeoutMs: p.connectTimeoutMs,
         tls: p.tls ? upstreamTls(p.tls, key, o) : undefined,
         counters: stats,
-      },
+      }),
       o.log,
       stats,
     );

@@ -2,13 +2,15 @@
 // below call as the response arrives (no closures per request on the data path): a slow
 // client pauses the upstream read, a client that goes away aborts the upstream request,
 // an upstream that dies mid-response truncates the client's response rather than leaving
-// it hanging, and an error before any answer becomes lintel's error response.
+// it hanging, and an error before any answer becomes lintel's error response. On a router
+// with compressionLevel, an eligible body goes through gzip (response-compression.ts).
 
 import type { UpstreamControl, UpstreamHandler } from "../client/http1/connection.js";
 import { ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
 import { appendVia, HOP_BY_HOP } from "../http/headers.js";
 import { CLIENT_CLOSED, RESPONSE_TRUNCATED } from "../telemetry/index.js";
+import type { CompressedBodyOwner, GzipBody, ResponseCompression } from "./response-compression.js";
 
 export interface ForwardPolicy {
   /** Drop every l5d-* header from the response (clearContext servers). */
@@ -67,10 +69,14 @@ export function responseHeaders(
  * The response writer: the last handler of the request path, nearest the client. `C` is
  * what its owner keeps with it (the router's per-request state).
  */
-export class ForwardHandler<C> implements UpstreamHandler {
+export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
   private control: UpstreamControl | undefined;
   private started = false;
   private finished = false;
+  /** The body goes to the client through gzip (set in onHead). */
+  private gzip: GzipBody | undefined;
+  /** The upstream's response ended while its compressed body was still going out. */
+  private upstreamDone = false;
   readonly outcome: ForwardOutcome = { status: 0, bytes: 0, error: "" };
 
   constructor(
@@ -79,11 +85,22 @@ export class ForwardHandler<C> implements UpstreamHandler {
     private readonly respondError: (ex: ServerExchange, err: ProxyError) => void,
     private readonly onDone: (h: ForwardHandler<C>) => void,
     readonly ctx: C,
+    /** The router's compressionLevel; undefined when it does not compress. */
+    private readonly compression?: ResponseCompression,
   ) {
     ex.onAbort(this.clientGone);
   }
 
   private readonly clientGone = () => {
+    if (this.upstreamDone) {
+      // Only the compressed rest of the body was still going out.
+      this.gzip?.destroy();
+      if (!this.finished) {
+        this.outcome.error = CLIENT_CLOSED;
+        this.done();
+      }
+      return;
+    }
     this.control?.abort(new Error("the client closed the connection"));
   };
 
@@ -101,10 +118,18 @@ export class ForwardHandler<C> implements UpstreamHandler {
     this.started = true;
     this.outcome.status = status;
     const { out, length } = responseHeaders(headers, this.policy);
+    if (this.compression !== undefined) {
+      this.gzip = this.compression.begin(this.ex, status, out, length, this);
+      if (this.gzip !== undefined) {
+        this.ex.writeHead(status, out, undefined);
+        return;
+      }
+    }
     this.ex.writeHead(status, out, length);
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.gzip !== undefined) return this.gzip.write(chunk);
     this.outcome.bytes += chunk.length;
     if (this.ex.write(chunk)) return true;
     this.ex.onWritable(this.resume);
@@ -112,12 +137,42 @@ export class ForwardHandler<C> implements UpstreamHandler {
   }
 
   onEnd(trailers: string[] | undefined): void {
+    if (this.gzip !== undefined) {
+      // The client's response ends when zlib has given out the rest (compressedEnded).
+      this.upstreamDone = true;
+      this.gzip.end(trailers);
+      return;
+    }
     this.ex.end(trailers);
+    this.done();
+  }
+
+  // ---- CompressedBodyOwner: the gzip stream of a compressed response --------------------
+
+  compressorDrained(): void {
+    if (!this.upstreamDone && !this.finished) this.control?.resume();
+  }
+
+  compressedSent(bytes: number): void {
+    this.outcome.bytes += bytes;
+  }
+
+  compressedEnded(err: Error | undefined): void {
+    if (err === undefined) {
+      this.done();
+      return;
+    }
+    // zlib failed: the client's response is cut, like an upstream dying mid-response.
+    if (!this.upstreamDone) this.control?.abort(err);
+    if (this.finished) return;
+    this.outcome.error = RESPONSE_TRUNCATED;
+    this.ex.destroy();
     this.done();
   }
 
   onError(err: Error): void {
     if (this.finished) return;
+    this.gzip?.destroy();
     if (this.ex.aborted) {
       this.outcome.status = this.outcome.status || 499;
       this.outcome.error = CLIENT_CLOSED;

@@ -44,6 +44,17 @@ export class PolicyKinds {
     return pc ? this.instance(pc, this.ctx) : this.defaultBalancer;
   }
 
+  /** The kinds `balancer(pc)` and `accrual(pc)` make, as the config names them. */
+  kindsOf(
+    balancer: PluginConfig<"loadBalancer"> | undefined,
+    accrual: PluginConfig<"failureAccrual"> | undefined,
+  ): { readonly balancer: string; readonly accrual: string } {
+    return {
+      balancer: balancer?.kind ?? p2cBalancer.kind,
+      accrual: accrual?.kind ?? consecutiveFailures.kind,
+    };
+  }
+
   accrual(pc: PluginConfig<"failureAccrual"> | undefined): FailureAccrualPolicy {
     if (!pc) return this.defaultAccrual;
     return this.instance(pc, {

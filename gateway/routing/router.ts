@@ -1,9 +1,10 @@
-// A router serves one `routers[]` entry: for each request it applies the server's policy,
+// A router serves one `routers[]` entry: for each request it runs its server's stack,
 // identifies the service name, binds it (router dtab + per-request dentries) from the
 // binding cache, and hands it to the service's stack. A finished request is counted in
 // its server's, service's and client's metrics.
 //
-//   server policy → identify → bind → choose a branch
+//   server stack (server-stack/: ACME answers, redirect, checks, call depth, admission)
+//     → identify → bind → choose a branch
 //     → logical (ServiceCall: deadline, retries, classifier)
 //     → concrete (Client: limits, balancer, failure accrual, requeues, egress checks)
 //     → endpoint (Attempt: attempt timeout, outcome; the connection pool)
@@ -15,8 +16,8 @@ import type { ClientCache } from "../client/client-cache.js";
 import type { UpstreamRequest } from "../client/http1/connection.js";
 import { l5dErrValue, ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
-import { getHeader, getHeaders, viaCount } from "../http/headers.js";
-import { checkRequest, type RequestLimits } from "../http/request-checks.js";
+import { getHeader, getHeaders } from "../http/headers.js";
+import type { RequestLimits } from "../http/request-checks.js";
 import type { RequestView } from "../identifiers/identifier.js";
 import type { Logger } from "../log.js";
 import {
@@ -27,17 +28,22 @@ import {
   type Path,
   readDtab,
 } from "../naming/index.js";
+import type { TunnelRequest } from "../server/listener.js";
 import { CLIENT_CLOSED, type RequestStats, type RouterMetrics } from "../telemetry/index.js";
 import type { AccessLog } from "./access-log.js";
 import { BindingCache, type BindingEntry } from "./binding-cache.js";
+import type { ConnectTunnels, TunnelOwner } from "./connect-tunnel.js";
 import { peerDeadline } from "./deadline.js";
 import { type EgressPolicy, requestHost } from "./egress-policy.js";
 import { ForwardHandler } from "./forward.js";
 import type { RouterNaming } from "./naming-setup.js";
 import { readBody } from "./read-body.js";
-import type { ServerPolicy } from "./server-policy.js";
+import type { ResponseSettings } from "./response-settings.js";
+import type { Answerer, ArrivingRequest } from "./server-stack/layer.js";
+import type { ServerStack } from "./server-stack/server-stack.js";
 import { ServiceCall } from "./service-call.js";
 import type { ServicePolicies, ServicePolicy } from "./service-policy.js";
+import { TunnelExchange } from "./tunnel-exchange.js";
 import { upstreamHeaders } from "./upstream-headers.js";
 
 export interface RouterOptions {
@@ -53,6 +59,8 @@ export interface RouterOptions {
   readonly metrics: RouterMetrics;
   /** The logical stack's settings per service name (the `service` block). */
   readonly services: ServicePolicies;
+  /** maxResponseKB, maxChunkKB and compressionLevel, made once for the router. */
+  readonly response?: ResponseSettings;
   readonly rng?: () => number;
 }
 
@@ -117,7 +125,7 @@ function noRoute(service: Path): ProxyError {
   );
 }
 
-export class Router {
+export class Router implements Answerer, TunnelOwner<RequestState> {
   private readonly bindings: BindingCache;
   private readonly rng: () => number;
   draining = false;
@@ -139,43 +147,64 @@ export class Router {
     this.rng = opts.rng ?? Math.random;
   }
 
-  /** Serves one request that arrived on a server with `policy`. */
-  handle(ex: ServerExchange, policy: ServerPolicy): void {
+  /** Serves one request that arrived on a server with the stack `server`. */
+  handle(ex: ServerExchange, server: ServerStack): void {
+    this.serve(ex, server, undefined);
+  }
+
+  /**
+   * Serves a CONNECT request: the same server stack, identification and binding as any
+   * request, then a tunnel to an endpoint of the bound client.
+   */
+  tunnel(req: TunnelRequest, server: ServerStack, tunnels: ConnectTunnels): void {
+    this.serve(new TunnelExchange(req), server, tunnels);
+  }
+
+  private serve(ex: ServerExchange, server: ServerStack, tunnels: ConnectTunnels | undefined) {
     // A connection whose earlier request was malformed carries nothing more we can trust.
     if (ex.condemned) {
       ex.destroy();
       return;
     }
-    if (policy.answeredChallenge(ex) || policy.redirected(ex)) return;
     this.handled++;
     this.inflight++;
-    policy.stats.load.n++;
+    server.stats.load.n++;
     const start = performance.now();
     if (this.draining) ex.closeAfterResponse();
     const st: RequestState = {
       ex,
-      policy,
+      server,
       start,
-      arrived: policy.timeoutMs === undefined ? 0 : Date.now(),
+      arrived: server.timeoutMs === undefined ? 0 : Date.now(),
+      passed: 0,
+      tunnels,
       service: undefined,
       client: undefined,
       serviceStats: undefined,
       clientStats: undefined,
       // Only the access log needs it (and reading it costs a call into the engine).
       remote: this.opts.accessLog ? ex.clientAddress : "",
-      admitted: false,
       status: 0,
       bytes: 0,
       error: "",
     };
     try {
-      checkRequest(ex, this.opts.limits);
-      policy.admit();
-      st.admitted = true;
+      if (server.arrive(st, this)) return;
       this.identifyAndBind(st);
     } catch (e) {
       this.failWith(st, e);
     }
+  }
+
+  /** A layer of the server stack answers the request itself (a redirect, an ACME answer). */
+  answer(req: ArrivingRequest, status: number, headers: readonly string[], body: Buffer): void {
+    const st = req as RequestState;
+    if (!st.ex.aborted) {
+      st.ex.respond(status, headers, body);
+      st.status = status;
+      st.bytes = body.length;
+    }
+    this.finish(st);
   }
 
   /** Runs one step of a request; an error it throws becomes the request's error response. */
@@ -204,21 +233,15 @@ export class Router {
 
   /** identify → bind (router dtab + per-request dentries): the service name's bound tree. */
   private identifyAndBind(st: RequestState): void {
-    const { ex, policy } = st;
+    const { ex, server } = st;
     const headers = ex.headers;
-    if (viaCount(headers) >= policy.maxCallDepth) {
-      throw new ProxyError(
-        "LINTEL_CALL_DEPTH",
-        `maximum call depth (${policy.maxCallDepth}) exceeded: the request passed ${viaCount(headers)} proxies; check for a routing loop`,
-      );
-    }
     // Before anything is bound (and so before any DNS query).
     this.opts.egress?.checkHost(requestHost(getHeader(headers, "host")));
-    const id = this.opts.naming.identifier.identify(new View(ex, policy.clearContext));
+    const id = this.opts.naming.identifier.identify(new View(ex, server.clearContext));
     if (!id.ok)
       throw new ProxyError("LINTEL_UNIDENTIFIED", `cannot identify the request: ${id.reason}`);
     st.service = id.dst.show;
-    const local = policy.clearContext ? Dtab.empty : requestDtab(headers);
+    const local = server.clearContext ? Dtab.empty : requestDtab(headers);
     const entry = this.bindings.get(local, local.size === 0 ? "" : local.show, id.dst);
     entry.service ??= this.opts.services.for(id.dst);
     const service = entry.service;
@@ -277,10 +300,22 @@ export class Router {
           `cannot resolve ${bound.id.show} for ${t.dst.show}: ${a.error.message}`,
         );
     }
+    if (st.tunnels) {
+      st.tunnels.connect(ex as TunnelExchange, client, t.dst.show, this, st);
+      return;
+    }
     const deadline = this.deadlineOf(st, t.service);
-    const head = upstreamHeaders(ex, st.policy, t.dst, bound, t.local, this.opts.egress, deadline);
+    const head = upstreamHeaders(ex, st.server, t.dst, bound, t.local, this.opts.egress, deadline);
     if (head.client !== undefined) st.remote = head.client;
-    const writer = new ForwardHandler(ex, st.policy, this.respondError, this.onForwarded, st);
+    const response = this.opts.response;
+    const writer = new ForwardHandler(
+      ex,
+      st.server,
+      this.respondError,
+      this.onForwarded,
+      st,
+      response?.compression,
+    );
     const length = ex.contentLength;
     const keep =
       ex.hasBody &&
@@ -294,6 +329,7 @@ export class Router {
       // Streamed through unless kept for retries below.
       body: ex.hasBody && !keep ? this.requestBody(ex) : null,
       contentLength: ex.hasBody ? length : undefined,
+      responseLimits: response?.limits,
     };
     if (!keep) {
       new ServiceCall(client, t.service, req, undefined, writer, deadline).start();
@@ -314,14 +350,14 @@ export class Router {
    * service's totalTimeoutMs, and a trusted peer's l5d-ctx-deadline.
    */
   private deadlineOf(st: RequestState, service: ServicePolicy): number | undefined {
-    const serverMs = st.policy.timeoutMs;
+    const serverMs = st.server.timeoutMs;
     const totalMs = service.totalTimeoutMs;
     let deadline = serverMs === undefined ? undefined : st.arrived + serverMs;
     if (totalMs !== undefined) {
       const d = Date.now() + totalMs;
       if (deadline === undefined || d < deadline) deadline = d;
     }
-    if (!st.policy.clearContext) {
+    if (!st.server.clearContext) {
       const peer = peerDeadline(st.ex.headers);
       if (peer !== undefined && (deadline === undefined || peer < deadline)) deadline = peer;
     }
@@ -343,6 +379,16 @@ export class Router {
     st.error = h.outcome.error;
     this.finish(st);
   };
+
+  tunnelFailed(st: RequestState, err: ProxyError): void {
+    this.fail(st, err);
+  }
+
+  tunnelClosed(st: RequestState, opened: boolean, bytes: number): void {
+    st.status = opened ? 200 : 0;
+    st.bytes = bytes;
+    this.finish(st);
+  }
 
   private readonly respondError = (ex: ServerExchange, err: ProxyError) => {
     respondWithError(ex, err, this.opts.log);
@@ -377,12 +423,12 @@ export class Router {
     // No response went out when the client left first: no status to count then.
     const reason = st.status === 0 && st.error === "" ? CLIENT_CLOSED : st.error;
     const status = reason === CLIENT_CLOSED ? 0 : st.status;
-    const server = st.policy.stats;
+    const server = st.server.stats;
     server.load.n--;
     server.record(status, ms, reason);
     st.serviceStats?.record(status, ms, reason);
     st.clientStats?.record(status, ms, reason);
-    if (st.admitted) st.policy.release();
+    if (st.passed > 0) st.server.leave(st);
     if (--this.inflight === 0 && this.idleWaiters.length > 0) {
       const w = this.idleWaiters;
       this.idleWaiters = [];
@@ -422,18 +468,20 @@ interface Target {
 
 interface RequestState {
   readonly ex: ServerExchange;
-  readonly policy: ServerPolicy;
+  readonly server: ServerStack;
   readonly start: number;
   /** Date.now() on arrival, when the server has a timeoutMs. */
   readonly arrived: number;
+  /** How many layers of the server stack it passed (they are left when it finishes). */
+  passed: number;
+  /** Set for a CONNECT request: it becomes a tunnel instead of a forwarded request. */
+  readonly tunnels: ConnectTunnels | undefined;
   service: string | undefined;
   client: string | undefined;
   serviceStats: RequestStats | undefined;
   clientStats: RequestStats | undefined;
   /** The client's address for the access log (after trusted proxies). */
   remote: string;
-  /** Holds one of the server's concurrent-request slots. */
-  admitted: boolean;
   status: number;
   bytes: number;
   /** Why it failed (a ProxyError code, client_closed, …); "" when it did not. */

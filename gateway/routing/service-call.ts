@@ -22,6 +22,9 @@ import type { ServicePolicy } from "./service-policy.js";
 /** A request is retried at most this many times, whatever the budget. */
 const MAX_RETRIES = 25;
 
+/** Errors a retry cannot mend: the deadline passed, or the answer is over the router's limits. */
+const NOT_RETRIED = new Set(["LINTEL_TIMEOUT", "LINTEL_RESPONSE_TOO_LARGE"]);
+
 /** Aborts an attempt whose answer is discarded for a retry. */
 const RETRYING = new Error("the answer is retryable: the request is sent again");
 
@@ -157,7 +160,7 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
     }
     if (
       !this.answered &&
-      !(err instanceof ProxyError && err.code === "LINTEL_TIMEOUT") &&
+      !(err instanceof ProxyError && NOT_RETRIED.has(err.code)) &&
       this.policy.classifier.classify(this.req.method, 0) === "retryable" &&
       this.mayRetry()
     ) {

@@ -11,7 +11,7 @@ import type { BoundName, Dtab, Path } from "../naming/index.js";
 import { DEADLINE_HEADER, formatDeadline } from "./deadline.js";
 import type { EgressPolicy } from "./egress-policy.js";
 import { newRequestId } from "./request-id.js";
-import type { ServerPolicy } from "./server-policy.js";
+import type { ServerStack } from "./server-stack/server-stack.js";
 
 export interface UpstreamHead {
   readonly headers: string[];
@@ -21,7 +21,7 @@ export interface UpstreamHead {
 
 export function upstreamHeaders(
   ex: ServerExchange,
-  policy: ServerPolicy,
+  policy: ServerStack,
   service: Path,
   bound: BoundName,
   local: Dtab,

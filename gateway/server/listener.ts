@@ -29,7 +29,12 @@ export interface ListenerOptions {
 export interface TunnelRequest {
   /** The request target: `host:port` (`[v6]:port`). */
   readonly authority: string;
+  /** "1.1" or "1.0", as parsed. */
+  readonly httpVersion: string;
+  /** The request's header fields, flat [name, value, …] with lower-case names. */
+  readonly headers: readonly string[];
   readonly clientAddress: string;
+  readonly clientPort: number;
   /** The client connection, taken over from the HTTP server. */
   readonly socket: Socket;
   /** Bytes the client sent after the CONNECT head. */

@@ -367,9 +367,18 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
   server.on("connect", (req: IncomingMessage, socket: Socket, head: Buffer) => {
     if (opts.onConnect) {
       const raw = (socket as { _parent?: Socket })._parent ?? socket;
+      const source = PROXIED.get(raw)?.source;
+      const headers: string[] = new Array(req.rawHeaders.length);
+      for (let i = 0; i < headers.length; i += 2) {
+        headers[i] = req.rawHeaders[i]!.toLowerCase();
+        headers[i + 1] = req.rawHeaders[i + 1]!;
+      }
       opts.onConnect({
         authority: req.url ?? "",
-        clientAddress: PROXIED.get(raw)?.source?.address ?? socket.remoteAddress ?? "",
+        httpVersion: req.httpVersion,
+        headers,
+        clientAddress: source?.address ?? socket.remoteAddress ?? "",
+        clientPort: source?.port ?? socket.remotePort ?? 0,
         socket,
         head,
       });

@@ -2,10 +2,13 @@
 // the same ports (SO_REUSEPORT), with its own pools, balancers and caches. The control
 // thread binds names for them, sends certificates, restarts a worker that dies (the
 // others keep serving), keeps each worker's last metrics report (and what dead workers
-// had counted), and drains them on shutdown.
+// had counted), asks them for their clients' state (the admin server's clients.json),
+// and drains them on shutdown.
 
 import { Worker } from "node:worker_threads";
 import type { LiveCertificates } from "../../tls/certificate-set.js";
+import type { ThreadClientsView } from "../admin/clients.js";
+import type { RouterClientsView } from "../client/client-view.js";
 import type { Logger } from "../log.js";
 import type { NamingSetup } from "../routing/naming-setup.js";
 import type { Listener } from "../server/listener.js";
@@ -48,6 +51,8 @@ interface Slot {
   stats: WorkerStats;
   /** The worker's metrics as of its last report (every second). */
   metrics: MetricsSnapshot | undefined;
+  /** Questions for its clients awaiting an answer, by id: each takes the answer or why none came. */
+  readonly clientQuestions: Map<number, (answer: readonly RouterClientsView[] | string) => void>;
   readonly exited: Promise<void>;
 }
 
@@ -68,6 +73,8 @@ export class WorkerPool {
   private readonly stopWatching: (() => void)[] = [];
   /** The counters and histograms of workers that ended, so totals never go down. */
   private carried: MetricsSnapshot = { scopes: [] };
+  /** The id of the last question for the workers' clients. */
+  private lastQuestion = 0;
 
   constructor(private readonly opts: PoolOptions) {
     this.slots = new Array(opts.count).fill(undefined);
@@ -116,6 +123,36 @@ export class WorkerPool {
     return parts;
   }
 
+  /**
+   * Each worker's clients and their endpoints, asked now (for /admin/clients.json): a
+   * worker that is not serving, or does not answer within `timeoutMs`, has an entry saying so.
+   */
+  clients(timeoutMs: number): Promise<ThreadClientsView[]> {
+    return Promise.all(
+      this.slots.map((s, worker): Promise<ThreadClientsView> => {
+        if (!s?.ready) {
+          return Promise.resolve({
+            worker,
+            error: "not serving (starting, or replaced after dying)",
+          });
+        }
+        const id = ++this.lastQuestion;
+        return new Promise((resolve) => {
+          let timer: NodeJS.Timeout | undefined;
+          const answer = (a: readonly RouterClientsView[] | string) => {
+            clearTimeout(timer);
+            s.clientQuestions.delete(id);
+            resolve(typeof a === "string" ? { worker, error: a } : { worker, routers: a });
+          };
+          timer = setTimeout(() => answer(`no answer within ${timeoutMs} ms`), timeoutMs);
+          timer.unref();
+          s.clientQuestions.set(id, answer);
+          s.worker.postMessage({ type: "clients", id } satisfies ToWorker);
+        });
+      }),
+    );
+  }
+
   private certificatesNow(): WireCertificates[] {
     return [...this.opts.certificates].map(([server, store]) =>
       encodeCertificates(server, store.current),
@@ -135,6 +172,7 @@ export class WorkerPool {
       ready: false,
       stats: { inflight: 0, requests: 0 },
       metrics: undefined,
+      clientQuestions: new Map(),
       exited: new Promise((r) => {
         onExit = r;
       }),
@@ -169,6 +207,9 @@ export class WorkerPool {
             slot.stats = m.stats;
             slot.metrics = m.metrics;
             break;
+          case "clients":
+            slot.clientQuestions.get(m.id)?.(m.routers);
+            break;
           case "log":
             log[m.level](m.msg, m.fields);
             break;
@@ -184,6 +225,7 @@ export class WorkerPool {
         bindings.close();
         kube.close();
         onExit();
+        for (const answer of [...slot.clientQuestions.values()]) answer("exited before answering");
         const wasReady = slot.ready;
         slot.ready = false;
         slot.stats = { inflight: 0, requests: slot.stats.requests };

@@ -3,6 +3,7 @@
 // requests with its own listeners, pools and caches, and asks the control thread to bind
 // names. Everything here survives structured cloning (no functions, no class instances).
 
+import type { RouterClientsView } from "../client/client-view.js";
 import type { KubeApiRef, WatchSelector } from "../k8s/api.js";
 import type { MetricsSnapshot } from "../telemetry/index.js";
 
@@ -66,6 +67,8 @@ export type ToWorker =
   | KubeItems
   /** The answer to an acme-http question (undefined: no such challenge). */
   | { readonly type: "acme-http-answer"; readonly id: number; readonly answer: string | undefined }
+  /** Asks for the worker's clients and their endpoints now (/admin/clients.json). */
+  | { readonly type: "clients"; readonly id: number }
   | { readonly type: "shutdown"; readonly graceMs: number }
   /** End now, whatever is in flight (the grace period is over). */
   | { readonly type: "stop" };
@@ -119,6 +122,12 @@ export type FromWorker =
     }
   /** Sent every second (and once more when the worker drains): its counts and metrics. */
   | { readonly type: "stats"; readonly stats: WorkerStats; readonly metrics: MetricsSnapshot }
+  /** The answer to a `clients` question: each router's clients as this worker sees them. */
+  | {
+      readonly type: "clients";
+      readonly id: number;
+      readonly routers: readonly RouterClientsView[];
+    }
   | { readonly type: "stopped" };
 
 /** The key of a server in `ports` and certificate updates. */

@@ -86,6 +86,9 @@ async function serve(init: WorkerInit): Promise<void> {
       case "acme-http-answer":
         acme.answered(m.id, m.answer);
         break;
+      case "clients":
+        post({ type: "clients", id: m.id, routers: runtime?.clientsView() ?? [] });
+        break;
       case "shutdown":
         void (runtime?.shutdown(m.graceMs) ?? Promise.resolve()).finally(() => {
           // The last figures, so the totals include the requests drained.

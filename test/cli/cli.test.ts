@@ -60,6 +60,14 @@ describe("lintel delegate", () => {
     expect(out).toContain("/%/io.l5d.port/4141/#/io.l5d.fs/users [127.0.0.1:4141*4], residual /x");
   });
 
+  it("binds the shipped egress config's CONNECT targets (host:port) to their port", async () => {
+    const egress = join(import.meta.dirname, "../../configs/egress.yaml");
+    const withPort = await run("delegate", egress, "--router", "egress", "/svc/localhost:8443");
+    expect(withPort.out).toContain("/$/io.buoyant.rinet/8443/localhost [127.0.0.1:8443]");
+    const bare = await run("delegate", egress, "--router", "egress", "/svc/localhost");
+    expect(bare.out).toContain("/$/io.buoyant.rinet/443/localhost [127.0.0.1:443]");
+  });
+
   it("exits 1 and says neg when nothing binds", async () => {
     const { code, out } = await run("delegate", config, "--router", "outgoing", "/svc/nobody");
     expect(code).toBe(1);

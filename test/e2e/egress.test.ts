@@ -10,6 +10,7 @@ import { loadLintelConfig } from "../../gateway/setup.js";
 import {
   call,
   cleanup,
+  eventually,
   freePort,
   metricsJson,
   onCleanup,
@@ -166,8 +167,10 @@ function sendConnect(
 }
 
 describe("CONNECT tunnels", () => {
-  const tunnelConfig = (egress: string, ports = "[443]") =>
-    config({ dtab: "/svc => /$/fail", egress, server: `, connect: {ports: ${ports}}` });
+  // The identifier names a CONNECT by its target (/svc/<host>:<port>); the dtab binds it.
+  const TUNNEL_DTAB = "/svc => /$/io.buoyant.hostportPfx/inet; /inet => /$/inet";
+  const tunnelConfig = (egress: string, ports = "[443]", dtab = TUNNEL_DTAB) =>
+    config({ dtab, egress, server: `, connect: {ports: ${ports}}` });
 
   it("tunnels bytes both ways to an allowed destination", async () => {
     const echo = await startEcho();
@@ -179,11 +182,62 @@ describe("CONNECT tunnels", () => {
       socket.write("ping through the tunnel");
     });
     expect(back).toBe("ping through the tunnel");
-    const m = await metricsJson(l);
+    // Counted as the request it is, under its server, service and client, once it closes.
     const server = `rt/egress/server/127.0.0.1/${l.port()}`;
-    expect([m[`${server}/requests`], m[`${server}/success`], m[`${server}/status/200`]]).toEqual([
-      1, 1, 1,
-    ]);
+    expect((await metricsJson(l))[`${server}/requests`] ?? 0).toBe(0);
+    socket.end();
+    await eventually(
+      async () => (await metricsJson(l))[`${server}/requests`] === 1,
+      5000,
+      "the closed tunnel to be counted",
+    );
+    const m = await metricsJson(l);
+    expect([m[`${server}/success`], m[`${server}/status/200`]]).toEqual([1, 1]);
+    expect(m[`rt/egress/service/svc/127.0.0.1:${echo}/success`]).toBe(1);
+    expect(m[`rt/egress/client/$/inet/127.0.0.1/${echo}/success`]).toBe(1);
+  });
+
+  it("goes where the dtab binds its target, and is refused where the dtab binds nothing", async () => {
+    const echo = await startEcho();
+    // api.example.com:<echo> is routed to the echo server by a dentry; other targets fail.
+    const dtab = `/svc => /$/fail; /svc/api.example.com:${echo} => /$/inet/127.0.0.1/${echo}`;
+    const l = await startLintel(tunnelConfig("{allowCidrs: [127.0.0.0/8]}", `[${echo}]`, dtab));
+    const { head, socket } = await sendConnect(l.port(), `api.example.com:${echo}`);
+    expect(head.split("\r\n")[0]).toBe("HTTP/1.1 200 Connection Established");
+    const back = await new Promise<string>((resolve) => {
+      socket.once("data", (d: Buffer) => resolve(d.toString()));
+      socket.write("routed by the dtab");
+    });
+    expect(back).toBe("routed by the dtab");
+    const other = await sendConnect(l.port(), `other.example.com:${echo}`);
+    expect(other.head.split("\r\n")[0]).toBe("HTTP/1.1 502 Bad Gateway");
+    expect(other.rest.toString()).toContain("/svc/other.example.com");
+  });
+
+  it("holds a maxConcurrentRequests slot while open", async () => {
+    const echo = await startEcho();
+    const l = await startLintel(
+      config({
+        dtab: TUNNEL_DTAB,
+        egress: "{allowCidrs: [127.0.0.0/8]}",
+        server: `, connect: {ports: [${echo}]}, maxConcurrentRequests: 1`,
+      }),
+    );
+    const first = await sendConnect(l.port(), `127.0.0.1:${echo}`);
+    expect(first.head.split("\r\n")[0]).toBe("HTTP/1.1 200 Connection Established");
+    const second = await sendConnect(l.port(), `127.0.0.1:${echo}`);
+    expect(second.head.split("\r\n")[0]).toBe("HTTP/1.1 503 Service Unavailable");
+    expect(second.rest.toString()).toContain("maxConcurrentRequests");
+    first.socket.end();
+    await eventually(
+      async () => {
+        const again = await sendConnect(l.port(), `127.0.0.1:${echo}`);
+        again.socket.destroy();
+        return again.head.startsWith("HTTP/1.1 200");
+      },
+      5000,
+      "the slot to be given back",
+    );
   });
 
   it("refuses a port connect.ports does not list", async () => {

@@ -12,6 +12,12 @@ export interface FailureAccrual {
   record(ok: boolean, now: number): boolean;
   /** Forgets the record (the endpoint came back). */
   reset(): void;
+  /**
+   * For /admin/clients.json, computed when asked: the record as this kind keeps it (the
+   * failures in a row, the success rate and over how many requests). Optional: a kind (a
+   * plugin's too) that leaves it out shows no record.
+   */
+  describe?(now: number): Readonly<Record<string, number | string | boolean | null>>;
 }
 
 /** A failure accrual kind's instance: a record per endpoint, and the backoff of dead ones. */

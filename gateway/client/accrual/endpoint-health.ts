@@ -29,6 +29,9 @@ export class EndpointHealth {
   private current: HealthState = "alive";
   private until = 0;
   private waits: BackoffSequence;
+  /** When the last outcome was recorded (clock ms; -Infinity: none yet), and whether it was a success. */
+  private lastAt = Number.NEGATIVE_INFINITY;
+  private lastOk = false;
 
   constructor(
     private readonly accrual: FailureAccrual,
@@ -48,6 +51,18 @@ export class EndpointHealth {
     return this.until;
   }
 
+  /** The last outcome recorded (a failFast connection failure included), or undefined. */
+  get lastOutcome(): { readonly at: number; readonly ok: boolean } | undefined {
+    return this.lastAt === Number.NEGATIVE_INFINITY
+      ? undefined
+      : { at: this.lastAt, ok: this.lastOk };
+  }
+
+  /** The accrual kind's record, as it describes it (for the admin server), or undefined. */
+  describeRecord(): Readonly<Record<string, number | string | boolean | null>> | undefined {
+    return this.accrual.describe?.(this.clock.now());
+  }
+
   /** Alive, or dead with its wait over (the next request will be its probe). */
   get available(): boolean {
     return this.current === "alive" || (this.current === "dead" && this.clock.now() >= this.until);
@@ -61,9 +76,12 @@ export class EndpointHealth {
   }
 
   record(ok: boolean): void {
+    const now = this.clock.now();
+    this.lastAt = now;
+    this.lastOk = ok;
     switch (this.current) {
       case "alive":
-        if (this.accrual.record(ok, this.clock.now())) this.markDead();
+        if (this.accrual.record(ok, now)) this.markDead();
         return;
       case "probing":
         // The first outcome while probing settles it, even a late one of a request sent
@@ -91,9 +109,12 @@ export class EndpointHealth {
    * failure). Does nothing while it is dead already: the wait is not stretched.
    */
   markDead(): void {
+    const now = this.clock.now();
+    this.lastAt = now;
+    this.lastOk = false;
     if (this.current === "dead") return;
     this.current = "dead";
-    this.until = this.clock.now() + this.waits.next();
+    this.until = now + this.waits.next();
     this.counters.markedDead++;
   }
 

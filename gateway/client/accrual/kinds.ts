@@ -87,6 +87,10 @@ class ConsecutiveFailures implements FailureAccrual {
   reset(): void {
     this.failures = 0;
   }
+
+  describe() {
+    return { consecutiveFailures: this.failures, deadAfter: this.threshold };
+  }
 }
 
 /**
@@ -116,6 +120,17 @@ class EmaSuccessRate implements FailureAccrual {
   reset(): void {
     this.seen = 0;
     this.rate = 0;
+  }
+
+  describe() {
+    return {
+      // No rate before the first request.
+      successRate: this.seen === 0 ? null : round(this.rate),
+      // Requests seen since the start or the last revival, counted up to `requests`.
+      requests: this.seen,
+      minSuccessRate: this.required,
+      judgedAfter: this.window,
+    };
   }
 }
 
@@ -148,4 +163,21 @@ class WindowedSuccessRate implements FailureAccrual {
     this.requests.reset();
     this.failures.reset();
   }
+
+  describe(now: number) {
+    const n = this.requests.sum(now);
+    const failures = this.failures.sum(now);
+    return {
+      successRate: n === 0 ? null : round((n - failures) / n),
+      requests: n,
+      failures,
+      minSuccessRate: this.required,
+      judgedAfter: WINDOWED_MIN_REQUESTS,
+    };
+  }
+}
+
+/** A rate to four decimals, as the admin server shows it. */
+function round(x: number): number {
+  return Math.round(x * 10_000) / 10_000;
 }

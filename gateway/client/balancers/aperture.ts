@@ -5,7 +5,7 @@
 import type { Clock } from "../../clock.js";
 import { def, integer, number, object } from "../../config/schema.js";
 import { definePlugin } from "../../plugins/registry.js";
-import type { BalancedEndpoint, LoadBalancer } from "./balancer.js";
+import type { BalancedEndpoint, BalancerDescription, LoadBalancer } from "./balancer.js";
 import { inflightPerWeight, leastLoaded, totalInflight } from "./least-loaded.js";
 import { twoChoices, WeightedSet } from "./two-choices.js";
 
@@ -62,6 +62,17 @@ class Aperture<E extends BalancedEndpoint> implements LoadBalancer<E> {
 
   stats() {
     return { size: this.size, load: totalInflight(this.endpoints) };
+  }
+
+  /** The smoothed load the aperture follows, and which endpoints its window holds now. */
+  describe(): BalancerDescription {
+    const { window, endpoints } = this;
+    const inWindow = new Set<string>();
+    for (let p = 0; p < window.size; p++) inWindow.add(endpoints[window.member(p)]!.key);
+    return {
+      figures: { smoothedLoad: Math.round(this.smoothed * 1000) / 1000 },
+      endpoint: (key) => ({ inAperture: inWindow.has(key) }),
+    };
   }
 
   private withinAperture(avoid?: E): E | undefined {

@@ -32,6 +32,23 @@ export interface LoadBalancer<E extends BalancedEndpoint = BalancedEndpoint> {
   observe?(e: E, latencyMs: number, ok: boolean): void;
   /** For metrics: endpoints in use (aperture's subset; all for the others) and the load. */
   stats(): { readonly size: number; readonly load: number };
+  /**
+   * For /admin/clients.json, computed when asked (never kept per request): what this kind
+   * knows beyond stats(), e.g. ewma's cost per endpoint. Optional: a kind (a plugin's too)
+   * that leaves it out shows only what every balancer has.
+   */
+  describe?(): BalancerDescription;
+}
+
+/** A figure the admin server shows as is (JSON). */
+export type Figure = number | string | boolean | null;
+
+/** What a balancer kind tells the admin server about itself and its endpoints. */
+export interface BalancerDescription {
+  /** Figures of the balancer as a whole, e.g. aperture's smoothed load. */
+  readonly figures?: Readonly<Record<string, Figure>>;
+  /** Figures of an endpoint (by its key), e.g. ewma's `costMs`; undefined: none. */
+  readonly endpoint?: (key: string) => Readonly<Record<string, Figure>> | undefined;
 }
 
 /** A load balancer kind's instance: makes one balancer per client. */

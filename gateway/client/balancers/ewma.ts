@@ -5,7 +5,7 @@
 import type { Clock } from "../../clock.js";
 import { def, integer, object } from "../../config/schema.js";
 import { definePlugin } from "../../plugins/registry.js";
-import type { BalancedEndpoint, LoadBalancer } from "./balancer.js";
+import type { BalancedEndpoint, BalancerDescription, LoadBalancer } from "./balancer.js";
 import { leastLoaded, totalInflight } from "./least-loaded.js";
 import { twoChoices, WeightedSet } from "./two-choices.js";
 
@@ -87,6 +87,19 @@ class PeakEwma<E extends BalancedEndpoint> implements LoadBalancer<E> {
 
   stats() {
     return { size: this.endpoints.length, load: totalInflight(this.endpoints) };
+  }
+
+  /** Each endpoint's cost as a pick now would see it (decayed to now; nothing is changed). */
+  describe(): BalancerDescription {
+    const now = this.clock.now();
+    return {
+      endpoint: (key) => {
+        const c = this.byKey.get(key);
+        if (c === undefined) return undefined;
+        const w = Math.exp(-Math.max(0, now - c.at) / this.decayTimeMs);
+        return { costMs: Math.round(c.ms * w * 1000) / 1000 };
+      },
+    };
   }
 
   /** Peak-sensitive: a slower latency is taken at once; a faster one blends in with time. */

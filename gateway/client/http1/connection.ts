@@ -6,7 +6,12 @@
 
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import { type ResponseEvents, ResponseParseError, ResponseParser } from "./response-parser.js";
+import {
+  type ResponseEvents,
+  type ResponseLimits,
+  ResponseParseError,
+  ResponseParser,
+} from "./response-parser.js";
 
 export interface UpstreamRequest {
   readonly method: string;
@@ -17,6 +22,11 @@ export interface UpstreamRequest {
   readonly body: Readable | null;
   /** Length of `body` when known (sent as Content-Length); otherwise it is sent chunked. */
   readonly contentLength: number | undefined;
+  /**
+   * The router's limits on the response (maxResponseKB, maxChunkKB): one object per
+   * router, made at its construction; none when undefined.
+   */
+  readonly responseLimits?: ResponseLimits;
 }
 
 export interface UpstreamControl {
@@ -92,7 +102,7 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
     this.req = req;
     this.leftover = undefined;
     this.readPaused = false;
-    this.parser.expect(req.method, this);
+    this.parser.expect(req.method, this, req.responseLimits);
     const h = req.headers;
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     let hasHost = false;

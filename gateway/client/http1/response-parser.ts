@@ -1,7 +1,8 @@
 // An incremental HTTP/1.1 response parser for upstream connections: status line and
 // headers, then the body framed by Transfer-Encoding: chunked (with trailers),
 // Content-Length, or the connection closing. Interim 1xx answers are skipped. It never
-// copies body bytes: it hands out views of the buffers it is fed.
+// copies body bytes: it hands out views of the buffers it is fed. It enforces the router's
+// response limits (maxResponseKB, maxChunkKB) as it goes: a number compare per chunk.
 
 /** Why a response could not be read; the connection is not reusable after one. */
 export class ResponseParseError extends Error {
@@ -15,6 +16,38 @@ export class ResponseParseError extends Error {
     this.name = "ResponseParseError";
   }
 }
+
+/**
+ * A response over one of the router's limits: an upstream error like a malformed
+ * response (the connection is closed, not reused), explained by the attempt layer.
+ */
+export class ResponseLimitError extends ResponseParseError {
+  constructor(
+    /** The setting the response broke. */
+    readonly setting: "maxResponseKB" | "maxChunkKB",
+    /** What the upstream sent, e.g. "is over maxResponseKB (64 KB): its Content-Length is 70000 bytes". */
+    message: string,
+  ) {
+    super(message);
+    this.name = "ResponseLimitError";
+  }
+}
+
+/** A router's limits on response bodies, in bytes (Infinity for none). Made once per router. */
+export interface ResponseLimits {
+  /** maxResponseKB: the largest body passed on. */
+  readonly maxBodyBytes: number;
+  /** maxChunkKB: the largest chunk a chunked body may declare. */
+  readonly maxChunkBytes: number;
+}
+
+const NO_LIMITS: ResponseLimits = {
+  maxBodyBytes: Number.POSITIVE_INFINITY,
+  maxChunkBytes: Number.POSITIVE_INFINITY,
+};
+
+/** `n` bytes in whole KB, as the settings are written. */
+const kb = (n: number) => Math.floor(n / 1024);
 
 export interface ResponseEvents {
   /** The final response head. `headers` is flat, names lower-cased. */
@@ -49,19 +82,36 @@ export class ResponseParser {
   private remaining = 0;
   private noBody = false;
   private events: ResponseEvents | undefined;
+  private maxBody = Number.POSITIVE_INFINITY;
+  private maxChunk = Number.POSITIVE_INFINITY;
+  /** Body bytes so far (declared chunk sizes, or bytes read of a close-delimited body). */
+  private bodyBytes = 0;
+  /**
+   * With maxChunkKB, a chunked response's head waits here for its first chunk-size line,
+   * so a first chunk over the limit is refused before anything reaches the client.
+   */
+  private heldHeaders: string[] | undefined;
+  private heldStatus = 0;
   /** Set when the response says the connection cannot carry another request. */
   keepAlive = true;
   /** True once a byte of the current response has arrived. */
   started = false;
 
-  /** Prepares for the response to a request with `method` (HEAD responses have no body). */
-  expect(method: string, events: ResponseEvents): void {
+  /**
+   * Prepares for the response to a request with `method` (HEAD responses have no body),
+   * under the router's `limits` (none when undefined).
+   */
+  expect(method: string, events: ResponseEvents, limits: ResponseLimits = NO_LIMITS): void {
     this.state = State.Head;
     this.pending = undefined;
     this.noBody = method === "HEAD";
     this.events = events;
     this.keepAlive = true;
     this.started = false;
+    this.maxBody = limits.maxBodyBytes;
+    this.maxChunk = limits.maxChunkBytes;
+    this.bodyBytes = 0;
+    this.heldHeaders = undefined;
   }
 
   get done(): boolean {
@@ -112,6 +162,8 @@ export class ResponseParser {
           break;
         }
         case State.UntilClose:
+          this.bodyBytes += buf.length;
+          if (this.bodyBytes > this.maxBody) throw this.overMaxBody();
           // A pause needs no leftover here: the whole buffer was handed over.
           this.events!.onBody(buf);
           return undefined;
@@ -130,9 +182,23 @@ export class ResponseParser {
           const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
           if (!/^[0-9a-fA-F]{1,12}$/.test(hex))
             throw new ResponseParseError(`invalid chunk size "${hex}"`);
-          this.remaining = Number.parseInt(hex, 16);
+          const size = Number.parseInt(hex, 16);
+          if (size > this.maxChunk) {
+            throw new ResponseLimitError(
+              "maxChunkKB",
+              `declares a chunk of ${size} bytes, over maxChunkKB (${kb(this.maxChunk)} KB)`,
+            );
+          }
+          this.bodyBytes += size;
+          if (this.bodyBytes > this.maxBody) throw this.overMaxBody();
+          this.remaining = size;
           buf = data.subarray(eol + 2);
-          this.state = this.remaining === 0 ? State.Trailers : State.ChunkData;
+          this.state = size === 0 ? State.Trailers : State.ChunkData;
+          const held = this.heldHeaders;
+          if (held !== undefined) {
+            this.heldHeaders = undefined;
+            this.events!.onHead(this.heldStatus, held);
+          }
           break;
         }
         case State.ChunkData: {
@@ -207,6 +273,13 @@ export class ResponseParser {
     }
   }
 
+  private overMaxBody(): ResponseLimitError {
+    return new ResponseLimitError(
+      "maxResponseKB",
+      `is over maxResponseKB (${kb(this.maxBody)} KB): its body ran past ${this.maxBody} bytes`,
+    );
+  }
+
   private finish(trailers: string[] | undefined): void {
     const events = this.events!;
     this.events = undefined;
@@ -248,8 +321,23 @@ export class ResponseParser {
     const tokens = connection?.toLowerCase() ?? "";
     if (/(?:^|,)\s*close\s*(?:,|$)/.test(tokens)) this.keepAlive = false;
     else if (http10 && !/(?:^|,)\s*keep-alive\s*(?:,|$)/.test(tokens)) this.keepAlive = false;
+    const bodiless = this.noBody || status === 204 || status === 304 || status === 101;
+    if (!bodiless && !chunked && contentLength !== undefined && contentLength > this.maxBody) {
+      throw new ResponseLimitError(
+        "maxResponseKB",
+        `is over maxResponseKB (${kb(this.maxBody)} KB): its Content-Length is ${contentLength} bytes`,
+      );
+    }
+    if (!bodiless && chunked && this.maxChunk !== Number.POSITIVE_INFINITY) {
+      // The head goes on with the first chunk-size line (see heldHeaders).
+      if (contentLength !== undefined) this.keepAlive = false;
+      this.heldStatus = status;
+      this.heldHeaders = headers;
+      this.state = State.ChunkSize;
+      return;
+    }
     this.events!.onHead(status, headers);
-    if (this.noBody || status === 204 || status === 304 || status === 101) {
+    if (bodiless) {
       this.state = State.Done;
       this.finish(undefined);
     } else if (chunked) {

@@ -1,0 +1,53 @@
+// What an endpoint needs of the connections to its address, whatever the protocol: send
+// a request on one (or wait for one), and close them. The concrete stack chooses the
+// protocol's pool (HTTP/1.1 today) once per client; endpoints just use it.
+
+import type { Address } from "../naming/index.js";
+import type { UpstreamHandler, UpstreamRequest } from "./http1/connection.js";
+import { type ConnectionCounters, Http1Pool } from "./http1/pool.js";
+import type { UpstreamTls } from "./upstream-tls.js";
+
+export interface ConnectionPool {
+  /** Requests waiting for a connection. */
+  readonly waiting: number;
+  dispatch(req: UpstreamRequest, handler: UpstreamHandler): void;
+  /** Stops taking requests; the ones in flight finish first. */
+  close(): Promise<void>;
+  /** Closes now; requests in flight fail. */
+  destroy(): Promise<void>;
+}
+
+/** Makes the pool of one address. */
+export type PoolFactory = (address: Address) => ConnectionPool;
+
+export interface Http1PoolOptions {
+  /** Most connections to this address; unlimited when undefined (Linkerd's default). */
+  readonly maxConnections?: number;
+  /** How long an idle keep-alive connection is kept. */
+  readonly idleTimeMs?: number;
+  /** Connections kept open however long they are idle. */
+  readonly minConnections?: number;
+  /** Requests that may wait for a connection (hostConnectionPool.maxWaiters); unlimited when undefined. */
+  readonly maxWaiters?: number;
+  readonly connectTimeoutMs?: number;
+  /** Originate TLS to the address (the client's `tls` block). */
+  readonly tls?: UpstreamTls;
+  /** The client's connection metrics, shared by its endpoints. */
+  readonly counters?: ConnectionCounters;
+}
+
+/** HTTP/1.1 keep-alive pools (plain or TLS) with the client's settings. */
+export function http1Pools(o: Http1PoolOptions): PoolFactory {
+  return (address) =>
+    new Http1Pool({
+      host: address.host,
+      port: address.port,
+      maxConnections: o.maxConnections,
+      idleTimeMs: o.idleTimeMs,
+      minConnections: o.minConnections,
+      maxWaiters: o.maxWaiters,
+      connectTimeoutMs: o.connectTimeoutMs,
+      tls: o.tls?.forAddress(address),
+      counters: o.counters,
+    });
+}

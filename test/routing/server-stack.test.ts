@@ -1,0 +1,159 @@
+// The server stack: its layers in the order a request meets them, what each answers or
+// refuses, and that a finished request gives back what the layers it passed took.
+
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ServerConfig } from "../../gateway/config/config-schema.js";
+import { formatConfigError } from "../../gateway/config/load.js";
+import { ProxyError } from "../../gateway/http/errors.js";
+import type { ServerExchange } from "../../gateway/http/exchange.js";
+import type { Answerer, ArrivingRequest } from "../../gateway/routing/server-stack/layer.js";
+import {
+  ServerStack,
+  type StackedRequest,
+} from "../../gateway/routing/server-stack/server-stack.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "lintel-stack-"));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function serverConfig(server: string): Promise<ServerConfig> {
+  const f = join(dir, "c.yaml");
+  writeFileSync(f, `routers:\n- protocol: http\n  servers:\n  - ${server}\n`);
+  const r = await loadLintelConfig(f);
+  if (!r.ok) throw new Error(r.errors.map(formatConfigError).join("\n"));
+  return r.config.routers[0]!.servers[0]!;
+}
+
+const LIMITS = {
+  maxTargetBytes: 1024,
+  maxHeaderBytes: 8192,
+  maxHeaderCount: 20,
+  maxBodyBytes: undefined,
+};
+
+/** Just enough of an exchange for the server stack's layers. */
+function exchange(url: string, headers: string[]): ServerExchange {
+  return {
+    method: "GET",
+    url,
+    httpVersion: "1.1",
+    headers,
+    contentLength: undefined,
+    hasBody: false,
+  } as unknown as ServerExchange;
+}
+
+function request(url: string, headers: string[] = ["host", "a.test"]): StackedRequest {
+  return { ex: exchange(url, headers), passed: 0 };
+}
+
+class Answers implements Answerer {
+  readonly got: { status: number; headers: readonly string[]; body: string }[] = [];
+  answer(_req: ArrivingRequest, status: number, headers: readonly string[], body: Buffer) {
+    this.got.push({ status, headers, body: body.toString() });
+  }
+}
+
+describe("the server stack", () => {
+  it("lists its layers in order: ACME answers, redirect, checks, call depth, admission", async () => {
+    const s = await serverConfig(
+      "{port: 0, httpsRedirect: {port: 8443}, maxConcurrentRequests: 2}",
+    );
+    const stack = new ServerStack(s, {
+      routerLabel: "r",
+      limits: LIMITS,
+      acmeHttp: async () => undefined,
+    });
+    expect(stack.layers.map((l) => l.name)).toEqual([
+      "acmeChallenge",
+      "httpsRedirect",
+      "requestChecks",
+      "callDepth",
+      "admission",
+    ]);
+    const plain = new ServerStack(await serverConfig("{port: 0}"), {
+      routerLabel: "r",
+      limits: LIMITS,
+    });
+    expect(plain.layers.map((l) => l.name)).toEqual(["requestChecks", "callDepth"]);
+  });
+
+  it("answers an ACME challenge before the redirect, and redirects the rest", async () => {
+    const s = await serverConfig("{port: 0, httpsRedirect: {port: 8443}}");
+    const token = "t".repeat(20);
+    const stack = new ServerStack(s, {
+      routerLabel: "r",
+      limits: LIMITS,
+      acmeHttp: async (t) => (t === token ? `${token}.thumb` : undefined),
+    });
+    const answers = new Answers();
+    expect(stack.arrive(request(`/.well-known/acme-challenge/${token}`), answers)).toBe(true);
+    expect(stack.arrive(request("/.well-known/acme-challenge/unknown-token-xyz"), answers)).toBe(
+      true,
+    );
+    expect(stack.arrive(request("/a?b=1", ["host", "a.test:8080"]), answers)).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    const byStatus = answers.got.map((a) => [a.status, a.body.trim()]);
+    expect(byStatus).toContainEqual([200, `${token}.thumb`]);
+    expect(byStatus).toContainEqual([404, "no such ACME challenge"]);
+    const redirect = answers.got.find((a) => a.status === 308)!;
+    expect(redirect.headers).toContain("https://a.test:8443/a?b=1");
+  });
+
+  it("refuses a routing loop with the call depth in the message", async () => {
+    const stack = new ServerStack(await serverConfig("{port: 0, maxCallDepth: 2}"), {
+      routerLabel: "r",
+      limits: LIMITS,
+    });
+    const looped = request("/", ["host", "a.test", "via", "1.1 a, 1.1 b"]);
+    let err: unknown;
+    try {
+      stack.arrive(looped, new Answers());
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ProxyError);
+    expect((err as ProxyError).code).toBe("LINTEL_CALL_DEPTH");
+    expect(stack.arrive(request("/", ["host", "a.test", "via", "1.1 a"]), new Answers())).toBe(
+      false,
+    );
+  });
+
+  it("admits up to maxConcurrentRequests, and a finished request gives its slot back", async () => {
+    const stack = new ServerStack(await serverConfig("{port: 0, maxConcurrentRequests: 2}"), {
+      routerLabel: "r",
+      limits: LIMITS,
+    });
+    const a = request("/");
+    const b = request("/");
+    const c = request("/");
+    expect(stack.arrive(a, new Answers())).toBe(false);
+    expect(stack.arrive(b, new Answers())).toBe(false);
+    expect(() => stack.arrive(c, new Answers())).toThrow(/limit of 2 concurrent requests/);
+    // Refused at admission: it passed the checks only, and leaving gives back nothing.
+    expect(c.passed).toBe(2);
+    stack.leave(c);
+    expect(() => stack.arrive(request("/"), new Answers())).toThrow(/concurrent/);
+    stack.leave(a);
+    expect(stack.arrive(request("/"), new Answers())).toBe(false);
+  });
+
+  it("refuses a request over the router's limits before admission takes a slot", async () => {
+    const stack = new ServerStack(await serverConfig("{port: 0, maxConcurrentRequests: 1}"), {
+      routerLabel: "r",
+      limits: LIMITS,
+    });
+    const long = request(`/${"x".repeat(2000)}`);
+    expect(() => stack.arrive(long, new Answers())).toThrow(/maxInitialLineKB/);
+    expect(long.passed).toBe(0);
+    expect(stack.arrive(request("/"), new Answers())).toBe(false);
+  });
+});
