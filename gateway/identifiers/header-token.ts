@@ -4,7 +4,7 @@
 import { def, nonEmptyString, object } from "../config/schema.js";
 import { Path } from "../naming/index.js";
 import { definePlugin } from "../plugins/registry.js";
-import { identified, unidentified } from "./identifier.js";
+import { IdentificationMemo, identified, unidentified } from "./identifier.js";
 
 export const headerTokenIdentifier = definePlugin({
   category: "identifier",
@@ -14,11 +14,12 @@ export const headerTokenIdentifier = definePlugin({
     const name = config.header.toLowerCase();
     const prefix = ctx.dstPrefix;
     const absent = unidentified(`${config.header} header is absent`);
+    const byValue = new IdentificationMemo((v) => identified(prefix.concat(Path.fromTrusted([v]))));
     return {
       identify(req) {
         const v = req.header(name);
         if (v === undefined || v === "") return absent;
-        return identified(prefix.concat(Path.fromTrusted([v])));
+        return byValue.get(v);
       },
     };
   },

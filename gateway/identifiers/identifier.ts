@@ -34,6 +34,30 @@ export function unidentified(reason: string): Identification {
   return { ok: false, reason };
 }
 
+/**
+ * Identifications by a key an identifier takes from the request (a header's value): a hot
+ * service name is made once, and with it its printable form the binding cache keys on.
+ * Bounded per identifier and thread: past `max` names, the oldest is dropped.
+ */
+export class IdentificationMemo {
+  private readonly memo = new Map<string, Identification>();
+
+  constructor(
+    private readonly make: (key: string) => Identification,
+    private readonly max = 1024,
+  ) {}
+
+  get(key: string): Identification {
+    let id = this.memo.get(key);
+    if (id === undefined) {
+      id = this.make(key);
+      if (this.memo.size >= this.max) this.memo.delete(this.memo.keys().next().value!);
+      this.memo.set(key, id);
+    }
+    return id;
+  }
+}
+
 /** Splits the path part of a request target into its non-empty segments. */
 export function urlSegments(url: string): string[] {
   const q = url.indexOf("?");

@@ -4,7 +4,7 @@
 import { boolean, def, object } from "../config/schema.js";
 import { Path } from "../naming/index.js";
 import { definePlugin } from "../plugins/registry.js";
-import { identified, unidentified, urlSegments } from "./identifier.js";
+import { IdentificationMemo, identified, unidentified, urlSegments } from "./identifier.js";
 
 export const methodAndHostIdentifier = definePlugin({
   category: "identifier",
@@ -13,6 +13,13 @@ export const methodAndHostIdentifier = definePlugin({
   create(config, ctx) {
     const prefix = ctx.dstPrefix;
     const absent = unidentified("Host header is absent");
+    // Without the URI in the name, method and host decide it: made once per pair.
+    const byMethodAndHost = new IdentificationMemo((key) => {
+      const cut = key.indexOf(" ");
+      const method = key.slice(0, cut);
+      const host = key.slice(cut + 1).toLowerCase();
+      return identified(prefix.concat(Path.fromTrusted(["1.1", method, host])));
+    });
     return {
       identify(req) {
         const uri = config.httpUriInDst ? urlSegments(req.url) : [];
@@ -21,6 +28,7 @@ export const methodAndHostIdentifier = definePlugin({
         }
         const host = req.header("host");
         if (host === undefined || host === "") return absent;
+        if (!config.httpUriInDst) return byMethodAndHost.get(`${req.method} ${host}`);
         return identified(
           prefix.concat(Path.fromTrusted(["1.1", req.method, host.toLowerCase(), ...uri])),
         );
