@@ -44,6 +44,7 @@ import type { Listener, TunnelRequest } from "./server/listener.js";
 import { listenNode } from "./server/node-engine.js";
 import { type ListenerTls, listenerTls, tlsPolicy } from "./server/tls-listener.js";
 import { listenUws } from "./server/uws-engine.js";
+import { Telemeters } from "./telemeters/telemeters.js";
 import {
   type MetricsSnapshot,
   mergeSnapshots,
@@ -140,6 +141,8 @@ export class Runtime {
   readonly tunnels: ConnectTunnels[] = [];
   /** The data-plane workers serving the uws servers, when there are any. */
   pool: WorkerPool | undefined;
+  /** This thread's telemeters (the `telemetry` list). */
+  telemeters: Telemeters | undefined;
   /** This thread's metrics (a worker's own; see metricsSnapshot() for all threads'). */
   readonly metrics = new Registry();
   private readonly certificateGauges = certificateGauges(this.metrics, () => this.tlsServers);
@@ -177,17 +180,19 @@ export class Runtime {
     const rt = new Runtime(config, log, naming, routers, clients, accessLogs, listeners, undefined);
     rt.inWorker = side !== undefined;
     const upstreamTls = new UpstreamTlsContexts();
-    const policyKinds = new PolicyKinds({
+    const kindContext = {
       log,
       clock: systemClock,
       random: Math.random,
-      kube: side ? side.kube : (ref) => naming.kube!.get(ref),
-    });
+      kube: side ? side.kube : (ref?: KubeApiRef) => naming.kube!.get(ref),
+    };
+    const policyKinds = new PolicyKinds(kindContext);
     /** uws servers the workers will serve: their key, address and certificates. */
     const forWorkers: { key: string; router: string; index: number; ip: string; port: number }[] =
       [];
     const workerCertificates = new Map<string, LiveCertificates>();
     try {
+      rt.telemeters = new Telemeters(config.telemetry, kindContext);
       const blocks = side ? [] : acmeBlocks(config);
       if (blocks.length > 0) {
         rt.acme = new AcmeService({
@@ -255,6 +260,7 @@ export class Runtime {
           metrics,
           services: new ServicePolicies(r.service, policyKinds, metrics, coarseClock),
           response: responseSettings(r),
+          observer: rt.telemeters.observer,
         });
         routers.push(router);
         for (const [j, s] of r.servers.entries()) {
@@ -402,6 +408,11 @@ export class Runtime {
                 listeners.length > forWorkers.length ? () => rt.clientsView() : undefined,
                 rt.pool,
               ),
+            routes: rt.telemeters.adminRoutes({
+              metrics: () => rt.metricsSnapshot(),
+              own: listeners.length > forWorkers.length,
+              workers: rt.pool,
+            }),
           },
           config.admin.ip,
           config.admin.port,
@@ -500,6 +511,7 @@ export class Runtime {
     await Promise.all(this.clients.map((c) => c.close(true)));
     this.naming.close();
     await Promise.all(this.accessLogs.map((a) => a.close()));
+    await this.telemeters?.close();
     await this.admin?.close();
   }
 }

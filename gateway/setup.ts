@@ -7,6 +7,7 @@ import { type LoadOptions, type LoadResult, loadConfig } from "./config/load.js"
 import { builtinRegistry } from "./plugins/builtins.js";
 import { loadPluginModule } from "./plugins/user-plugins.js";
 import { checkServers } from "./server/config-checks.js";
+import { checkTelemetry } from "./telemeters/telemeters.js";
 
 /** Loads `file` with the built-in kinds (plus its plugins) and every check startup makes. */
 export function loadLintelConfig(
@@ -16,7 +17,7 @@ export function loadLintelConfig(
   return loadConfig(file, {
     registry: builtinRegistry(),
     loadPlugin: loadPluginModule,
-    checks: [checkServers, checkClientTls],
+    checks: [checkServers, checkClientTls, checkTelemetry],
     ...opts,
   });
 }

@@ -4,7 +4,7 @@
 set -eu
 
 # command:package pairs
-NEEDS="haproxy:haproxy openssl:openssl kubectl:kubernetes-client pebble:pebble curl:curl redis-server:redis-server"
+NEEDS="haproxy:haproxy openssl:openssl kubectl:kubernetes-client pebble:pebble curl:curl redis-server:redis-server promtool:prometheus"
 
 missing=""
 for pair in $NEEDS; do

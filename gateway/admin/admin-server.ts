@@ -1,7 +1,8 @@
 // The admin server (default 127.0.0.1:9990): liveness and readiness for load balancers
 // and Kubernetes, the delegator API Linkerd's dashboard used, the running config,
-// metrics (rendered by ./metrics.ts), clients and their endpoints (./clients.ts), and
-// graceful shutdown. The UI plugs in here later.
+// metrics (rendered by ./metrics.ts), clients and their endpoints (./clients.ts), the
+// telemeters' pages (../telemeters/), and graceful shutdown. The UI plugs in here later.
+// Its own paths are listed in ./paths.ts.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "../log.js";
@@ -10,8 +11,10 @@ import type { NamerInstance } from "../plugins/types.js";
 import { delegationJson } from "../routing/delegate-json.js";
 import { explain } from "../routing/explain.js";
 import type { RouterNaming } from "../routing/naming-setup.js";
+import type { AdminRouteHandler } from "../telemeters/telemeters.js";
 import type { MetricsSnapshot } from "../telemetry/index.js";
 import { metricsJson, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./metrics.js";
+import { PROMETHEUS_PATH } from "./paths.js";
 
 export interface AdminContext {
   readonly log: Logger;
@@ -31,6 +34,8 @@ export interface AdminContext {
   readonly certificates: () => unknown;
   /** Every client's balancer and endpoints, per thread serving requests (workers asked, bounded). */
   readonly clients: () => Promise<unknown>;
+  /** The telemeters' pages by path (io.l5d.prometheus may take over the Prometheus one's). */
+  readonly routes?: ReadonlyMap<string, AdminRouteHandler>;
 }
 
 export interface AdminServer {
@@ -147,6 +152,11 @@ export function startAdminServer(
     const url = new URL(req.url ?? "/", "http://admin");
     const route = `${req.method} ${url.pathname}`;
     const handle = async () => {
+      const telemeterRoute = ctx.routes?.get(url.pathname);
+      if (telemeterRoute) {
+        const a = await telemeterRoute(req.method ?? "GET", url);
+        return send(res, a.status ?? 200, a.body, a.contentType);
+      }
       switch (url.pathname) {
         case "/admin/ping":
           return send(res, 200, "pong");
@@ -172,7 +182,7 @@ export function startAdminServer(
           return sendJson(res, 200, ctx.certificates());
         case "/admin/clients.json":
           return sendJson(res, 200, await ctx.clients());
-        case "/admin/metrics/prometheus":
+        case PROMETHEUS_PATH:
           return send(res, 200, prometheusText(ctx.metrics()), PROMETHEUS_CONTENT_TYPE);
         case "/admin/shutdown":
           if (req.method !== "POST") return send(res, 405, "use POST\n");

@@ -70,8 +70,11 @@ interface Family {
   readonly lines: string[];
 }
 
-/** The Prometheus text: one group per metric name, each after its TYPE line. */
-export function prometheusText(snapshot: MetricsSnapshot): string {
+/**
+ * The Prometheus text: one group per metric name, each after its TYPE line. `prefix`
+ * goes in front of every name before it is made valid, as io.l5d.prometheus's `prefix`.
+ */
+export function prometheusText(snapshot: MetricsSnapshot, prefix = ""): string {
   const families = new Map<string, Family>();
   const family = (name: string, type: Family["type"]): string[] => {
     let f = families.get(name);
@@ -85,7 +88,7 @@ export function prometheusText(snapshot: MetricsSnapshot): string {
   };
   for (const s of snapshot.scopes) {
     const labels = promLabels(s.labels);
-    const name = (stat: string) => promName(`${s.prom}:${stat.replace(/\//g, ":")}`);
+    const name = (stat: string) => promName(`${prefix}${s.prom}:${stat.replace(/\//g, ":")}`);
     for (const [stat, v] of Object.entries(s.counters)) {
       const n = name(stat);
       family(n, "counter").push(`${n}${labels} ${v}`);

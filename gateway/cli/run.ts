@@ -25,7 +25,6 @@ export async function startFromFile(
     for (const e of loaded.errors) out(`  ${formatConfigError(e).split("\n").join("\n  ")}`);
     return 1;
   }
-  for (const w of loaded.warnings) log.warn(formatConfigError(w));
   // Served at /config.json as written: ${VAR} references stay unexpanded, so no secrets.
   const written = (): unknown => {
     try {

@@ -20,7 +20,6 @@ import {
   isPlainObject,
   list,
   nonEmptyString,
-  number,
   object,
   oneOf,
   oneOrList,
@@ -316,27 +315,6 @@ const admin = object({
   drainDelayMs: def(integer({ min: 0 }), 0),
 });
 
-const telemeter = kinded(
-  "telemeter",
-  {
-    "io.l5d.prometheus": object({
-      path: def(nonEmptyString(), "/admin/metrics/prometheus"),
-      prefix: def(string(), ""),
-    }),
-    "io.l5d.recentRequests": object({
-      sampleRate: req(number({ min: 0, max: 1, expected: "a fraction from 0 to 1" })),
-      capacity: def(integer({ min: 1 }), 10),
-    }),
-  },
-  {
-    "io.l5d.zipkin": "Zipkin tracing is not supported",
-    "io.l5d.statsd": "statsd is not supported; scrape /admin/metrics/prometheus",
-    "io.l5d.influxdb": "InfluxDB is not supported; scrape /admin/metrics/prometheus",
-    "io.l5d.tracelog": "the trace log telemeter is not supported",
-    "io.l5d.commonMetrics": "metrics are always on; scrape /admin/metrics/prometheus",
-  },
-);
-
 const usage = object({ enabled: def(boolean(), false), orgId: opt(string()) });
 
 /** `auto` (one per core) or a count; 0 serves everything on the control thread. */
@@ -359,7 +337,10 @@ export function configSchema(registry: Registry) {
       admin: def(admin, {}),
       namers: def(list(pluginSchema(registry, "namer"), { expected: "a list of namers" }), []),
       routers: req(list(routerSchema(registry), { minItems: 1, expected: "a list of routers" })),
-      telemetry: def(list(telemeter), []),
+      telemetry: def(
+        list(pluginSchema(registry, "telemeter"), { expected: "a list of telemeters" }),
+        [],
+      ),
       usage: def(usage, {}),
       /** lintel: data-plane threads serving the uws servers (SO_REUSEPORT); the control thread keeps the rest. */
       workers: def(workerCount(), "auto"),

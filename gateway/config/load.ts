@@ -8,7 +8,6 @@ import type { Registry } from "../plugins/registry.js";
 import { configSchema, type LintelConfig } from "./config-schema.js";
 import { DecodeContext, type DecodeIssue, INVALID } from "./schema.js";
 import { type ConfigSource, parseConfigText, readConfigSource } from "./source.js";
-import { unappliedSettings } from "./unapplied.js";
 
 export interface ConfigError {
   readonly path: string;
@@ -24,8 +23,6 @@ export type LoadResult =
       readonly file: string;
       /** The file's text as it was read (workers load the same text). */
       readonly text: string;
-      /** Settings read but not applied yet (see unapplied.ts). */
-      readonly warnings: readonly ConfigError[];
     }
   | { readonly ok: false; readonly errors: readonly ConfigError[]; readonly file: string };
 
@@ -102,28 +99,16 @@ export async function loadConfig(file: string, opts: LoadOptions): Promise<LoadR
   if (pluginErrors.length > 0) return fail(pluginErrors);
 
   const decoded = configSchema(registry).decode(source.value, "", cx);
-  let warnings: ConfigError[] = [];
   if (decoded !== INVALID) {
     crossCheck(decoded, cx);
     for (const check of opts.checks ?? []) check(decoded, cx);
-    for (const u of unappliedSettings(decoded)) {
-      if (u.fatal) cx.report(u.path, u.message);
-    }
-    warnings = unappliedSettings(decoded)
-      .filter((u) => !u.fatal)
-      .map((u) => ({
-        path: u.path,
-        message: u.message,
-        line: lineOf(source, { path: u.path, message: "" }),
-      }))
-      .sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   }
   if (decoded === INVALID || cx.issues.length > 0) {
     return fail(
       cx.issues.map((i) => ({ path: i.path, message: i.message, line: lineOf(source, i) })),
     );
   }
-  return { ok: true, config: decoded, registry, file: abs, text: source.raw, warnings };
+  return { ok: true, config: decoded, registry, file: abs, text: source.raw };
 }
 
 /** Checks across blocks: router labels are unique, no two listeners share ip:port. */

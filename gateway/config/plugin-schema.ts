@@ -53,6 +53,13 @@ const UNSUPPORTED_KINDS: Readonly<Record<string, Readonly<Record<string, string>
     "io.l5d.namerd": "the namerd thrift interpreter is not supported",
     "io.l5d.mesh": "the namerd mesh (gRPC) interpreter is not supported",
   },
+  telemeter: {
+    "io.l5d.zipkin": "Zipkin tracing is not supported",
+    "io.l5d.statsd": "statsd is not supported; scrape /admin/metrics/prometheus",
+    "io.l5d.influxdb": "InfluxDB is not supported; scrape /admin/metrics/prometheus",
+    "io.l5d.tracelog": "the trace log telemeter is not supported",
+    "io.l5d.commonMetrics": "metrics are always on; scrape /admin/metrics/prometheus",
+  },
 };
 
 /** How messages name a category. */
@@ -71,6 +78,8 @@ export function pluginSchema<C extends Category>(
   const what = CATEGORY_NAMES[category] ?? category;
   const expected = `${/^[aeiouAEIOU]/.test(what) ? "an" : "a"} ${what} (a mapping with a kind)`;
   const combined = new Map<string, ObjectSchema<Record<string, unknown>>>();
+  // The category's common fields are not the plugin's (a telemeter's own `prefix` is).
+  const common = new Set(Object.keys(commonFields(registry, category)));
   const schemaFor = (plugin: AnyPlugin) => {
     let s = combined.get(plugin.kind);
     if (!s) {
@@ -106,8 +115,8 @@ export function pluginSchema<C extends Category>(
       }
       const decoded = schemaFor(plugin).decode(v, path, cx);
       if (decoded === INVALID) return INVALID;
-      const { prefix, transformers, backoff, ...own } = decoded as Record<string, unknown>;
-      const config = pickOwn(plugin, own);
+      const { prefix, transformers, backoff } = decoded as Record<string, unknown>;
+      const config = pickOwn(plugin, decoded as Record<string, unknown>, common);
       for (const problem of plugin.validate?.(config) ?? []) {
         if (typeof problem === "string") cx.report(path, problem);
         else cx.report(keyPath(path, problem.field), problem.message);
@@ -128,9 +137,13 @@ export function pluginSchema<C extends Category>(
   };
 }
 
-function pickOwn(plugin: AnyPlugin, decoded: Record<string, unknown>): unknown {
+function pickOwn(
+  plugin: AnyPlugin,
+  decoded: Record<string, unknown>,
+  common: ReadonlySet<string>,
+): unknown {
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(plugin.schema.fields)) out[k] = decoded[k];
+  for (const k of Object.keys(plugin.schema.fields)) if (!common.has(k)) out[k] = decoded[k];
   return out;
 }
 

@@ -21,6 +21,8 @@ import { k8sExternalNamer } from "../namers/k8s-external.js";
 import { rewriteNamer } from "../namers/rewrite.js";
 import { BACKOFFS } from "../policy/backoffs.js";
 import { RESPONSE_CLASSIFIERS } from "../policy/classifiers.js";
+import { prometheusTelemeter } from "../telemeters/prometheus.js";
+import { recentRequestsTelemeter } from "../telemeters/recent-requests.js";
 import { k8sDaemonsetTransformer } from "../transformers/k8s-daemonset.js";
 import { k8sLocalnodeTransformer } from "../transformers/k8s-localnode.js";
 import { localhostTransformer } from "../transformers/localhost.js";
@@ -58,6 +60,8 @@ export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
   ...FAILURE_ACCRUALS,
   ...BACKOFFS,
   ...RESPONSE_CLASSIFIERS,
+  prometheusTelemeter,
+  recentRequestsTelemeter,
 ];
 
 /** A registry holding the built-in kinds. */

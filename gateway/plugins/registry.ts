@@ -16,6 +16,7 @@ export const CATEGORIES = [
   "failureAccrual",
   "backoff",
   "responseClassifier",
+  "telemeter",
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 

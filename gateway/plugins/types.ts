@@ -13,6 +13,7 @@ import type { HostResolver } from "../namers/dns.js";
 import type { Dtab, Namer, NamerLookup, Path, Transformer } from "../naming/index.js";
 import type { Backoff } from "../policy/backoff.js";
 import type { ResponseClassifier } from "../policy/classifier.js";
+import type { Telemeter } from "../telemeters/telemeter.js";
 
 /** What every kind is given: shared services, so no kind builds its own. */
 export interface PluginContext {
@@ -75,6 +76,8 @@ export interface PluginContexts {
   failureAccrual: PluginContext & { readonly backoff: Backoff };
   backoff: PluginContext;
   responseClassifier: PluginContext;
+  /** Made in every thread that serves requests (and the control thread, for its admin routes). */
+  telemeter: PluginContext;
 }
 
 /** An identifier instance; `close` stops its watches (io.l5d.ingress). */
@@ -93,4 +96,5 @@ export interface PluginInstances {
   failureAccrual: FailureAccrualPolicy;
   backoff: Backoff;
   responseClassifier: ResponseClassifier;
+  telemeter: Telemeter;
 }

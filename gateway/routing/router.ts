@@ -29,6 +29,7 @@ import {
   readDtab,
 } from "../naming/index.js";
 import type { TunnelRequest } from "../server/listener.js";
+import type { RequestObserver } from "../telemeters/telemeter.js";
 import { CLIENT_CLOSED, type RequestStats, type RouterMetrics } from "../telemetry/index.js";
 import type { AccessLog } from "./access-log.js";
 import { BindingCache, type BindingEntry } from "./binding-cache.js";
@@ -61,6 +62,8 @@ export interface RouterOptions {
   readonly services: ServicePolicies;
   /** maxResponseKB, maxChunkKB and compressionLevel, made once for the router. */
   readonly response?: ResponseSettings;
+  /** The telemeters that observe finished requests; absent when none does. */
+  readonly observer?: RequestObserver;
   readonly rng?: () => number;
 }
 
@@ -428,6 +431,24 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
     server.record(status, ms, reason);
     st.serviceStats?.record(status, ms, reason);
     st.clientStats?.record(status, ms, reason);
+    // One branch when no telemeter observes; a summary only for a request sampled.
+    const observer = this.opts.observer;
+    if (observer?.sample()) {
+      const e = st.ex;
+      observer.observe({
+        time: Date.now() - ms,
+        router: this.label,
+        server: server.address,
+        method: e.method,
+        url: e.url,
+        host: getHeader(e.headers, "host"),
+        service: st.service,
+        client: st.client,
+        status,
+        durationMs: ms,
+        error: reason,
+      });
+    }
     if (st.passed > 0) st.server.leave(st);
     if (--this.inflight === 0 && this.idleWaiters.length > 0) {
       const w = this.idleWaiters;

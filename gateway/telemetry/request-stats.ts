@@ -81,7 +81,11 @@ export class RequestStats {
 /** A server's request metrics and `load`, the requests it has in flight. */
 export class ServerStats extends RequestStats {
   readonly load: Gauge;
-  constructor(scope: Scope) {
+  constructor(
+    scope: Scope,
+    /** Where the server listens, `ip:port` (`[ip]:port` for IPv6), as telemeters show it. */
+    readonly address = "",
+  ) {
     super(scope);
     this.load = scope.gauge("load");
   }
@@ -195,7 +199,8 @@ export class RouterMetrics {
   /** `ip`/`port` as the server listens. */
   server(ip: string, port: number): ServerStats {
     const id = `${ip}/${port}`;
-    return new ServerStats(this.registry.scope(this.named("server", id)));
+    const address = ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+    return new ServerStats(this.registry.scope(this.named("server", id)), address);
   }
 
   /** A service name, as shown (`/svc/users`). */

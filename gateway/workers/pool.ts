@@ -2,8 +2,9 @@
 // the same ports (SO_REUSEPORT), with its own pools, balancers and caches. The control
 // thread binds names for them, sends certificates, restarts a worker that dies (the
 // others keep serving), keeps each worker's last metrics report (and what dead workers
-// had counted), asks them for their clients' state (the admin server's clients.json),
-// and drains them on shutdown.
+// had counted), asks them for their clients' state (the admin server's clients.json) and
+// their telemeters' (telemeter pages such as recentRequests.json), and drains them on
+// shutdown.
 
 import { Worker } from "node:worker_threads";
 import type { LiveCertificates } from "../../tls/certificate-set.js";
@@ -12,6 +13,8 @@ import type { RouterClientsView } from "../client/client-view.js";
 import type { Logger } from "../log.js";
 import type { NamingSetup } from "../routing/naming-setup.js";
 import type { Listener } from "../server/listener.js";
+import type { ThreadState } from "../telemeters/telemeter.js";
+import type { WorkerTelemetrySource } from "../telemeters/telemeters.js";
 import {
   type Counter,
   type MetricsSnapshot,
@@ -51,10 +54,13 @@ interface Slot {
   stats: WorkerStats;
   /** The worker's metrics as of its last report (every second). */
   metrics: MetricsSnapshot | undefined;
-  /** Questions for its clients awaiting an answer, by id: each takes the answer or why none came. */
-  readonly clientQuestions: Map<number, (answer: readonly RouterClientsView[] | string) => void>;
+  /** Questions awaiting an answer, by id: each takes the answer or why none came. */
+  readonly questions: Map<number, (answer: Answer) => void>;
   readonly exited: Promise<void>;
 }
+
+/** A worker's answer to a question, or why none came. */
+type Answer = { readonly value: unknown } | { readonly error: string };
 
 /** A worker thread: compiled JS from dist/, or (tests from source) TypeScript through tsx. */
 function startWorker(): Worker {
@@ -67,13 +73,13 @@ function startWorker(): Worker {
   );
 }
 
-export class WorkerPool {
+export class WorkerPool implements WorkerTelemetrySource {
   private readonly slots: (Slot | undefined)[];
   private stopping = false;
   private readonly stopWatching: (() => void)[] = [];
   /** The counters and histograms of workers that ended, so totals never go down. */
   private carried: MetricsSnapshot = { scopes: [] };
-  /** The id of the last question for the workers' clients. */
+  /** The id of the last question asked of the workers. */
   private lastQuestion = 0;
 
   constructor(private readonly opts: PoolOptions) {
@@ -127,27 +133,51 @@ export class WorkerPool {
    * Each worker's clients and their endpoints, asked now (for /admin/clients.json): a
    * worker that is not serving, or does not answer within `timeoutMs`, has an entry saying so.
    */
-  clients(timeoutMs: number): Promise<ThreadClientsView[]> {
+  async clients(timeoutMs: number): Promise<ThreadClientsView[]> {
+    const answers = await this.ask((id) => ({ type: "clients", id }), timeoutMs);
+    return answers.map(({ worker, answer }) =>
+      "error" in answer
+        ? { worker, error: answer.error }
+        : { worker, routers: answer.value as readonly RouterClientsView[] },
+    );
+  }
+
+  /** The state of the telemeter at `telemetry[telemeter]` in each worker, asked now. */
+  async telemeterStates(telemeter: number, timeoutMs: number): Promise<ThreadState[]> {
+    const answers = await this.ask((id) => ({ type: "telemeter-state", id, telemeter }), timeoutMs);
+    return answers.map(({ worker, answer }) =>
+      "error" in answer ? { worker, error: answer.error } : { worker, state: answer.value },
+    );
+  }
+
+  /** Asks every worker now; one not serving, or not answering within `timeoutMs`, gets why. */
+  private ask(
+    question: (id: number) => ToWorker,
+    timeoutMs: number,
+  ): Promise<{ readonly worker: number; readonly answer: Answer }[]> {
     return Promise.all(
-      this.slots.map((s, worker): Promise<ThreadClientsView> => {
+      this.slots.map((s, worker): Promise<{ readonly worker: number; readonly answer: Answer }> => {
         if (!s?.ready) {
           return Promise.resolve({
             worker,
-            error: "not serving (starting, or replaced after dying)",
+            answer: { error: "not serving (starting, or replaced after dying)" },
           });
         }
         const id = ++this.lastQuestion;
         return new Promise((resolve) => {
           let timer: NodeJS.Timeout | undefined;
-          const answer = (a: readonly RouterClientsView[] | string) => {
+          const answer = (a: Answer) => {
             clearTimeout(timer);
-            s.clientQuestions.delete(id);
-            resolve(typeof a === "string" ? { worker, error: a } : { worker, routers: a });
+            s.questions.delete(id);
+            resolve({ worker, answer: a });
           };
-          timer = setTimeout(() => answer(`no answer within ${timeoutMs} ms`), timeoutMs);
+          timer = setTimeout(
+            () => answer({ error: `no answer within ${timeoutMs} ms` }),
+            timeoutMs,
+          );
           timer.unref();
-          s.clientQuestions.set(id, answer);
-          s.worker.postMessage({ type: "clients", id } satisfies ToWorker);
+          s.questions.set(id, answer);
+          s.worker.postMessage(question(id));
         });
       }),
     );
@@ -172,7 +202,7 @@ export class WorkerPool {
       ready: false,
       stats: { inflight: 0, requests: 0 },
       metrics: undefined,
-      clientQuestions: new Map(),
+      questions: new Map(),
       exited: new Promise((r) => {
         onExit = r;
       }),
@@ -208,7 +238,10 @@ export class WorkerPool {
             slot.metrics = m.metrics;
             break;
           case "clients":
-            slot.clientQuestions.get(m.id)?.(m.routers);
+            slot.questions.get(m.id)?.({ value: m.routers });
+            break;
+          case "telemeter-state":
+            slot.questions.get(m.id)?.("error" in m ? { error: m.error } : { value: m.state });
             break;
           case "log":
             log[m.level](m.msg, m.fields);
@@ -225,7 +258,8 @@ export class WorkerPool {
         bindings.close();
         kube.close();
         onExit();
-        for (const answer of [...slot.clientQuestions.values()]) answer("exited before answering");
+        for (const answer of [...slot.questions.values()])
+          answer({ error: "exited before answering" });
         const wasReady = slot.ready;
         slot.ready = false;
         slot.stats = { inflight: 0, requests: slot.stats.requests };

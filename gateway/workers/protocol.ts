@@ -69,6 +69,8 @@ export type ToWorker =
   | { readonly type: "acme-http-answer"; readonly id: number; readonly answer: string | undefined }
   /** Asks for the worker's clients and their endpoints now (/admin/clients.json). */
   | { readonly type: "clients"; readonly id: number }
+  /** Asks for the state of the telemeter at `telemetry[telemeter]` in this worker (its admin pages). */
+  | { readonly type: "telemeter-state"; readonly id: number; readonly telemeter: number }
   | { readonly type: "shutdown"; readonly graceMs: number }
   /** End now, whatever is in flight (the grace period is over). */
   | { readonly type: "stop" };
@@ -128,6 +130,9 @@ export type FromWorker =
       readonly id: number;
       readonly routers: readonly RouterClientsView[];
     }
+  /** The answer to a `telemeter-state` question: the telemeter's threadState(), or why none. */
+  | { readonly type: "telemeter-state"; readonly id: number; readonly state: unknown }
+  | { readonly type: "telemeter-state"; readonly id: number; readonly error: string }
   | { readonly type: "stopped" };
 
 /** The key of a server in `ports` and certificate updates. */

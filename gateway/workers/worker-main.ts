@@ -66,6 +66,14 @@ async function serve(init: WorkerInit): Promise<void> {
   );
   let runtime: Runtime | undefined;
   let report = () => {};
+  // A telemeter's state is a plugin's: it may throw, or not survive structured cloning.
+  const answerTelemeterState = (id: number, telemeter: number) => {
+    try {
+      post({ type: "telemeter-state", id, state: runtime?.telemeters?.threadState(telemeter) });
+    } catch (e) {
+      post({ type: "telemeter-state", id, error: `the telemeter failed: ${(e as Error).message}` });
+    }
+  };
   port.on("message", (m: ToWorker) => {
     switch (m.type) {
       case "bound":
@@ -88,6 +96,9 @@ async function serve(init: WorkerInit): Promise<void> {
         break;
       case "clients":
         post({ type: "clients", id: m.id, routers: runtime?.clientsView() ?? [] });
+        break;
+      case "telemeter-state":
+        answerTelemeterState(m.id, m.telemeter);
         break;
       case "shutdown":
         void (runtime?.shutdown(m.graceMs) ?? Promise.resolve()).finally(() => {

@@ -94,6 +94,20 @@ describe("defaults", () => {
     ]);
   });
 
+  it("reads the telemeters with their defaults; a telemeter's own prefix is not a namer's", async () => {
+    const r = await loadLintelConfig(
+      write(
+        "c.yaml",
+        "telemetry:\n- kind: io.l5d.prometheus\n- {kind: io.l5d.prometheus, path: /metrics, prefix: l5d_}\n- {kind: io.l5d.recentRequests, sampleRate: 0.1}\nrouters:\n- protocol: http\n",
+      ),
+    );
+    expect(r.ok && r.config.telemetry.map((t) => [t.kind, t.config, t.prefix])).toEqual([
+      ["io.l5d.prometheus", { path: "/admin/metrics/prometheus", prefix: "" }, undefined],
+      ["io.l5d.prometheus", { path: "/metrics", prefix: "l5d_" }, undefined],
+      ["io.l5d.recentRequests", { sampleRate: 0.1, capacity: 10 }, undefined],
+    ]);
+  });
+
   it("reads JSON configs the same as YAML", async () => {
     const yaml = await loadLintelConfig(
       write("c.yaml", "routers:\n- protocol: http\n  dtab: /svc => /$/inet/127.1/80\n"),
