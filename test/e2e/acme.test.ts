@@ -167,6 +167,17 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     expect((await metricsJson(again))["acme/orders/new/success"] ?? 0).toBe(0);
   }, 60_000);
 
+  it("orders with the account another lintel registered on the same storage (no email: nothing to update)", async () => {
+    const s = await setup();
+    const first = await lintelOn(s, "names: [first.test]\nchallenges: [http-01]");
+    await eventually(() => issuedByPebble(s.tlsPort, "first.test"), 15_000, "first.test");
+    await first.runtime.shutdown(0);
+    // The account key is in storage: the CA answers "exists", and the order goes on.
+    const second = await lintelOn(s, "names: [second.test]\nchallenges: [http-01]");
+    await eventually(() => issuedByPebble(s.tlsPort, "second.test"), 15_000, "second.test");
+    expect((await metricsJson(second))["acme/orders/new/failure"] ?? 0).toBe(0);
+  }, 60_000);
+
   it("answers HTTP-01 from a uws server on a worker thread, and mixes ACME with a file certificate", async () => {
     const s = await setup();
     const root = await TestCa.root();

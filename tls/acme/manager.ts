@@ -111,6 +111,16 @@ const ACCOUNT_WAIT_MS = 200;
 /** Pebble, Let's Encrypt: validation takes seconds; poll the CA at this pace. */
 const CA_POLL = { backoffAttempts: 15, backoffMin: 100, backoffMax: 3000 };
 
+/** Whether the ACME client has learnt its account's URL from the CA. */
+function hasAccountUrl(client: { getAccountUrl(): string }): boolean {
+  try {
+    client.getAccountUrl();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function storageId(directoryUrl: string): string {
   const u = new URL(directoryUrl);
   const hash = createHash("sha256").update(directoryUrl).digest("hex").slice(0, 8);
@@ -619,12 +629,22 @@ export class AcmeManager implements LivePemSource {
       externalAccountBinding: this.o.eab,
       ...CA_POLL,
     });
-    await withProblems(() =>
-      client.createAccount({
-        termsOfServiceAgreed: true,
-        contact: this.o.email ? [`mailto:${this.o.email}`] : undefined,
-      }),
-    );
+    try {
+      await withProblems(() =>
+        client.createAccount({
+          termsOfServiceAgreed: true,
+          contact: this.o.email ? [`mailto:${this.o.email}`] : undefined,
+        }),
+      );
+    } catch (e) {
+      // The CA knew the key's account (another replica, or an earlier run, registered it):
+      // acme-client then sends the terms again as an update, which a strict CA refuses
+      // as an empty one. Fetching the account (POST-as-GET) is all it takes.
+      if (!hasAccountUrl(client)) throw e;
+      await withProblems(() => client.createAccount({ onlyReturnExisting: true })).catch(() => {
+        throw e;
+      });
+    }
     return { acme, client };
   }
 
