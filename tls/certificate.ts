@@ -97,9 +97,23 @@ function parseKey(file: string, text: string, passphrase: string | undefined): K
 }
 
 const isSelfIssued = (c: X509Certificate) => c.issuer === c.subject;
-const KNOWN_ROOT_SUBJECTS = new Set(
-  rootCertificates.map((pem) => new X509Certificate(pem).subject),
-);
+
+/** Whether `issuer`'s public key verifies the signature on `c`. */
+function signedBy(c: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return c.verify(issuer.publicKey);
+  } catch {
+    return false; // a key of a kind that cannot have made this signature
+  }
+}
+/** Node's bundled root CAs by subject (a few subjects have more than one key). */
+const KNOWN_ROOTS = new Map<string, X509Certificate[]>();
+for (const pem of rootCertificates) {
+  const root = new X509Certificate(pem);
+  const same = KNOWN_ROOTS.get(root.subject);
+  if (same) same.push(root);
+  else KNOWN_ROOTS.set(root.subject, [root]);
+}
 
 /**
  * Loads and checks a certificate; throws CertificateError naming the file at fault. A
@@ -167,27 +181,44 @@ export function checkCertificate(
       `the certificate is not valid before ${notBefore.toISOString()}`,
     );
   }
-  // Each certificate must be issued by the next one in the chain.
+  // Each certificate must be issued by the next one in the chain: by name (and key
+  // identifier), and signed with its key.
   for (let i = 0; i + 1 < certs.length; i++) {
     const c = certs[i]!;
     const next = certs[i + 1]!;
-    if (!c.checkIssued(next)) {
-      const where =
-        i + 1 >= fromCertFile && files.intermediateCertsPath
-          ? files.intermediateCertsPath
-          : files.certPath;
+    const where =
+      i + 1 >= fromCertFile && files.intermediateCertsPath
+        ? files.intermediateCertsPath
+        : files.certPath;
+    const named = c.issuer === next.subject;
+    if (named && !signedBy(c, next)) {
       throw new CertificateError(
         where,
-        `missing intermediate: "${oneLine(c.subject)}" is issued by "${oneLine(c.issuer)}", but the next certificate in the chain is "${oneLine(next.subject)}"`,
+        `certificate ${i + 1} in the chain ("${oneLine(c.subject)}") is not signed by the next one: its issuer is named "${oneLine(c.issuer)}", as the next certificate is, but that certificate's key does not verify its signature (a different or re-keyed intermediate of the same name?)`,
+      );
+    }
+    if (!c.checkIssued(next)) {
+      throw new CertificateError(
+        where,
+        named
+          ? `certificate ${i + 1} in the chain ("${oneLine(c.subject)}") is signed by the next one, "${oneLine(next.subject)}", but that certificate may not issue it (its key identifier or key usage does not match)`
+          : `missing intermediate: "${oneLine(c.subject)}" is issued by "${oneLine(c.issuer)}", but the next certificate in the chain is "${oneLine(next.subject)}"`,
       );
     }
   }
   const warnings: string[] = [];
   const last = certs[certs.length - 1]!;
-  if (!isSelfIssued(last) && !KNOWN_ROOT_SUBJECTS.has(last.issuer)) {
-    warnings.push(
-      `the chain ends at "${oneLine(last.subject)}", issued by "${oneLine(last.issuer)}", which is neither in the chain nor a known root CA: clients that do not have it will not trust the certificate (missing intermediate?)`,
-    );
+  if (!isSelfIssued(last)) {
+    const roots = KNOWN_ROOTS.get(last.issuer);
+    if (roots === undefined) {
+      warnings.push(
+        `the chain ends at "${oneLine(last.subject)}", issued by "${oneLine(last.issuer)}", which is neither in the chain nor a known root CA: clients that do not have it will not trust the certificate (missing intermediate?)`,
+      );
+    } else if (!roots.some((root) => signedBy(last, root))) {
+      warnings.push(
+        `the chain ends at "${oneLine(last.subject)}", issued by "${oneLine(last.issuer)}", but no known root CA of that name signed it: clients whose root is the known one will not trust the certificate`,
+      );
+    }
   }
   const names = certificateNames(leaf);
   if (names.length === 0 && use === "server")

@@ -26,10 +26,3 @@ export function wildcardFor(serverName: string): string | undefined {
   if (dot <= 0 || serverName.indexOf(".", dot + 1) < 0) return undefined;
   return `*${serverName.slice(dot)}`;
 }
-
-/** A valid DNS name or wildcard to serve (no IP literals, no empty labels). */
-export function isServableName(name: string): boolean {
-  return /^(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$/.test(
-    name,
-  );
-}

@@ -5,14 +5,19 @@
 import { randomBytes } from "node:crypto";
 import {
   createServer,
+  type Server as HttpServer,
   type IncomingMessage,
   type ServerOptions,
   type ServerResponse,
 } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import {
+  createServer as createHttpsServer,
+  type Server as HttpsServer,
+  type ServerOptions as HttpsServerOptions,
+} from "node:https";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { Readable } from "node:stream";
-import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
 import type { ServedCertificate } from "../../tls/certificate-set.js";
 import { readClientHello } from "../../tls/client-hello.js";
 import type { CidrSet } from "../http/cidr.js";
@@ -25,7 +30,7 @@ import type { ListenerTls } from "./tls-listener.js";
 
 /** Connections whose framing can no longer be trusted: pipelined requests on them are dropped. */
 const CONDEMNED = new WeakSet<Socket>();
-/** What the PROXY header of each connection said (keyed by the TCP socket). */
+/** What the PROXY header of each connection said (keyed by the socket requests come on). */
 const PROXIED = new WeakMap<Socket, ProxyInfo>();
 /** How long a peer may take to send its PROXY header and its TLS ClientHello. */
 const FRONT_READ_TIMEOUT_MS = 10_000;
@@ -81,8 +86,8 @@ class NodeExchange implements ServerExchange {
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = socket.localAddress ?? "";
     this.localPort = socket.localPort ?? 0;
-    // Over TLS the raw TCP socket (which carried the PROXY header) is the TLS socket's parent.
-    const proxied = PROXIED.get((socket as { _parent?: Socket })._parent ?? socket)?.source;
+    // Over TLS, what the PROXY header said moved to the TLS socket (see adoptProxied).
+    const proxied = PROXIED.get(socket)?.source;
     this.clientAddress = proxied?.address ?? this.remoteAddress;
     this.clientPort = proxied?.port ?? this.remotePort;
     const cl = req.headers["content-length"];
@@ -158,42 +163,58 @@ class NodeExchange implements ServerExchange {
 }
 
 /**
- * Node's TLS server presents one certificate per key type and keeps the default in the
- * slot an SNI certificate of another type leaves empty (OpenSSL may then pick the
- * default). So lintel reads the server name from the ClientHello itself and gives each
- * connection exactly one secure context, chosen before the handshake starts.
+ * Node's TLS server presents one certificate per key type, and a certificate chosen in
+ * its SNICallback only fills the slot of its own type: the default one can stay in
+ * another (OpenSSL may then pick it). So lintel reads the server name from the
+ * ClientHello itself and hands each connection to an HTTPS server that has exactly one
+ * certificate: one server per certificate served, made when a connection first needs it
+ * (about 1.3 KB besides the TLS context any certificate needs). Public APIs only: each
+ * server's own options, and connections handed over with its `connection` event.
  */
-class TlsContexts {
-  private readonly contexts = new WeakMap<ServedCertificate, SecureContext>();
-  /** Shared by every context, so sessions resume across certificates and reloads. */
+class TlsServers {
+  private readonly servers = new WeakMap<ServedCertificate, HttpsServer>();
+  /** Shared by every server, so sessions resume across certificates and reloads. */
   private readonly ticketKeys = randomBytes(48);
+  /** Servers with connections open, and how many: what closeIdle and shutdown reach. */
+  private readonly busy = new Map<HttpsServer, number>();
 
-  constructor(private readonly tls: ListenerTls) {}
+  constructor(
+    private readonly tls: ListenerTls,
+    /** Makes an HTTPS server with the listener's HTTP options and handlers. */
+    private readonly make: (options: HttpsServerOptions) => HttpsServer,
+  ) {}
 
-  /** The context for a server name (undefined: none, and the listener is strict). */
-  forServerName(serverName: string | undefined): SecureContext | undefined {
+  /** The server for a server name (undefined: none, and the listener is strict). */
+  forServerName(serverName: string | undefined): HttpsServer | undefined {
     const set = this.tls.store.current;
     const cert = serverName === undefined ? undefined : set.match(serverName);
-    if (cert) return this.contextOf(cert);
-    return this.tls.strictSni ? undefined : this.contextOf(set.defaultCert);
+    if (cert) return this.serverOf(cert);
+    return this.tls.strictSni ? undefined : this.serverOf(set.defaultCert);
   }
 
   /**
-   * The context for a ClientHello, where ACME may need a moment: an ACME TLS-ALPN-01
-   * validation (it offers only acme-tls/1) gets the challenge certificate, and a name
-   * nothing serves waits for an on-demand certificate (bounded) before the default.
+   * The server for a ClientHello, where ACME may need a moment: an ACME TLS-ALPN-01
+   * validation (it offers only acme-tls/1) gets a server of its own with the challenge
+   * certificate, and a name nothing serves waits for an on-demand certificate (bounded)
+   * before the default.
    */
   forHello(
     serverName: string | undefined,
     alpn: readonly string[],
-  ): SecureContext | undefined | Promise<SecureContext | undefined> {
+  ): HttpsServer | undefined | Promise<HttpsServer | undefined> {
     const acme = this.tls.acme;
     if (acme === undefined || serverName === undefined) return this.forServerName(serverName);
     if (acme.answersAlpn && alpn.length === 1 && alpn[0] === ACME_TLS_ALPN) {
       return acme.alpnCertificate(serverName).then(
         (pair) =>
           pair
-            ? createSecureContext({ key: pair.keyPem, cert: pair.certPem, minVersion: "TLSv1.2" })
+            ? // RFC 8737: the validator only looks at the certificate; it is not asked for one.
+              this.make({
+                key: pair.keyPem,
+                cert: pair.certPem,
+                minVersion: "TLSv1.2",
+                ALPNCallback: acmeAlpn,
+              })
             : this.forServerName(serverName),
         () => this.forServerName(serverName),
       );
@@ -205,10 +226,10 @@ class TlsContexts {
     return this.forServerName(serverName);
   }
 
-  contextOf(cert: ServedCertificate): SecureContext {
-    let ctx = this.contexts.get(cert);
-    if (!ctx) {
-      ctx = createSecureContext({
+  serverOf(cert: ServedCertificate): HttpsServer {
+    let server = this.servers.get(cert);
+    if (!server) {
+      server = this.make({
         minVersion: this.tls.minVersion,
         maxVersion: this.tls.maxVersion,
         ciphers: this.tls.ciphers,
@@ -217,10 +238,29 @@ class TlsContexts {
         passphrase: cert.files.passphrase,
         cert: cert.chainPem,
         ticketKeys: this.ticketKeys,
+        requestCert: this.tls.clientCa !== undefined,
+        rejectUnauthorized: this.tls.requireClientAuth,
+        ...(this.tls.acme?.answersAlpn ? { ALPNCallback: acmeAlpn } : {}),
       });
-      this.contexts.set(cert, ctx);
+      this.servers.set(cert, server);
     }
-    return ctx;
+    return server;
+  }
+
+  /** Gives `server` the connection: TLS takes the paused socket over from here. */
+  handOver(server: HttpsServer, socket: Socket): void {
+    this.busy.set(server, (this.busy.get(server) ?? 0) + 1);
+    socket.once("close", () => {
+      const n = this.busy.get(server)! - 1;
+      if (n === 0) this.busy.delete(server);
+      else this.busy.set(server, n);
+    });
+    server.emit("connection", socket);
+  }
+
+  /** The servers that have connections open. */
+  open(): IterableIterator<HttpsServer> {
+    return this.busy.keys();
   }
 }
 
@@ -241,20 +281,16 @@ const alert = (description: number) => Buffer.from([21, 3, 3, 0, 2, 2, descripti
 const UNRECOGNIZED_NAME = alert(112);
 
 /**
- * A plain TCP server in front of the HTTP(S) server: it reads the PROXY header (when
- * configured) and the TLS ClientHello (over TLS), then hands the connection over with
- * every byte it read.
+ * A plain TCP server in front of the HTTP server, or of the HTTPS servers: it reads the
+ * PROXY header (when configured) and the TLS ClientHello (over TLS), then hands the
+ * connection over with every byte it read (over TLS, to the server of its certificate).
  */
 function connectionFront(
-  server: NetServer,
+  target: HttpServer | TlsServers,
   proxyFrom: CidrSet | undefined,
-  contexts: TlsContexts | undefined,
 ): NetServer {
-  // Node's TLS server gives each new connection the context in this field.
-  const shared = server as unknown as { _sharedCreds: SecureContext };
-  if (contexts && !("_sharedCreds" in shared)) {
-    throw new Error("this Node.js TLS server has no _sharedCreds: lintel needs Node.js 20");
-  }
+  const tls = target instanceof TlsServers ? target : undefined;
+  const plain = tls === undefined ? (target as HttpServer) : undefined;
   return createNetServer((socket) => {
     if (proxyFrom && !proxyFrom.has(socket.remoteAddress ?? "")) {
       // Only the configured proxies may speak to this listener.
@@ -271,15 +307,9 @@ function connectionFront(
     const handOver = (rest: Buffer) => {
       stop();
       socket.pause();
-      if (contexts) {
-        // TLS takes the paused socket over and reads what was put back first.
-        if (rest.length > 0) socket.unshift(rest);
-        server.emit("connection", socket);
-        return;
-      }
       // Node's HTTP parser reads the socket natively and would never see bytes put back
       // into the stream: hand the connection over, then feed it the bytes that followed.
-      server.emit("connection", socket);
+      plain!.emit("connection", socket);
       if (rest.length > 0) socket.emit("data", rest);
       socket.resume();
     };
@@ -296,38 +326,68 @@ function connectionFront(
         PROXIED.set(socket, r.info);
         proxyRead = true;
         buf = r.rest;
-        if (!contexts) return handOver(buf);
+        if (!tls) return handOver(buf);
         if (buf.length === 0) return;
       }
-      if (!contexts) return;
+      if (!tls) return;
       const hello = readClientHello(buf);
       if (hello.status === "more") return;
       // Not TLS at all: the TLS server fails the handshake (and reports it).
       const chosen =
         hello.status === "hello"
-          ? contexts.forHello(hello.serverName, hello.alpn)
-          : contexts.forServerName(undefined);
-      if (!(chosen instanceof Promise)) return start(chosen);
+          ? tls.forHello(hello.serverName, hello.alpn)
+          : tls.forServerName(undefined);
+      if (!(chosen instanceof Promise)) return start(tls, chosen);
       // ACME needs a moment (a challenge answer, an on-demand order): stop reading meanwhile.
       stop();
       const held = buf;
-      void chosen.then((ctx) => {
-        if (!socket.destroyed) start(ctx, held);
+      void chosen.then((to) => {
+        if (!socket.destroyed) start(tls, to, held);
       });
     };
-    const start = (ctx: SecureContext | undefined, bytes = buf) => {
-      if (!ctx) {
-        stop();
+    const start = (tls: TlsServers, to: HttpsServer | undefined, bytes = buf) => {
+      stop();
+      if (!to) {
         socket.end(UNRECOGNIZED_NAME);
         return;
       }
-      shared._sharedCreds = ctx;
-      handOver(bytes);
+      socket.pause();
+      // TLS takes the paused socket over and reads what was put back first.
+      if (bytes.length > 0) socket.unshift(bytes);
+      const proxied = PROXIED.get(socket);
+      if (proxied) {
+        // Until the handshake is done and the TLS socket known (see adoptProxied).
+        const key = connectionKey(socket);
+        HANDSHAKING.set(key, proxied);
+        socket.once("close", () => {
+          if (HANDSHAKING.get(key) === proxied) HANDSHAKING.delete(key);
+        });
+      }
+      tls.handOver(to, socket);
     };
     socket.on("data", onData);
     socket.on("error", stop);
     socket.on("close", stop);
   });
+}
+
+/**
+ * What the PROXY header said of TLS connections still in their handshake, by
+ * connectionKey: requests arrive on the TLS socket, which the TLS server makes.
+ */
+const HANDSHAKING = new Map<string, ProxyInfo>();
+
+/** The addresses of a connection (the same on the TCP socket and the TLS socket over it). */
+const connectionKey = (s: Socket) =>
+  `${s.remoteAddress} ${s.remotePort} ${s.localAddress} ${s.localPort}`;
+
+/** On `secureConnection`: what the PROXY header said, now kept with the TLS socket. */
+function adoptProxied(socket: TLSSocket): void {
+  const key = connectionKey(socket);
+  const info = HANDSHAKING.get(key);
+  if (info === undefined) return;
+  HANDSHAKING.delete(key);
+  PROXIED.set(socket, info);
 }
 
 export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Promise<Listener> {
@@ -346,28 +406,9 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse) =>
     handler(new NodeExchange(req, res));
-  let server: ReturnType<typeof createServer>;
-  let contexts: TlsContexts | undefined;
-  if (opts.tls) {
-    contexts = new TlsContexts(opts.tls);
-    server = createHttpsServer(
-      {
-        ...httpOptions,
-        // Each connection is given its own context by the front; this one is a placeholder.
-        secureContext: contexts.contextOf(opts.tls.store.current.defaultCert),
-        ...(opts.tls.acme?.answersAlpn ? { ALPNCallback: acmeAlpn } : {}),
-        requestCert: opts.tls.clientCa !== undefined,
-        rejectUnauthorized: opts.tls.requireClientAuth,
-      },
-      onRequest,
-    );
-  } else {
-    server = createServer(httpOptions, onRequest);
-  }
-  server.on("connect", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+  const onConnect = (req: IncomingMessage, socket: Socket, head: Buffer) => {
     if (opts.onConnect) {
-      const raw = (socket as { _parent?: Socket })._parent ?? socket;
-      const source = PROXIED.get(raw)?.source;
+      const source = PROXIED.get(socket)?.source;
       const headers: string[] = new Array(req.rawHeaders.length);
       for (let i = 0; i < headers.length; i += 2) {
         headers[i] = req.rawHeaders[i]!.toLowerCase();
@@ -391,20 +432,42 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
         ),
       );
     }
-  });
+  };
   const track = (s: Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
   };
-  server.on("connection", track);
+  const serve = <S extends HttpServer>(s: S): S => {
+    s.on("request", onRequest);
+    s.on("connect", onConnect);
+    s.on("connection", track);
+    return s;
+  };
+  let server: HttpServer | undefined;
+  let tls: TlsServers | undefined;
+  if (opts.tls) {
+    const proxied = opts.proxyProtocolFrom !== undefined;
+    tls = new TlsServers(opts.tls, (tlsOptions) => {
+      const s = serve(createHttpsServer({ ...httpOptions, ...tlsOptions }));
+      if (proxied) s.on("secureConnection", adoptProxied);
+      return s;
+    });
+  } else {
+    server = serve(createServer(httpOptions));
+  }
   // Over TLS or with the PROXY protocol a plain TCP server reads the connection's first
-  // bytes, then hands it to the HTTP(S) server.
+  // bytes, then hands it to the HTTP server, or over TLS to the HTTPS server of its
+  // certificate. Otherwise the HTTP server listens itself.
   const front =
-    opts.proxyProtocolFrom || contexts
-      ? connectionFront(server, opts.proxyProtocolFrom, contexts)
-      : server;
+    tls !== undefined
+      ? connectionFront(tls, opts.proxyProtocolFrom)
+      : opts.proxyProtocolFrom
+        ? connectionFront(server!, opts.proxyProtocolFrom)
+        : server!;
   if (front !== server) front.on("connection", track);
   if (opts.maxConnections !== undefined) front.maxConnections = opts.maxConnections;
+  /** The HTTP(S) servers with connections: the one server, or the TLS servers in use. */
+  const servers = (): Iterable<HttpServer> => (tls ? [...tls.open()] : [server!]);
   return new Promise((resolve, reject) => {
     front.once("error", reject);
     front.listen(opts.port, opts.ip, () => {
@@ -416,12 +479,14 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
         port,
         stopAccepting: () => {
           front.close();
-          if (front !== server) server.close();
+          for (const s of servers()) if (s !== front) s.close();
         },
-        closeIdle: () => server.closeIdleConnections(),
+        closeIdle: () => {
+          for (const s of servers()) s.closeIdleConnections();
+        },
         destroy: () => {
           front.close();
-          server.close();
+          for (const s of servers()) if (s !== front) s.close();
           for (const s of sockets) s.destroy();
         },
       });

@@ -1,6 +1,7 @@
-// The lintel command line: `check` and `delegate`, in process and as the installed binary.
+// The lintel command line: `check` and `delegate`, in process and as the installed binary,
+// and `demo` (what `npm start` runs) as the binary.
 
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -215,6 +216,40 @@ describe("the lintel binary", () => {
       expect(r.stdout).toBe(`${file}: ok\n`);
     },
   );
+
+  it("lintel demo (what npm start runs) prints its banner once, serves, and stops on SIGTERM", async () => {
+    // The demo's fixed ports (configs/demo.yaml, configs/demo/disco): 4140, 9990, 9100-9103.
+    const child = spawn(process.execPath, [bin, "demo"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) =>
+      child.on("exit", (code) => resolve(code)),
+    );
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!stdout.includes("Stop with Ctrl-C.")) {
+        if (Date.now() > deadline || child.exitCode !== null)
+          throw new Error(`the demo did not start:\n${stdout}\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // A request through the edge (the welcome service answers the banner's text), then
+      // a moment for anything printed late.
+      const welcome = await fetch("http://127.0.0.1:4140/");
+      expect(await welcome.text()).toMatch(/^lintel demo: /);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+    expect(stdout.split("lintel demo: ").length - 1, stdout).toBe(1);
+    expect(stderr).not.toContain("lintel demo: ");
+  });
 
   it("prints its version", async () => {
     const r = await exec(process.execPath, [bin, "version"]);

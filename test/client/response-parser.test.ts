@@ -186,6 +186,62 @@ describe("ResponseParser", () => {
     ["a bare CR in a header value", "HTTP/1.1 200 OK\r\nx: a\rb\r\nz: c\r\n\r\n", /bare CR or LF/],
     ["a bare LF in the last header line", "HTTP/1.1 200 OK\r\nx: a\nb\r\n\r\n", /bare CR or LF/],
     ["a NUL in a header value", "HTTP/1.1 200 OK\r\nx: a\u0000b\r\n\r\n", /NUL/],
+    [
+      "a header name with a space",
+      "HTTP/1.1 200 OK\r\nx y: 1\r\n\r\n",
+      /invalid character 0x20 in header name "x y"/,
+    ],
+    [
+      "a header name with a separator",
+      "HTTP/1.1 200 OK\r\nx@y: 1\r\n\r\n",
+      /invalid character 0x40 in header name/,
+    ],
+    [
+      "a header name with obs-text",
+      "HTTP/1.1 200 OK\r\nx\u00e9: 1\r\n\r\n",
+      /invalid character 0xe9 in header name/,
+    ],
+    [
+      "a control character in a header value",
+      "HTTP/1.1 200 OK\r\nx: a\u0001b\r\n\r\n",
+      /control character 0x01 in the value of header "x"/,
+    ],
+    [
+      "DEL in a header value",
+      "HTTP/1.1 200 OK\r\nx: a\u007f\r\ncontent-length: 0\r\n\r\n",
+      /control character 0x7f/,
+    ],
+    [
+      "an escape in the last header value",
+      "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx: \u001b[31m\r\n\r\n",
+      /control character 0x1b/,
+    ],
+    [
+      "a trailer name that is not a token",
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\nx y: 1\r\n\r\n",
+      /invalid character 0x20 in header name/,
+    ],
+    [
+      "a control character in a trailer value",
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\nx: \u0002\r\n\r\n",
+      /control character 0x02/,
+    ],
+    [
+      "a bad header in an interim answer",
+      "HTTP/1.1 103 Early Hints\r\nx y: 1\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+      /invalid character 0x20 in header name/,
+    ],
+    ["a status below 100", "HTTP/1.1 099 Low\r\n\r\n", /invalid status line/],
+    [
+      "a bare LF in the status line",
+      "HTTP/1.1 200 OK\nx-hidden: 1\r\ncontent-length: 0\r\n\r\n",
+      /invalid status line/,
+    ],
+    [
+      "whitespace after a chunk size",
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1 \r\na\r\n0\r\n\r\n",
+      /invalid chunk size/,
+    ],
     ["a header line without a colon", "HTTP/1.1 200 OK\r\nbroken\r\n\r\n", /invalid header line/],
     ["obsolete line folding", "HTTP/1.1 200 OK\r\nx: a\r\n b\r\n\r\n", /invalid header line/],
     ["a space before the colon", "HTTP/1.1 200 OK\r\nx : a\r\n\r\n", /space before colon/],
@@ -227,6 +283,54 @@ describe("ResponseParser", () => {
     ]);
     expect(seen.headers).toEqual(["x-a", "a b", "x-empty", "", "content-length", "2"]);
     expect(seen.body).toBe("ok");
+  });
+
+  it("accepts HTAB, obs-text and every token character, and a reason phrase with any byte but CR and LF", () => {
+    const { seen } = parse([
+      "HTTP/1.1 200 \u0001\u00e9\tok\r\n!#$%&'*+-.^_`|~09azAZ: a\tb\u0080\u00ff\r\ncontent-length: 0\r\n\r\n",
+    ]);
+    expect(seen.status).toBe(200);
+    expect(seen.headers).toEqual([
+      "!#$%&'*+-.^_`|~09azaz",
+      "a\tb\u0080\u00ff",
+      "content-length",
+      "0",
+    ]);
+  });
+
+  it("drops Content-Length when Transfer-Encoding is there, whatever the coding", () => {
+    const chunked = parse([
+      "HTTP/1.1 200 OK\r\ncontent-length: 1\r\nx: y\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    ]);
+    expect(chunked.seen.headers).toEqual(["x", "y", "transfer-encoding", "chunked"]);
+    expect(chunked.seen.body).toBe("hi");
+    // RFC 9112 §6.3: without chunked last, the body runs until the connection closes.
+    const gzip = parse([
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ncontent-length: 2\r\n\r\nabc",
+      "def",
+    ]);
+    expect(gzip.seen.headers).toEqual(["transfer-encoding", "gzip"]);
+    expect(gzip.parser.readsUntilClose).toBe(true);
+    gzip.parser.closed();
+    expect(gzip.seen.body).toBe("abcdef");
+    expect(gzip.parser.keepAlive).toBe(false);
+  });
+
+  it("reads repeated Content-Length lines of one value as one", () => {
+    const { seen, parser } = parse([
+      "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx: y\r\nContent-Length: 2\r\n\r\nok",
+    ]);
+    expect(seen.headers).toEqual(["content-length", "2", "x", "y"]);
+    expect(seen.body).toBe("ok");
+    expect(parser.keepAlive).toBe(true);
+  });
+
+  it("takes whitespace before a chunk extension", () => {
+    const { seen } = parse([
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2 \t;a=b\r\nhi\r\n0\r\n\r\n",
+    ]);
+    expect(seen.body).toBe("hi");
+    expect(seen.ended).toBe(true);
   });
 
   it("refuses a response head larger than 64 KiB", () => {

@@ -232,6 +232,20 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     expect(key.asymmetricKeyDetails?.modulusLength).toBe(2048);
   }, 60_000);
 
+  it("orders through TLS-ALPN-01 on a listener that requires client certificates", async () => {
+    const s = await setup();
+    const clientRoot = await TestCa.root("ACME Test Client Root");
+    writeFiles(s.dir, { "client-ca.pem": clientRoot.certPem });
+    await lintelOn(s, "names: [mtls.test]\nchallenges: [tls-alpn-01]", {
+      tls: `      caCertPath: ${s.dir}/client-ca.pem\n      requireClientAuth: true`,
+    });
+    await eventually(
+      async () => (await s.pebble.issuedFor("mtls.test")) === 1,
+      15_000,
+      "mtls.test from Pebble",
+    );
+  }, 60_000);
+
   it("waits out a rate limit the CA states, and says so", async () => {
     const s = await setup();
     // A directory in front of Pebble whose newOrder answers as a rate-limited CA does.

@@ -297,6 +297,30 @@ describe.each(ENGINES)("errors lintel answers on the %s engine", (engine) => {
     expect(r.headers["set-cookie"]).toBeUndefined();
   });
 
+  it("an upstream header name that is not a token, or a value with a control character → 502", async () => {
+    const heads: [string, string][] = [
+      ["x y: 1\r\n", 'invalid character 0x20 in header name "x y"'],
+      ["x-a: a\u0001b\r\n", 'control character 0x01 in the value of header "x-a"'],
+      ["x-a: a\u007f\r\n", "control character 0x7f"],
+    ];
+    let n = 0;
+    const tcp = await startTcp((s) => {
+      const [line] = heads[n++ % heads.length]!;
+      s.once("data", () =>
+        s.end(
+          `HTTP/1.1 200 OK\r\n${line}set-cookie: evil=1\r\ncontent-length: 2\r\n\r\nok`,
+          "latin1",
+        ),
+      );
+    });
+    const l = await startLintel(config(engine, { dtab: `/svc => /$/inet/127.0.0.1/${tcp.port}` }));
+    for (const [, reason] of heads) {
+      const r = await call(l.port(), { headers: { host: "users" } });
+      expectProxyError(r, 502, "/svc/users", `127.0.0.1:${tcp.port}`, reason);
+      expect(r.headers["set-cookie"]).toBeUndefined();
+    }
+  });
+
   it("a client that goes away mid-request aborts the upstream request, and lintel keeps serving", async () => {
     let upstreamClosed = false;
     const slow = await startUpstream("slow", (_req, res) => {

@@ -1,9 +1,11 @@
 // Loading one certificate and key (every key format, passphrases, chains) and every way
 // it can fail, each naming the file at fault; and choosing a certificate by server name.
 
+import { X509Certificate } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { rootCertificates } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CertificateFiles, loadCertificate } from "../../tls/certificate.js";
 import { CertificateSet } from "../../tls/certificate-set.js";
@@ -144,6 +146,52 @@ describe("loadCertificate: chains", () => {
   it("does not warn for a chain that ends at a self-signed root", () => {
     const c = loadCertificate(files(chainPem(ecLeaf, inter, root), ecLeaf.keyPem()));
     expect(c.warnings).toEqual([]);
+  });
+
+  it("refuses an intermediate of the right name (and key identifier) whose key did not sign the leaf", async () => {
+    for (const sameKeyId of [true, false]) {
+      const twin = await inter.twin(root, sameKeyId);
+      const f = files(chainPem(ecLeaf, twin, root), ecLeaf.keyPem());
+      const e = failure(f);
+      expect(e.file).toBe(f.certPath);
+      expect(e.reason).toContain(
+        'certificate 1 in the chain ("CN=ec.example.com") is not signed by the next one',
+      );
+      expect(e.reason).toContain('named "CN=Lintel Test Intermediate"');
+      expect(e.reason).toMatch(/key does not verify its signature/);
+    }
+  });
+
+  it("names the intermediates file and the certificate when a signature in it does not verify", async () => {
+    const twinRoot = await root.twin(undefined, true);
+    const p = writeTlsFiles(dir, { "twin-root.pem": chainPem(inter, twinRoot) });
+    const f = files(ecLeaf.certPem, ecLeaf.keyPem(), { intermediateCertsPath: p["twin-root.pem"] });
+    const e = failure(f);
+    expect(e.file).toBe(p["twin-root.pem"]);
+    expect(e.reason).toContain(
+      'certificate 2 in the chain ("CN=Lintel Test Intermediate") is not signed by the next one',
+    );
+  });
+
+  it("refuses a chain whose next certificate signed it but may not issue certificates", async () => {
+    // A leaf's key signing another certificate: the signature verifies, the key usage does not allow it.
+    const leafAsCa = new TestCa(ecLeaf.cert, ecLeaf.keys, ecLeaf.alg);
+    const below = await leafAsCa.leaf({ dns: ["below.example.com"] });
+    const e = failure(files(chainPem(below, ecLeaf, inter), below.keyPem()));
+    expect(e.reason).toContain("is signed by the next one");
+    expect(e.reason).toMatch(/may not issue it/);
+  });
+
+  it("warns when the chain's last issuer is named like a known root CA that did not sign it", async () => {
+    const known = new X509Certificate(rootCertificates[0]!);
+    const impostor = await TestCa.root("", "ec", known.subject.split("\n").join(", "));
+    expect(impostor.cert.subject).toBeTruthy();
+    const fakeInter = await impostor.intermediate("Impostor Intermediate");
+    const leaf = await fakeInter.leaf({ dns: ["x.example.com"] });
+    const c = loadCertificate(files(chainPem(leaf, fakeInter), leaf.keyPem()));
+    expect(c.warnings).toHaveLength(1);
+    expect(c.warnings[0]).toContain(`issued by "${known.subject.split("\n").join(", ")}"`);
+    expect(c.warnings[0]).toMatch(/no known root CA of that name signed it/);
   });
 });
 

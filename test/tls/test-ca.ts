@@ -106,12 +106,16 @@ const DAY = 86_400_000;
 
 /** A certificate authority that issues intermediates and leaves. */
 export class TestCa extends Issued {
-  /** A self-signed root CA. */
-  static async root(name = "Lintel Test Root", alg: KeyAlg = "ec"): Promise<TestCa> {
+  /** A self-signed root CA; `dn` gives its whole name instead of `CN=name`. */
+  static async root(
+    name = "Lintel Test Root",
+    alg: KeyAlg = "ec",
+    dn = `CN=${name}`,
+  ): Promise<TestCa> {
     const keys = await newKeys(alg);
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: newSerial(),
-      name: `CN=${name}`,
+      name: dn,
       notBefore: new Date(Date.now() - DAY),
       notAfter: new Date(Date.now() + 3650 * DAY),
       keys,
@@ -140,6 +144,38 @@ export class TestCa extends Issued {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ]);
     return new TestCa(cert, keys, alg);
+  }
+
+  /**
+   * A CA with this one's name and a key of its own (a re-keyed or impostor CA), signed by
+   * `issuer`, or self-signed without one. With `sameKeyId` it also has this CA's subject
+   * key identifier, so that only signatures tell the two apart.
+   */
+  async twin(issuer: TestCa | undefined, sameKeyId: boolean): Promise<TestCa> {
+    const keys = await newKeys(this.alg);
+    const keyId = sameKeyId
+      ? this.cert.getExtension(x509.SubjectKeyIdentifierExtension)!
+      : await x509.SubjectKeyIdentifierExtension.create(keys.publicKey);
+    const usage = [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+      keyId,
+    ];
+    const cert = issuer
+      ? await issuer.sign(keys, this.cert.subject, {}, usage)
+      : await x509.X509CertificateGenerator.createSelfSigned({
+          serialNumber: newSerial(),
+          name: this.cert.subject,
+          notBefore: new Date(Date.now() - DAY),
+          notAfter: new Date(Date.now() + 3650 * DAY),
+          keys,
+          signingAlgorithm: signingAlgorithm(this.alg),
+          extensions: usage,
+        });
+    return new TestCa(cert, keys, this.alg);
   }
 
   /** A server (or client) certificate signed by this CA. */
@@ -171,7 +207,7 @@ export class TestCa extends Issued {
     return new Issued(cert, keys, alg);
   }
 
-  private async sign(
+  protected async sign(
     keys: KeyPair,
     subject: string,
     validity: { notBefore?: Date; notAfter?: Date },

@@ -3,6 +3,8 @@
 // Content-Length, or the connection closing. Interim 1xx answers are skipped. It never
 // copies body bytes: it hands out views of the buffers it is fed. It enforces the router's
 // response limits (maxResponseKB, maxChunkKB) as it goes: a number compare per chunk.
+// What it refuses (a ResponseParseError: 502 with l5d-err) follows llhttp, Node's parser,
+// except where test/client/response-parser-differential.test.ts lists a difference.
 
 /** Why a response could not be read; the connection is not reusable after one. */
 export class ResponseParseError extends Error {
@@ -142,7 +144,7 @@ export class ResponseParser {
             return undefined;
           }
           this.pending = undefined;
-          this.head(data.toString("latin1", 0, end));
+          this.head(data, data.toString("latin1", 0, end));
           buf = data.subarray(end + 4);
           break;
         }
@@ -178,8 +180,9 @@ export class ResponseParser {
           }
           this.pending = undefined;
           const line = data.toString("latin1", 0, eol);
+          // RFC 9112 §7.1: the hex digits start the line; whitespace (BWS) only before a ";".
           const semi = line.indexOf(";");
-          const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+          const hex = semi < 0 ? line : line.slice(0, semi).replace(/[\t ]+$/, "");
           if (!/^[0-9a-fA-F]{1,12}$/.test(hex))
             throw new ResponseParseError(`invalid chunk size "${hex}"`);
           const size = Number.parseInt(hex, 16);
@@ -241,7 +244,7 @@ export class ResponseParser {
             return undefined;
           }
           this.pending = undefined;
-          const trailers = parseFields(data.toString("latin1", 0, end), 0);
+          const trailers = parseFields(data, data.toString("latin1", 0, end), 0);
           buf = data.subarray(end + 4);
           this.state = State.Done;
           this.finish(trailers);
@@ -286,20 +289,25 @@ export class ResponseParser {
     events.onEnd(trailers);
   }
 
-  private head(text: string): void {
+  /** The head in `text`, which is the start of `bytes` as latin1. */
+  private head(bytes: Buffer, text: string): void {
     const lineEnd = text.indexOf("\r\n");
     const statusLine = lineEnd < 0 ? text : text.slice(0, lineEnd);
     const status = statusOf(statusLine);
     if (status < 0)
-      throw new ResponseParseError(`invalid status line "${statusLine.slice(0, 80)}"`);
+      throw new ResponseParseError(
+        `invalid status line ${JSON.stringify(statusLine.slice(0, 80))}`,
+      );
     const http10 = statusLine.charCodeAt(7) === 48; // "HTTP/1.0"
-    const headers = lineEnd < 0 ? [] : parseFields(text, lineEnd + 2);
+    let headers = lineEnd < 0 ? [] : parseFields(bytes, text, lineEnd + 2);
     // Interim answers (100 Continue, 103 Early Hints): wait for the final one.
     if (status >= 100 && status < 200 && status !== 101) {
       this.state = State.Head;
       return;
     }
     let contentLength: number | undefined;
+    let repeatedLength = false;
+    let encoded = false;
     let chunked = false;
     let connection: string | undefined;
     for (let i = 0; i < headers.length; i += 2) {
@@ -308,16 +316,33 @@ export class ResponseParser {
         const v = headers[i + 1]!;
         const n = decimalOf(v);
         if (n < 0) throw new ResponseParseError(`invalid Content-Length "${v}"`);
-        if (contentLength !== undefined && contentLength !== n)
-          throw new ResponseParseError("conflicting Content-Length headers");
+        if (contentLength !== undefined) {
+          if (contentLength !== n)
+            throw new ResponseParseError("conflicting Content-Length headers");
+          // RFC 9110 §8.6: repeats of one value are read as one, and passed on as one.
+          repeatedLength = true;
+        }
         contentLength = n;
       } else if (name === "transfer-encoding") {
+        encoded = true;
+        // The last coding of the last line decides (RFC 9112 §6.3).
         chunked = /(?:^|,)\s*chunked\s*$/i.test(headers[i + 1]!);
-        if (!chunked) this.keepAlive = false;
       } else if (name === "connection") {
         connection = connection === undefined ? headers[i + 1]! : `${connection},${headers[i + 1]}`;
       }
     }
+    if (encoded) {
+      // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and without chunked last
+      // the body runs until the connection closes. A message with both may be an attempt
+      // at response splitting: its Content-Length is not passed on (an intermediary must
+      // remove it, same section) and the connection is not reused.
+      if (contentLength !== undefined) {
+        headers = withoutContentLength(headers, false);
+        contentLength = undefined;
+        this.keepAlive = false;
+      }
+      if (!chunked) this.keepAlive = false;
+    } else if (repeatedLength) headers = withoutContentLength(headers, true);
     const tokens = connection?.toLowerCase() ?? "";
     if (/(?:^|,)\s*close\s*(?:,|$)/.test(tokens)) this.keepAlive = false;
     else if (http10 && !/(?:^|,)\s*keep-alive\s*(?:,|$)/.test(tokens)) this.keepAlive = false;
@@ -330,7 +355,6 @@ export class ResponseParser {
     }
     if (!bodiless && chunked && this.maxChunk !== Number.POSITIVE_INFINITY) {
       // The head goes on with the first chunk-size line (see heldHeaders).
-      if (contentLength !== undefined) this.keepAlive = false;
       this.heldStatus = status;
       this.heldHeaders = headers;
       this.state = State.ChunkSize;
@@ -341,8 +365,6 @@ export class ResponseParser {
       this.state = State.Done;
       this.finish(undefined);
     } else if (chunked) {
-      // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; such a message ends the connection.
-      if (contentLength !== undefined) this.keepAlive = false;
       this.state = State.ChunkSize;
     } else if (contentLength !== undefined) {
       this.remaining = contentLength;
@@ -357,7 +379,9 @@ export class ResponseParser {
 
 /**
  * The status code of an `HTTP/1.x NNN[ reason]` line, or -1. Hand-rolled: a response head
- * is parsed per proxied request, and this and parseFields were its largest costs.
+ * is parsed per proxied request, and this and parseFields were its largest costs. The
+ * reason phrase is not passed on (the engines write their own), so only a bare CR or LF
+ * in it is refused: either would hide the header line after it.
  */
 function statusOf(line: string): number {
   if (!line.startsWith("HTTP/1.") || line.length < 12) return -1;
@@ -370,7 +394,27 @@ function statusOf(line: string): number {
     if (d < 0 || d > 9) return -1;
     status = status * 10 + d;
   }
+  // RFC 9110 §15: codes below 100 are invalid (no engine can write them to the client).
+  if (status < 100) return -1;
+  for (let i = 13; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 13 || c === 10) return -1;
+  }
   return status;
+}
+
+/** `headers` (flat) without their Content-Length lines, or all but the first. */
+function withoutContentLength(headers: string[], keepFirst: boolean): string[] {
+  const out: string[] = [];
+  let keep = keepFirst;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === "content-length") {
+      if (!keep) continue;
+      keep = false;
+    }
+    out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
 }
 
 /** A Content-Length value (1 to 15 digits) as a number, or -1. */
@@ -388,42 +432,85 @@ function decimalOf(v: string): number {
 /** Whether a character code is optional whitespace (RFC 9110 §5.6.3: space or tab). */
 const isOws = (c: number) => c === 32 || c === 9;
 
+/** 1 for the characters of a token (RFC 9110 §5.6.2 tchar), which a field name is made of. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
+for (let c = 65; c <= 90; c++) TCHAR[c] = TCHAR[c + 32] = 1;
+
+/**
+ * 1 for the characters a field value may hold (RFC 9110 §5.5): VCHAR, obs-text, SP and
+ * HTAB; not NUL, CR, LF or another control character (0x00-0x1f but HTAB, and DEL).
+ */
+const FIELD_VCHAR = new Uint8Array(256);
+FIELD_VCHAR[9] = 1;
+for (let c = 32; c < 256; c++) if (c !== 127) FIELD_VCHAR[c] = 1;
+
 /**
  * Header (or trailer) lines from `from` to the end of `text` into a flat array with
- * lower-case names and values without surrounding whitespace.
+ * lower-case names and values without surrounding whitespace. `text` is the start of
+ * `bytes` as latin1, so offsets are the same in both; the scan reads the bytes (faster
+ * than charCodeAt) in one pass, each name checked to be a token and each value free of
+ * control characters by table as the line goes by.
  */
-function parseFields(text: string, from: number): string[] {
+function parseFields(bytes: Uint8Array, text: string, from: number): string[] {
   const out: string[] = [];
-  // RFC 9110 §5.5: CR, LF and NUL are not allowed in a field. Passed on, a bare CR or LF
-  // would let an upstream split the response for a lenient client.
-  if (text.indexOf("\0", from) >= 0) throw new ResponseParseError("NUL in a header field");
+  const len = text.length;
   let pos = from;
-  while (pos < text.length) {
-    // Lines end at CRLF (the last one at the end of the text); a CR without its LF, or an
-    // LF before the line's end, is bare.
-    const cr = text.indexOf("\r", pos);
-    const eol = cr < 0 ? text.length : cr;
-    const lf = text.indexOf("\n", pos);
-    if ((cr >= 0 && text.charCodeAt(cr + 1) !== 10) || (lf >= 0 && lf < eol)) {
-      throw new ResponseParseError(
-        `bare CR or LF in header line "${JSON.stringify(text.slice(pos, Math.min(eol, pos + 80)))}"`,
-      );
-    }
-    const colon = text.indexOf(":", pos);
-    const first = text.charCodeAt(pos);
-    if (colon < 0 || colon >= eol || colon === pos || isOws(first)) {
-      throw new ResponseParseError(
-        `invalid header line "${text.slice(pos, Math.min(eol, pos + 80))}"`,
-      );
-    }
-    if (text.charCodeAt(colon - 1) === 32)
-      throw new ResponseParseError(`space before colon in "${text.slice(pos, colon)}"`);
+  while (pos < len) {
+    let i = pos;
+    while (i < len && TCHAR[bytes[i]!] === 1) i++;
+    if (i === pos || i === len || bytes[i] !== 58) throw badLine(text, pos);
+    const colon = i++;
+    while (i < len && FIELD_VCHAR[bytes[i]!] === 1) i++;
+    // Lines end at CRLF, the last one at the end of the text.
+    if (i < len && (bytes[i] !== 13 || bytes[i + 1] !== 10)) throw badLine(text, pos);
     let start = colon + 1;
-    let end = eol;
-    while (start < end && isOws(text.charCodeAt(start))) start++;
-    while (end > start && isOws(text.charCodeAt(end - 1))) end--;
+    let end = i;
+    while (start < end && isOws(bytes[start]!)) start++;
+    while (end > start && isOws(bytes[end - 1]!)) end--;
     out.push(text.slice(pos, colon).toLowerCase(), text.slice(start, end));
-    pos = eol + 2;
+    pos = i + 2;
   }
   return out;
 }
+
+/** Why the field line at `pos` was refused (the slow path: off the per-request cost). */
+function badLine(text: string, pos: number): ResponseParseError {
+  let eol = text.indexOf("\r\n", pos);
+  if (eol < 0) eol = text.length;
+  const line = text.slice(pos, eol);
+  const shown = JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}…` : line);
+  // RFC 9110 §5.5: CR, LF and NUL are not allowed in a field. Passed on, a bare CR or LF
+  // would let an upstream split the response for a lenient client.
+  if (/[\r\n]/.test(line)) return new ResponseParseError(`bare CR or LF in header line ${shown}`);
+  if (line.includes("\0")) return new ResponseParseError(`NUL in header line ${shown}`);
+  const colon = line.indexOf(":");
+  // No colon, an empty name, or a line starting with whitespace (obs-fold, RFC 9112 §5.2).
+  if (colon <= 0 || isOws(line.charCodeAt(0)))
+    return new ResponseParseError(`invalid header line ${shown}`);
+  const name = line.slice(0, colon);
+  // RFC 9112 §5.1: no whitespace is allowed between the field name and the colon.
+  if (/^[^\t ]+[\t ]+$/.test(name))
+    return new ResponseParseError(`space before colon in header line ${shown}`);
+  for (let i = 0; i < name.length; i++) {
+    if (TCHAR[name.charCodeAt(i)] !== 1) {
+      // RFC 9110 §5.1: a field name is a token.
+      return new ResponseParseError(
+        `invalid character ${hex(name.charCodeAt(i))} in header name ${JSON.stringify(name)}`,
+      );
+    }
+  }
+  for (let i = colon + 1; i < line.length; i++) {
+    if (FIELD_VCHAR[line.charCodeAt(i)] !== 1) {
+      // RFC 9110 §5.5: no control character but HTAB in a field value.
+      return new ResponseParseError(
+        `control character ${hex(line.charCodeAt(i))} in the value of header ${JSON.stringify(name)}`,
+      );
+    }
+  }
+  return new ResponseParseError(`invalid header line ${shown}`);
+}
+
+/** A character code as 0xNN. */
+const hex = (c: number) => `0x${c.toString(16).padStart(2, "0")}`;
