@@ -32,7 +32,10 @@ function parseDeadline(item: string): number | undefined {
   return Number(BigInt(parts[1]!) / NS_PER_MS);
 }
 
-/** The header value for a deadline set at `now`, both in ms since the epoch. */
+/**
+ * The header value for a deadline set at `now`, both in ms since the epoch. Whole
+ * milliseconds in nanoseconds are the digits and six zeros (no BigInt on every request).
+ */
 export function formatDeadline(now: number, deadline: number): string {
-  return `${BigInt(Math.floor(now)) * NS_PER_MS} ${BigInt(Math.floor(deadline)) * NS_PER_MS}`;
+  return `${Math.floor(now)}000000 ${Math.floor(deadline)}000000`;
 }
