@@ -450,6 +450,10 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
     tls = new TlsServers(opts.tls, (tlsOptions) => {
       const s = serve(createHttpsServer({ ...httpOptions, ...tlsOptions }));
       if (proxied) s.on("secureConnection", adoptProxied);
+      // These servers never listen (the front hands them connections), and an HTTP
+      // server tracks its connections from "listening" on: the headersTimeout checker
+      // (slow-loris) and closeIdleConnections (draining) need it. Tests guard both.
+      s.emit("listening");
       return s;
     });
   } else {
@@ -465,6 +469,8 @@ export function listenNode(opts: ListenerOptions, handler: ExchangeHandler): Pro
         ? connectionFront(server!, opts.proxyProtocolFrom)
         : server!;
   if (front !== server) front.on("connection", track);
+  // Behind a PROXY-reading front the HTTP server does not listen either (see above).
+  if (server !== undefined && front !== server) server.emit("listening");
   if (opts.maxConnections !== undefined) front.maxConnections = opts.maxConnections;
   /** The HTTP(S) servers with connections: the one server, or the TLS servers in use. */
   const servers = (): Iterable<HttpServer> => (tls ? [...tls.open()] : [server!]);
