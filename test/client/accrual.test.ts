@@ -18,18 +18,7 @@ import { Registry } from "../../gateway/plugins/registry.js";
 import type { Backoff } from "../../gateway/policy/backoff.js";
 import { constantBackoff, jitteredBackoff } from "../../gateway/policy/backoffs.js";
 import { type FakeClock, fakeClock, pluginContext } from "../support/fake-kube.js";
-
-/** A deterministic RNG in [0, 1) (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from "../support/seeded.js";
 
 /** A backoff of fixed waits (the last repeats); counts the sequences it started. */
 function steps(...waits: number[]): Backoff & { sequences: number } {

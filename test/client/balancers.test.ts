@@ -13,18 +13,7 @@ import { roundRobinBalancer } from "../../gateway/client/balancers/round-robin.j
 import type { Plugin } from "../../gateway/plugins/registry.js";
 import { decode, decodeIssues, problemText } from "../namers/helpers.js";
 import { type FakeClock, fakeClock, pluginContext } from "../support/fake-kube.js";
-
-/** mulberry32: a tiny seeded generator of numbers in [0, 1). */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from "../support/seeded.js";
 
 class Ep implements BalancedEndpoint {
   inflight = 0;

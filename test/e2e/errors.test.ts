@@ -3,7 +3,6 @@
 // the same message as a text body, and a Via entry. Nothing an upstream or a client does
 // may crash the process: after each misbehaving peer lintel keeps serving.
 
-import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   call,
@@ -12,10 +11,10 @@ import {
   type EngineName,
   eventually,
   freePort,
-  onCleanup,
   type Reply,
   raw,
   startLintel,
+  startTcpUpstream,
   startUpstream,
 } from "./harness.js";
 
@@ -70,29 +69,6 @@ function expectProxyError(r: Reply, status: number, ...mentions: (string | RegEx
   expect(r.text).toBe(`${message}\n`);
   expect(r.headers.via).toBe("1.1 lintel");
   return message;
-}
-
-/** A raw TCP server for misbehaving upstreams. */
-async function startTcp(
-  onSocket: (s: Socket) => void,
-): Promise<{ port: number; server: NetServer }> {
-  const sockets = new Set<Socket>();
-  const server = createNetServer((s) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-    s.on("error", () => {});
-    onSocket(s);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  );
-  const a = server.address();
-  return { port: typeof a === "object" && a ? a.port : 0, server };
 }
 
 const NEVER_NAMER = `
@@ -249,7 +225,7 @@ describe.each(ENGINES)("errors lintel answers on the %s engine", (engine) => {
   });
 
   it("an upstream that resets the connection before answering → 502", async () => {
-    const tcp = await startTcp((s) => {
+    const tcp = await startTcpUpstream((s) => {
       s.once("data", () => s.resetAndDestroy());
     });
     const l = await startLintel(config(engine, { dtab: `/svc => /$/inet/127.0.0.1/${tcp.port}` }));
@@ -258,7 +234,7 @@ describe.each(ENGINES)("errors lintel answers on the %s engine", (engine) => {
   });
 
   it("an upstream that closes the connection without answering → 502", async () => {
-    const tcp = await startTcp((s) => {
+    const tcp = await startTcpUpstream((s) => {
       s.once("data", () => s.end());
     });
     const l = await startLintel(config(engine, { dtab: `/svc => /$/inet/127.0.0.1/${tcp.port}` }));
@@ -267,7 +243,7 @@ describe.each(ENGINES)("errors lintel answers on the %s engine", (engine) => {
   });
 
   it("an upstream that sends garbage → 502, and lintel keeps serving", async () => {
-    const tcp = await startTcp((s) => {
+    const tcp = await startTcpUpstream((s) => {
       s.once("data", () => s.end("HELLO\r\n\r\n"));
     });
     const good = await startUpstream("good");
@@ -286,7 +262,7 @@ describe.each(ENGINES)("errors lintel answers on the %s engine", (engine) => {
   });
 
   it("an upstream that splits a header with a bare LF → 502, nothing of it reaches the client", async () => {
-    const tcp = await startTcp((s) => {
+    const tcp = await startTcpUpstream((s) => {
       s.once("data", () =>
         s.end("HTTP/1.1 200 OK\r\nx-a: 1\nset-cookie: evil=1\r\ncontent-length: 2\r\n\r\nok"),
       );
@@ -304,7 +280,7 @@ describe.each(ENGINES)("errors lintel answers on the %s engine", (engine) => {
       ["x-a: a\u007f\r\n", "control character 0x7f"],
     ];
     let n = 0;
-    const tcp = await startTcp((s) => {
+    const tcp = await startTcpUpstream((s) => {
       const [line] = heads[n++ % heads.length]!;
       s.once("data", () =>
         s.end(

@@ -10,7 +10,12 @@ import {
   type Server,
   type ServerResponse,
 } from "node:http";
-import { connect } from "node:net";
+import {
+  connect,
+  createServer as createNetServer,
+  type Server as NetServer,
+  type Socket,
+} from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatConfigError } from "../../gateway/config/load.js";
@@ -101,6 +106,29 @@ export function echo(name: string): UpstreamHandler {
     res.writeHead(200, { "content-type": "application/json", "x-upstream": name });
     res.end(body);
   };
+}
+
+/** A raw TCP upstream on loopback for misbehaving upstreams: `onSocket` decides what each connection gets. */
+export async function startTcpUpstream(
+  onSocket: (s: Socket) => void,
+): Promise<{ port: number; server: NetServer }> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    s.on("error", () => {});
+    onSocket(s);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  );
+  const a = server.address();
+  return { port: typeof a === "object" && a ? a.port : 0, server };
 }
 
 /**

@@ -4,8 +4,6 @@
 // failFast, attempt and total timeouts, deadlines across two lintels, client limits, and
 // the balancers' promises seen from outside.
 
-import type { Socket } from "node:net";
-import { createServer as createNetServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   call,
@@ -13,9 +11,9 @@ import {
   eventually,
   freePort,
   metricsJson,
-  onCleanup,
   type Reply,
   startLintel,
+  startTcpUpstream,
   startUpstream,
   type Upstream,
 } from "./harness.js";
@@ -70,33 +68,12 @@ function flaky(
   });
 }
 
-/** A raw TCP upstream: `onSocket` decides what happens to each connection. */
-async function tcpUpstream(onSocket: (s: Socket) => void): Promise<{ port: number }> {
-  const sockets = new Set<Socket>();
-  const server = createNetServer((s) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-    s.on("error", () => {});
-    onSocket(s);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  );
-  const a = server.address();
-  return { port: typeof a === "object" && a ? a.port : 0 };
-}
-
 /** Accepts connections and reads requests, never answers. */
-const halfOpen = () => tcpUpstream(() => {});
+const halfOpen = () => startTcpUpstream(() => {});
 
 /** Reads the request head, then closes the connection without a byte of answer. */
 const dying = () =>
-  tcpUpstream((s) => {
+  startTcpUpstream((s) => {
     s.on("data", () => s.destroy());
   });
 

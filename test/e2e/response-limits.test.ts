@@ -7,7 +7,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { type IncomingHttpHeaders, request, type ServerResponse } from "node:http";
-import { createServer as createNetServer, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { gunzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -17,8 +17,8 @@ import {
   eventually,
   type Lintel,
   metricsJson,
-  onCleanup,
   startLintel,
+  startTcpUpstream,
   startUpstream,
   type Upstream,
 } from "./harness.js";
@@ -104,12 +104,8 @@ function l5dErr(o: Outcome): string {
 }
 
 /** A raw TCP upstream: `onRequest` gets each connection once a request head arrived. */
-async function tcpUpstream(onRequest: (s: Socket) => void): Promise<{ port: number }> {
-  const sockets = new Set<Socket>();
-  const server = createNetServer((s) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-    s.on("error", () => {});
+function tcpUpstream(onRequest: (s: Socket) => void): Promise<{ port: number }> {
+  return startTcpUpstream((s) => {
     let head = "";
     const onData = (d: Buffer) => {
       head += d.toString("latin1");
@@ -119,16 +115,6 @@ async function tcpUpstream(onRequest: (s: Socket) => void): Promise<{ port: numb
     };
     s.on("data", onData);
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  onCleanup(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  );
-  const a = server.address();
-  return { port: typeof a === "object" && a ? a.port : 0 };
 }
 
 /** The upstream's pieces, written `gapMs` apart (chunked when no Content-Length is set). */

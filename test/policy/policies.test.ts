@@ -16,18 +16,7 @@ import type { ResponseClass, ResponseClassifier } from "../../gateway/policy/cla
 import { DEFAULT_CLASSIFIER, RESPONSE_CLASSIFIERS } from "../../gateway/policy/classifiers.js";
 import { RetryBudget } from "../../gateway/policy/retry-budget.js";
 import { fakeClock, pluginContext } from "../support/fake-kube.js";
-
-/** A deterministic RNG in [0, 1) (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from "../support/seeded.js";
 
 const ctx = (random: () => number = seeded(1)) => ({ ...pluginContext(), random });
 
