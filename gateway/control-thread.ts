@@ -14,6 +14,7 @@ import type { AcmeConfig } from "./config/acme-schema.js";
 import type { LintelConfig, ServerConfig } from "./config/config-schema.js";
 import type { KubeApi, KubeApiRef } from "./k8s/api.js";
 import type { Logger } from "./log.js";
+import type { PluginContext } from "./plugins/types.js";
 import { buildNaming, type NamingSetup, routerLabel } from "./routing/naming-setup.js";
 import type { Runtime, RuntimeOptions } from "./runtime.js";
 import {
@@ -68,7 +69,12 @@ export class ControlThread implements ThreadRole {
         blocks,
       });
     }
-    this.sources = await certificateSourcesOf(this.config, this.naming, rt.acme);
+    this.sources = await certificateSourcesOf(this.config, rt.acme, {
+      log: this.log,
+      clock: systemClock,
+      random: Math.random,
+      kube: (ref) => this.kube(ref),
+    });
     // HTTP-01 answers: every plain-HTTP server, when some server orders from ACME.
     const acme = rt.acme;
     this.acmeHttp = acme && ((token: string) => acme.httpAnswer(token));
@@ -82,10 +88,10 @@ export class ControlThread implements ThreadRole {
   }
 
   serverTls(s: ServerConfig, key: string, log: Logger): ServerTlsSetup {
-    const sources = this.sources.get(key);
+    const sources = this.sources.get(key)!;
     const local = listenerTls(s.tls!, log, sources);
     return {
-      tls: sources?.acmeHooks ? { ...local, acme: sources.acmeHooks } : local,
+      tls: sources.acmeHooks ? { ...local, acme: sources.acmeHooks } : local,
       store: local.store,
     };
   }
@@ -185,11 +191,11 @@ function acmeBlocks(config: LintelConfig): AcmeConfig[] {
   return config.routers.flatMap((r) => r.servers.flatMap((s) => (s.tls?.acme ? [s.tls.acme] : [])));
 }
 
-/** The non-file certificate sources of every TLS server that has some, by server key. */
+/** The certificate sources of every TLS server, by server key. */
 async function certificateSourcesOf(
   config: LintelConfig,
-  naming: NamingSetup,
   acme: AcmeService | undefined,
+  context: PluginContext,
 ): Promise<Map<string, ServerCertificateSources>> {
   const out = new Map<string, ServerCertificateSources>();
   for (const [i, r] of config.routers.entries()) {
@@ -197,10 +203,7 @@ async function certificateSourcesOf(
       const label = routerLabel(r);
       const where = `router ${label} (routers[${i}].servers[${j}])`;
       try {
-        const sources = await serverCertificateSources(s, r, `${label}/${j}`, {
-          kube: naming.kube,
-          acme,
-        });
+        const sources = await serverCertificateSources(s, r, `${label}/${j}`, { context, acme });
         if (sources) out.set(serverKey(label, j), sources);
       } catch (e) {
         throw new Error(`${where}: TLS: ${(e as Error).message}`);

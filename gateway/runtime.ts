@@ -21,7 +21,6 @@ import type { KubeApiRef } from "./k8s/api.js";
 import type { Logger } from "./log.js";
 import { AccessLog } from "./routing/access-log.js";
 import { clientStack } from "./routing/client-stack.js";
-import { ConnectTunnels } from "./routing/connect-tunnel.js";
 import { EgressPolicy } from "./routing/egress-policy.js";
 import { type NamingSetup, routerLabel } from "./routing/naming-setup.js";
 import { PolicyKinds } from "./routing/policy-kinds.js";
@@ -29,9 +28,9 @@ import { responseSettings } from "./routing/response-settings.js";
 import { Router } from "./routing/router.js";
 import { ServerStack } from "./routing/server-stack/server-stack.js";
 import { ServicePolicies } from "./routing/service-policy.js";
+import { Tunnels } from "./routing/tunnels.js";
+import { LISTENERS } from "./server/engines.js";
 import type { Listener, TunnelRequest } from "./server/listener.js";
-import { listenNode } from "./server/node-engine.js";
-import { listenUws } from "./server/uws-engine.js";
 import { Telemeters } from "./telemeters/telemeters.js";
 import {
   type MetricsSnapshot,
@@ -78,7 +77,7 @@ export class Runtime {
   /** The TLS servers whose certificates this thread loads, for the admin server and metrics. */
   readonly tlsServers: TlsServerStore[] = [];
   /** CONNECT tunnels of the servers that accept them: waited for, then cut, at shutdown. */
-  readonly tunnels: ConnectTunnels[] = [];
+  readonly tunnels: Tunnels[] = [];
   /** The data-plane workers serving the uws servers, when there are any. */
   pool: WorkerPool | undefined;
   /** This thread's telemeters (the `telemetry` list). */
@@ -147,6 +146,7 @@ export class Runtime {
             clock: coarseClock,
             log: rlog,
             egress,
+            protocol: r.protocol,
           }),
           r.bindingCache.clients,
           r.bindingCache.idleTtlSecs * 1000,
@@ -205,17 +205,17 @@ export class Runtime {
             continue;
           }
           const server = new ServerStack(s, {
+            ...kindContext,
             routerLabel: label,
             limits,
             acmeHttp: s.tls ? undefined : role.acmeHttp,
           });
-          let onConnect: ((req: TunnelRequest) => void) | undefined;
-          if (s.connect) {
-            const tunnels = new ConnectTunnels(CONNECT_TIMEOUT_MS);
-            rt.tunnels.push(tunnels);
-            onConnect = (req) => router.tunnel(req, server, tunnels);
-          }
-          const listen = s.engine === "uws" ? listenUws : listenNode;
+          // CONNECT (where enabled) and Upgrade requests take their connections over once
+          // routed; an engine that cannot hand a connection over ignores them.
+          const tunnels = new Tunnels(CONNECT_TIMEOUT_MS, s.tunnelIdleTimeoutMs);
+          rt.tunnels.push(tunnels);
+          const toTunnel = (req: TunnelRequest) => router.tunnel(req, server, tunnels);
+          const listen = LISTENERS[s.engine];
           const port = role.port(s, key);
           let listener: Listener;
           try {
@@ -232,7 +232,9 @@ export class Runtime {
                 proxyProtocolFrom: s.proxyProtocol ? new CidrSet(s.proxyProtocolFrom) : undefined,
                 headersTimeoutMs: s.headersTimeoutMs,
                 maxConnections: s.maxConnections,
-                onConnect,
+                http2: s.http2,
+                onConnect: s.connect ? toTunnel : undefined,
+                onUpgrade: toTunnel,
               },
               (ex) => router.handle(ex, server),
             );

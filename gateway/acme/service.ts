@@ -14,6 +14,7 @@ import type { Clock } from "../clock.js";
 import type { AcmeConfig } from "../config/acme-schema.js";
 import type { KubeApi, KubeApiRef } from "../k8s/api.js";
 import type { Logger } from "../log.js";
+import type { Engine } from "../server/listener.js";
 import type { Registry } from "../telemetry/index.js";
 
 export interface AcmeServiceOptions {
@@ -58,14 +59,14 @@ export class AcmeService {
   }
 
   /** The manager of one server's `acme` block; reads its names' certificates from storage. */
-  async manager(acme: AcmeConfig, engine: "node" | "uws", server: string): Promise<AcmeManager> {
+  async manager(acme: AcmeConfig, engine: Engine, server: string): Promise<AcmeManager> {
     const log = this.o.log.child({ component: "acme", server });
     const storage = this.storage(acme, log);
     const ctx = { log, clock: this.o.clock, random: this.o.random, kube: this.o.kube };
     const dns = acme.dnsProvider?.plugin.create(acme.dnsProvider.config, ctx);
     const challenges = acme.challenges ?? [
       "http-01" as const,
-      ...(engine === "node" ? (["tls-alpn-01"] as const) : []),
+      ...(engine !== "uws" ? (["tls-alpn-01"] as const) : []),
       ...(dns ? (["dns-01"] as const) : []),
     ];
     const od = acme.onDemand;

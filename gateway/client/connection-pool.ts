@@ -1,8 +1,10 @@
 // What an endpoint needs of the connections to its address, whatever the protocol: send
 // a request on one (or wait for one), and close them. The concrete stack chooses the
-// protocol's pool (HTTP/1.1 today) once per client; endpoints just use it.
+// protocol's pool (HTTP/1.1, or HTTP/2 on h2 routers) once per client; endpoints just use it.
 
+import type { Socket } from "node:net";
 import type { Address } from "../naming/index.js";
+import { H2Pool } from "./h2/pool.js";
 import type { UpstreamHandler, UpstreamRequest } from "./http1/connection.js";
 import { type ConnectionCounters, Http1Pool } from "./http1/pool.js";
 import type { UpstreamTls } from "./upstream-tls.js";
@@ -11,6 +13,8 @@ export interface ConnectionPool {
   /** Requests waiting for a connection. */
   readonly waiting: number;
   dispatch(req: UpstreamRequest, handler: UpstreamHandler): void;
+  /** A connection of its own, not pooled, for a protocol an Upgrade switches to. */
+  openTunnel(done: (err: Error | undefined, socket: Socket | undefined) => void): void;
   /** Stops taking requests; the ones in flight finish first. */
   close(): Promise<void>;
   /** Closes now; requests in flight fail. */
@@ -34,6 +38,19 @@ export interface Http1PoolOptions {
   readonly tls?: UpstreamTls;
   /** The client's connection metrics, shared by its endpoints. */
   readonly counters?: ConnectionCounters;
+}
+
+/** HTTP/2 sessions (prior knowledge, or TLS with ALPN h2) with the client's settings. */
+export function h2Pools(o: Http1PoolOptions): PoolFactory {
+  return (address) =>
+    new H2Pool({
+      host: address.host,
+      port: address.port,
+      maxWaiters: o.maxWaiters,
+      connectTimeoutMs: o.connectTimeoutMs,
+      tls: o.tls?.forAddress(address),
+      counters: o.counters,
+    });
 }
 
 /** HTTP/1.1 keep-alive pools (plain or TLS) with the client's settings. */

@@ -2,6 +2,7 @@
 // flight on it (which balancers read), and its health under failure accrual (dead
 // endpoints get no requests until their backoff has passed and a probe succeeds).
 
+import type { Socket } from "node:net";
 import { coarseClock } from "../clock.js";
 import { type Address, addressKey } from "../naming/index.js";
 import type { FailureAccrualPolicy } from "./accrual/accrual.js";
@@ -43,6 +44,11 @@ export class Endpoint implements BalancedEndpoint {
   dispatch(req: UpstreamRequest, handler: UpstreamHandler): void {
     this.inflight++;
     this.pool.dispatch(req, handler);
+  }
+
+  /** A connection of its own to this address for an upgraded protocol (see ConnectionPool). */
+  openTunnel(done: (err: Error | undefined, socket: Socket | undefined) => void): void {
+    this.pool.openTunnel(done);
   }
 
   release(): void {

@@ -64,6 +64,8 @@ export class UpstreamTls {
   constructor(
     private readonly config: ClientTlsConfig,
     private readonly context: SecureContext,
+    /** ALPN protocols offered (["h2"] for HTTP/2 clients); none for HTTP/1.1. */
+    private readonly protocols?: readonly string[],
   ) {}
 
   forAddress(address: Address): TlsOrigination {
@@ -71,7 +73,13 @@ export class UpstreamTls {
     const name = this.config.commonName ?? (typeof hostname === "string" ? hostname : undefined);
     const authority = addressKey(address);
     if (name === undefined && !this.config.disableValidation) return unverifiable(authority);
-    return new TlsConnector(this.context, name, !this.config.disableValidation, authority);
+    return new TlsConnector(
+      this.context,
+      name,
+      !this.config.disableValidation,
+      authority,
+      this.protocols,
+    );
   }
 }
 
@@ -100,6 +108,7 @@ class TlsConnector implements TlsOrigination {
     private readonly name: string | undefined,
     private readonly validate: boolean,
     private readonly authority: string,
+    private readonly protocols: readonly string[] | undefined,
   ) {
     this.servername = name !== undefined && isIP(name) === 0 ? name : undefined;
     this.where = name === undefined ? authority : `${authority} (${name})`;
@@ -125,6 +134,7 @@ class TlsConnector implements TlsOrigination {
       // below, where the certificate is at hand to say why it is refused.
       rejectUnauthorized: false,
       checkServerIdentity: this.checkName,
+      ...(this.protocols ? { ALPNProtocols: [...this.protocols] } : {}),
     });
     socket.setNoDelay(true);
     let tcpConnected = false;
@@ -151,7 +161,11 @@ class TlsConnector implements TlsOrigination {
       tcpConnected = true;
     });
     socket.once("secureConnect", () => {
-      const refused = this.refusal(socket);
+      const refused =
+        this.refusal(socket) ??
+        (this.protocols && !this.protocols.includes(String(socket.alpnProtocol))
+          ? this.failure(`the upstream did not agree to ${this.protocols.join(" or ")} (ALPN)`)
+          : undefined);
       if (refused) {
         fail(refused);
         return;

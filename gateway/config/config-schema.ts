@@ -5,7 +5,7 @@ import type { Registry } from "../plugins/registry.js";
 import { acmeBlock } from "./acme-schema.js";
 import { connectBlock, dnsBlock, egressBlock } from "./egress-schemas.js";
 import { kubernetesBlock } from "./kubernetes-schema.js";
-import { pluginSchema } from "./plugin-schema.js";
+import { type PluginConfig, pluginSchema } from "./plugin-schema.js";
 import { clientSchema, defaultKind, kinded, serviceSchema } from "./policy-schemas.js";
 import {
   boolean,
@@ -14,7 +14,6 @@ import {
   dtabString,
   filePath,
   host,
-  INVALID,
   type Infer,
   integer,
   isPlainObject,
@@ -38,90 +37,52 @@ const UNSUPPORTED_PROTOCOLS: Readonly<Record<string, string>> = {
   thrift: "lintel routes HTTP only; thrift routers are not supported",
   mux: "lintel routes HTTP only; mux routers are not supported",
   thriftmux: "lintel routes HTTP only; thriftmux routers are not supported",
-  h2: "HTTP/2 routers are not supported yet; use protocol: http",
 };
 
-function protocol(): Schema<"http"> {
-  const expected = 'a protocol ("http")';
+/** `http`, or `h2`: HTTP/2 to the upstreams (listeners serve both wherever the engine can). */
+function protocol(): Schema<"http" | "h2"> {
+  const expected = 'a protocol ("http" or "h2")';
   return {
     expected,
     decode(v, path, cx) {
-      if (v === "http") return "http";
+      if (v === "http" || v === "h2") return v;
       if (typeof v === "string" && UNSUPPORTED_PROTOCOLS[v]) {
         return cx.report(path, `protocol "${v}" is not supported: ${UNSUPPORTED_PROTOCOLS[v]}`);
       }
-      const hint = typeof v === "string" ? didYouMean(v, ["http"]) : "";
+      const hint = typeof v === "string" ? didYouMean(v, ["http", "h2"]) : "";
       return cx.report(path, `expected ${expected}, got ${show(v)}${hint}`);
     },
   };
 }
 
-const passphraseFields = {
+export const passphraseFields = {
   /** lintel: a file holding the key's passphrase. */
   passphraseFile: opt(filePath("a passphrase file")),
   /** lintel: an environment variable holding the key's passphrase. */
   passphraseEnv: opt(nonEmptyString("an environment variable name")),
 };
 
-const certFiles = object({
-  certPath: req(filePath("a certificate file")),
-  keyPath: req(filePath("a key file")),
-  intermediateCertsPath: opt(filePath("a certificate chain file")),
-  ...passphraseFields,
-});
-
-const certDir = object({ dir: req(filePath("a folder of certificates")), ...passphraseFields });
-
-/** A Kubernetes object as `namespace/name`. */
-const objectRef = refine(nonEmptyString("a Secret as namespace/name"), (s) =>
-  /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(s)
-    ? undefined
-    : `expected a Secret as namespace/name, got ${show(s)}`,
-);
-
-const certSecret = object({ secret: req(objectRef) });
-
-/** The Secrets the Ingresses name; the class defaults to the router's io.l5d.ingress identifier's. */
-const ingressSecrets = object({
-  ingressSecrets: req(
-    object({
-      namespace: opt(nonEmptyString("a namespace")),
-      ingressClassAnnotation: opt(nonEmptyString("an ingress class name")),
-      claimUnclassed: opt(boolean()),
-    }),
-  ),
-});
-
-export type CertEntry =
-  | { kind: "files"; files: Infer<typeof certFiles> }
-  | { kind: "dir"; dir: Infer<typeof certDir> }
-  | { kind: "secret"; secret: string }
-  | { kind: "ingressSecrets"; ingressSecrets: Infer<typeof ingressSecrets>["ingressSecrets"] };
+/** The fields that name a `tls.certs` entry's kind when it gives no `kind`; else `files`. */
+const CERT_KEYS = ["dir", "secret", "ingressSecrets"];
 
 /**
- * An entry of `tls.certs`: a certificate and key, `{dir}` for every pair in a folder,
- * `{secret: ns/name}` for a Kubernetes TLS Secret, or `{ingressSecrets: {}}` for the
- * Secrets of the Ingresses the router serves.
+ * An entry of `tls.certs`: a certificate source, `{kind, ...}`. The entries written
+ * before sources were kinds leave `kind` out: `{dir}`, `{secret}`, `{ingressSecrets}`
+ * name theirs by that field, and a certificate and key are `files`.
  */
-const certEntry: Schema<CertEntry> = {
-  expected: "{certPath, keyPath}, {dir}, {secret} or {ingressSecrets}",
-  decode(v, path, cx) {
-    if (isPlainObject(v) && "dir" in v) {
-      const d = certDir.decode(v, path, cx);
-      return d === INVALID ? INVALID : { kind: "dir", dir: d };
-    }
-    if (isPlainObject(v) && "secret" in v) {
-      const d = certSecret.decode(v, path, cx);
-      return d === INVALID ? INVALID : { kind: "secret", secret: d.secret };
-    }
-    if (isPlainObject(v) && "ingressSecrets" in v) {
-      const d = ingressSecrets.decode(v, path, cx);
-      return d === INVALID ? INVALID : { kind: "ingressSecrets", ingressSecrets: d.ingressSecrets };
-    }
-    const f = certFiles.decode(v, path, cx);
-    return f === INVALID ? INVALID : { kind: "files", files: f };
-  },
-};
+function certEntry(registry: Registry): Schema<PluginConfig<"certSource">> {
+  const source = pluginSchema(registry, "certSource");
+  const expected =
+    "a certificate source: {certPath, keyPath}, {dir}, {secret}, {ingressSecrets} or {kind, ...}";
+  return {
+    expected,
+    decode(v, path, cx) {
+      if (!isPlainObject(v)) return cx.report(path, `expected ${expected}, got ${show(v)}`);
+      if ("kind" in v) return source.decode(v, path, cx);
+      return source.decode({ kind: CERT_KEYS.find((k) => k in v) ?? "files", ...v }, path, cx);
+    },
+  };
+}
 
 const TLS_VERSIONS = ["TLSv1.2", "TLSv1.3"] as const;
 
@@ -137,7 +98,7 @@ const serverTlsFields = (registry: Registry) =>
     protocols: opt(list(oneOf(TLS_VERSIONS), { minItems: 1 })),
     ciphers: opt(list(nonEmptyString("a cipher name"))),
     /** lintel: more certificates, served by SNI name (the names come from the certificates). */
-    certs: def(list(certEntry), []),
+    certs: def(list(certEntry(registry)), []),
     /** lintel: refuse the handshake when the client asks for a name no certificate has. */
     strictSni: def(boolean(), false),
     /** lintel: how often certificate files are checked for changes besides file-system events. */
@@ -181,14 +142,20 @@ function forwardedHeader() {
   return schema;
 }
 
+/** A server's `httpsRedirect` (and the `httpsRedirect` layer's fields). */
+export const httpsRedirectBlock = object({
+  port: def(port(), 443),
+  status: def(oneOf(["301", "302", "307", "308"]), "308"),
+});
+
 const server = (registry: Registry) =>
   refine(
     object(
       {
         port: def(port(), 4140),
         ip: def(host(), "127.0.0.1"),
-        /** lintel: the listener engine. node: full HTTP/1.x; uws: faster, with the limits in docs/engines.md. */
-        engine: def(oneOf(["node", "uws"]), "node"),
+        /** lintel: the listener engine. net: lintel's own; node: Node's HTTP server; uws: with the limits in docs/engines.md. */
+        engine: def(oneOf(["net", "node", "uws"]), "net"),
         tls: opt(serverTls(registry)),
         maxConcurrentRequests: opt(integer({ min: 1 })),
         clearContext: def(boolean(), false),
@@ -203,19 +170,22 @@ const server = (registry: Registry) =>
         proxyProtocol: opt(oneOf(["v2"])),
         /** lintel: the only peers allowed to send it (the HAProxy addresses). */
         proxyProtocolFrom: def(list(cidr()), []),
-        /** lintel: the time a client has to send its request head (slow clients are cut off); node engine. */
+        /** lintel: the time a client has to send its request head (slow clients are cut off); net and node engines. */
         headersTimeoutMs: opt(integer({ min: 100 })),
-        /** lintel: the most connections open at once on this server; node engine. */
+        /** lintel: the most connections open at once on this server; net and node engines. */
         maxConnections: opt(integer({ min: 1 })),
         /** lintel: answer every request with a redirect to HTTPS on this port. */
-        httpsRedirect: opt(
-          object({
-            port: def(port(), 443),
-            status: def(oneOf(["301", "302", "307", "308"]), "308"),
-          }),
-        ),
-        /** lintel: accept CONNECT tunnels (https_proxy clients) under the router's egress policy; node engine. */
+        httpsRedirect: opt(httpsRedirectBlock),
+        /** lintel: accept CONNECT tunnels (https_proxy clients) under the router's egress policy; net and node engines. */
         connect: opt(connectBlock),
+        /** lintel: serve HTTP/2 (ALPN h2 over TLS, prior knowledge in cleartext); net engine. */
+        http2: def(boolean(), true),
+        /** lintel: a CONNECT or Upgrade (WebSocket) tunnel with no bytes either way for this long is closed. */
+        tunnelIdleTimeoutMs: def(integer({ min: 1000 }), 3_600_000),
+        /** lintel: more layers of the server stack, after its checks and before admission (`{kind, ...}`). */
+        layers: opt(
+          list(pluginSchema(registry, "serverLayer"), { expected: "a list of server layers" }),
+        ),
       },
       {
         unsupported: { announce: "service announcement is not supported" },
@@ -228,22 +198,22 @@ const server = (registry: Registry) =>
       if (!s.proxyProtocol && s.proxyProtocolFrom.length > 0)
         return "proxyProtocolFrom is set but proxyProtocol is not";
       if (s.engine === "uws" && s.headersTimeoutMs !== undefined) {
-        return "headersTimeoutMs needs engine: node (uws cuts slow clients off after its own fixed ~10 s)";
+        return "headersTimeoutMs needs engine: net or node (uws cuts slow clients off after its own fixed ~10 s)";
       }
       if (s.engine === "uws" && s.maxConnections !== undefined) {
-        return "maxConnections needs engine: node (uws gives no hook to count connections)";
+        return "maxConnections needs engine: net or node (uws gives no hook to count connections)";
       }
       if (s.connect && s.engine === "uws") {
-        return "connect needs engine: node (uws does not accept CONNECT)";
+        return "connect needs engine: net or node (uws does not accept CONNECT)";
       }
       if (s.proxyProtocol && s.tls && s.engine === "uws") {
-        return "the uws engine cannot read a PROXY header before TLS; use engine: node for this server";
+        return "the uws engine cannot read a PROXY header before TLS; use engine: net or node for this server";
       }
       if (s.engine === "uws" && s.tls?.acme?.challenges?.includes("tls-alpn-01")) {
-        return "tls-alpn-01 needs engine: node (uws cannot negotiate ALPN); use http-01 or dns-01 here";
+        return "tls-alpn-01 needs engine: net or node (uws cannot negotiate ALPN); use http-01 or dns-01 here";
       }
       if (s.engine === "uws" && s.tls?.acme?.onDemand) {
-        return "on-demand TLS needs engine: node (uws cannot wait for a certificate during a handshake)";
+        return "on-demand TLS needs engine: net or node (uws cannot wait for a certificate during a handshake)";
       }
       return undefined;
     },

@@ -69,6 +69,8 @@ const CATEGORY_NAMES: Readonly<Partial<Record<Category, string>>> = {
   loadBalancer: "load balancer",
   failureAccrual: "failure accrual policy",
   responseClassifier: "response classifier",
+  certSource: "certificate source",
+  serverLayer: "server layer",
 };
 
 export function pluginSchema<C extends Category>(

@@ -21,6 +21,8 @@ export type ProxyErrorCode =
   | "LINTEL_URI_TOO_LONG"
   | "LINTEL_HEADERS_TOO_LARGE"
   | "LINTEL_BODY_TOO_LARGE"
+  | "LINTEL_REQUEST_TIMEOUT"
+  | "LINTEL_VERSION_NOT_SUPPORTED"
   | "LINTEL_UNAVAILABLE"
   | "LINTEL_TIMEOUT"
   | "LINTEL_ATTEMPT_TIMEOUT";
@@ -49,6 +51,10 @@ const STATUS: Record<ProxyErrorCode, number> = {
   LINTEL_URI_TOO_LONG: 414,
   LINTEL_HEADERS_TOO_LARGE: 431,
   LINTEL_BODY_TOO_LARGE: 413,
+  /** The request head did not arrive within the server's headersTimeoutMs. */
+  LINTEL_REQUEST_TIMEOUT: 408,
+  /** A request line with an HTTP version other than 1.0 and 1.1. */
+  LINTEL_VERSION_NOT_SUPPORTED: 505,
   /** Every endpoint of the destination is marked dead by failure accrual: fail fast. */
   LINTEL_UNAVAILABLE: 503,
   /** A total, server or deadline timeout (Linkerd answers timeouts with 503). */
@@ -63,6 +69,8 @@ const CLOSES_CONNECTION: ReadonlySet<ProxyErrorCode> = new Set([
   "LINTEL_URI_TOO_LONG",
   "LINTEL_HEADERS_TOO_LARGE",
   "LINTEL_BODY_TOO_LARGE",
+  "LINTEL_REQUEST_TIMEOUT",
+  "LINTEL_VERSION_NOT_SUPPORTED",
 ]);
 
 export class ProxyError extends Error {

@@ -18,7 +18,7 @@ export interface RequestLimits {
 
 /** Throws the ProxyError to answer with, or returns when the request may be routed. */
 export function checkRequest(ex: ServerExchange, limits: RequestLimits): void {
-  if (ex.httpVersion !== "1.1" && ex.httpVersion !== "1.0") {
+  if (ex.httpVersion !== "1.1" && ex.httpVersion !== "1.0" && ex.httpVersion !== "2.0") {
     throw new ProxyError("LINTEL_BAD_REQUEST", `HTTP/${ex.httpVersion} is not supported`);
   }
   if (ex.url.length > limits.maxTargetBytes) {

@@ -1,13 +1,12 @@
 // Certificates from Kubernetes Secrets (type kubernetes.io/tls) for a TLS listener: a
-// Secret named in the config, or every Secret the served Ingresses name in spec.tls.
-// Each is a live source for the listener's certificate store (tls/live-source.ts); the
-// store checks them like files and keeps the last good one when a Secret goes bad.
+// Secret named in the config, or every Secret the served Ingresses name in spec.tls (the
+// `secret` and `ingressSecrets` kinds, gateway/cert-sources/). Each is a live source for
+// the listener's certificate store (tls/live-source.ts); the store checks them like files
+// and keeps the last good one when a Secret goes bad.
 
 import type { LivePemSource, PemPair } from "../../tls/live-source.js";
-import type { RouterConfig, ServerConfig } from "../config/config-schema.js";
 import { type IngressClassChoice, servesIngress } from "../identifiers/ingress-rules.js";
 import type { KubeApi, KubeWatch } from "./api.js";
-import type { KubeApis } from "./kube-apis.js";
 import { Ingresses, type IngressView, Secrets, type SecretView } from "./resources.js";
 
 const TLS_TYPE = "kubernetes.io/tls";
@@ -110,50 +109,4 @@ function byAge(a: IngressView, b: IngressView): number {
       : `${a.namespace}/${a.name}` < `${b.namespace}/${b.name}`
         ? -1
         : 1;
-}
-
-type RouterTls = NonNullable<ServerConfig["tls"]>;
-
-/**
- * The Secret sources of one server's `tls` block, by `certs` index, watching from now
- * on (so startup can wait for their first lists).
- */
-export function listenerSecretSources(
-  tls: RouterTls,
-  router: RouterConfig,
-  kube: KubeApis | undefined,
-): Map<number, SecretCertificates> {
-  const live = new Map<number, SecretCertificates>();
-  for (const [i, c] of tls.certs.entries()) {
-    if (c.kind !== "secret" && c.kind !== "ingressSecrets") continue;
-    if (!kube)
-      throw new Error("certificates from Kubernetes Secrets are loaded by the control thread");
-    if (c.kind === "secret") {
-      live.set(i, namedSecretCertificates(kube.get(), c.secret));
-      continue;
-    }
-    const identifier = router.identifier.find((p) => p.kind === "io.l5d.ingress")?.config as
-      | Partial<IngressClassChoiceConfig>
-      | undefined;
-    const o = c.ingressSecrets;
-    live.set(
-      i,
-      ingressSecretCertificates(
-        kube.get(),
-        {
-          ingressClass: o.ingressClassAnnotation ?? identifier?.ingressClassAnnotation ?? "linkerd",
-          claimUnclassed: o.claimUnclassed ?? identifier?.claimUnclassed ?? true,
-        },
-        o.namespace ?? identifier?.namespace,
-      ),
-    );
-  }
-  return live;
-}
-
-/** The fields of an io.l5d.ingress identifier's config that choose the Ingresses it serves. */
-interface IngressClassChoiceConfig {
-  readonly ingressClassAnnotation: string;
-  readonly claimUnclassed: boolean;
-  readonly namespace: string | undefined;
 }

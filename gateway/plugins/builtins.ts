@@ -4,6 +4,7 @@ import { dirStorage } from "../acme/dir-storage.js";
 import { execDnsProvider } from "../acme/exec-dns.js";
 import { kubernetesStorage } from "../acme/kubernetes-storage.js";
 import { redisStorage } from "../acme/redis-storage.js";
+import { CERT_SOURCES } from "../cert-sources/index.js";
 import { FAILURE_ACCRUALS } from "../client/accrual/kinds.js";
 import { LOAD_BALANCERS } from "../client/balancers/index.js";
 import { headerPathIdentifier } from "../identifiers/header-path.js";
@@ -21,6 +22,12 @@ import { k8sExternalNamer } from "../namers/k8s-external.js";
 import { rewriteNamer } from "../namers/rewrite.js";
 import { BACKOFFS } from "../policy/backoffs.js";
 import { RESPONSE_CLASSIFIERS } from "../policy/classifiers.js";
+import { acmeChallengeLayer } from "../routing/server-stack/acme-challenge.js";
+import { admissionLayer } from "../routing/server-stack/admission.js";
+import { callDepthLayer } from "../routing/server-stack/call-depth.js";
+import { connectTargetLayer } from "../routing/server-stack/connect-target.js";
+import { httpsRedirectLayer } from "../routing/server-stack/https-redirect.js";
+import { requestChecksLayer } from "../routing/server-stack/request-checks.js";
 import { prometheusTelemeter } from "../telemeters/prometheus.js";
 import { recentRequestsTelemeter } from "../telemeters/recent-requests.js";
 import { k8sDaemonsetTransformer } from "../transformers/k8s-daemonset.js";
@@ -62,6 +69,13 @@ export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
   ...RESPONSE_CLASSIFIERS,
   prometheusTelemeter,
   recentRequestsTelemeter,
+  ...CERT_SOURCES,
+  acmeChallengeLayer,
+  httpsRedirectLayer,
+  requestChecksLayer,
+  callDepthLayer,
+  connectTargetLayer,
+  admissionLayer,
 ];
 
 /** A registry holding the built-in kinds. */

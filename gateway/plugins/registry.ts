@@ -17,6 +17,8 @@ export const CATEGORIES = [
   "backoff",
   "responseClassifier",
   "telemeter",
+  "certSource",
+  "serverLayer",
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 

@@ -2,9 +2,12 @@
 
 import type { DnsProvider } from "../../tls/acme/dns-provider.js";
 import type { AcmeStorage } from "../../tls/acme/storage.js";
+import type { CertificateSource } from "../../tls/certificate-store.js";
 import type { FailureAccrualPolicy } from "../client/accrual/accrual.js";
 import type { LoadBalancerFactory } from "../client/balancers/balancer.js";
 import type { Clock } from "../clock.js";
+import type { PluginConfig } from "../config/plugin-schema.js";
+import type { RequestLimits } from "../http/request-checks.js";
 import type { Identifier } from "../identifiers/identifier.js";
 import type { Interpreter } from "../interpreters/interpreter.js";
 import type { KubeApi, KubeApiRef } from "../k8s/api.js";
@@ -13,6 +16,7 @@ import type { HostResolver } from "../namers/dns.js";
 import type { Dtab, Namer, NamerLookup, Path, Transformer } from "../naming/index.js";
 import type { Backoff } from "../policy/backoff.js";
 import type { ResponseClassifier } from "../policy/classifier.js";
+import type { ServerLayer } from "../routing/server-stack/layer.js";
 import type { Telemeter } from "../telemeters/telemeter.js";
 
 /** What every kind is given: shared services, so no kind builds its own. */
@@ -56,6 +60,19 @@ export interface InterpreterContext extends PluginContext {
   readonly transformers: readonly Transformer[];
 }
 
+export interface CertSourceContext extends PluginContext {
+  /** The router's identifiers: a source of Ingress Secrets serves what its io.l5d.ingress serves. */
+  readonly identifiers: readonly PluginConfig<"identifier">[];
+}
+
+export interface ServerLayerContext extends PluginContext {
+  readonly routerLabel: string;
+  /** The router's limits on request heads and bodies. */
+  readonly limits: RequestLimits;
+  /** The ACME HTTP-01 answer for a token (plain-HTTP servers, when the config uses ACME). */
+  readonly acmeHttp?: (token: string) => Promise<string | undefined>;
+}
+
 /** A namer instance; `close` stops its watches; `state` is its /namer_state/<prefix>.json. */
 export interface NamerInstance extends Namer {
   close?(): void;
@@ -78,6 +95,10 @@ export interface PluginContexts {
   responseClassifier: PluginContext;
   /** Made in every thread that serves requests (and the control thread, for its admin routes). */
   telemeter: PluginContext;
+  /** Made on the control thread when a TLS server starts (`tls.certs`). */
+  certSource: CertSourceContext;
+  /** Made once per server, in the thread that serves it (`layers`). */
+  serverLayer: ServerLayerContext;
 }
 
 /** An identifier instance; `close` stops its watches (io.l5d.ingress). */
@@ -97,4 +118,7 @@ export interface PluginInstances {
   backoff: Backoff;
   responseClassifier: ResponseClassifier;
   telemeter: Telemeter;
+  /** Files, a folder, or a live source of PEM pairs (tls/live-source.ts). */
+  certSource: CertificateSource;
+  serverLayer: ServerLayer;
 }

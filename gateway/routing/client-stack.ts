@@ -5,7 +5,7 @@
 // origination).
 
 import { Client, type ClientPolicy } from "../client/client.js";
-import { http1Pools } from "../client/connection-pool.js";
+import { h2Pools, http1Pools } from "../client/connection-pool.js";
 import type { ClientParamsFor } from "../client/params.js";
 import {
   type ClientTlsConfig,
@@ -31,6 +31,8 @@ export interface ClientStackOptions {
   readonly log: Logger;
   /** Set on a router that leaves the cluster: every address is checked before it is dialled. */
   readonly egress?: EgressPolicy;
+  /** The router's protocol: what its clients speak to the upstreams. */
+  readonly protocol: "http" | "h2";
 }
 
 /** Makes the client of a bound id. */
@@ -52,16 +54,18 @@ export function clientStack(o: ClientStackOptions): (bound: BoundName) => Client
     };
     const stats = o.metrics.client(key);
     const pool = p.hostConnectionPool;
+    const h2 = o.protocol === "h2";
+    const pools = h2 ? h2Pools : http1Pools;
     return new Client(
       bound,
       policy,
-      http1Pools({
+      pools({
         maxConnections: pool?.maxSize,
         idleTimeMs: pool?.idleTimeMs,
         minConnections: pool?.minSize,
         maxWaiters: pool?.maxWaiters,
         connectTimeoutMs: p.connectTimeoutMs,
-        tls: p.tls ? upstreamTls(p.tls, key, o) : undefined,
+        tls: p.tls ? upstreamTls(p.tls, key, o, h2 ? ["h2"] : undefined) : undefined,
         counters: stats,
       }),
       o.log,
@@ -70,14 +74,19 @@ export function clientStack(o: ClientStackOptions): (bound: BoundName) => Client
   };
 }
 
-function upstreamTls(tls: ClientTlsConfig, client: string, o: ClientStackOptions): UpstreamTls {
+function upstreamTls(
+  tls: ClientTlsConfig,
+  client: string,
+  o: ClientStackOptions,
+  protocols: readonly string[] | undefined,
+): UpstreamTls {
   if (tls.disableValidation) {
     o.log.warn(
       "TLS certificate validation is DISABLED for this client (tls.disableValidation): its upstreams are not authenticated",
       { client },
     );
   }
-  return new UpstreamTls(tls, o.tlsContexts.get(tls));
+  return new UpstreamTls(tls, o.tlsContexts.get(tls), protocols);
 }
 
 /** The egress rules on the address about to be dialled, whatever the name resolved to before. */

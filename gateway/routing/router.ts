@@ -33,10 +33,10 @@ import type { RequestObserver } from "../telemeters/telemeter.js";
 import { CLIENT_CLOSED, type RequestStats, type RouterMetrics } from "../telemetry/index.js";
 import type { AccessLog } from "./access-log.js";
 import { BindingCache, type BindingEntry } from "./binding-cache.js";
-import type { ConnectTunnels, TunnelOwner } from "./connect-tunnel.js";
 import { peerDeadline } from "./deadline.js";
 import { type EgressPolicy, requestHost } from "./egress-policy.js";
 import { ForwardHandler } from "./forward.js";
+import { grpcDeadline, grpcErrorHeaders, isGrpc } from "./grpc.js";
 import type { RouterNaming } from "./naming-setup.js";
 import { readBody } from "./read-body.js";
 import type { ResponseSettings } from "./response-settings.js";
@@ -45,6 +45,7 @@ import type { ServerStack } from "./server-stack/server-stack.js";
 import { ServiceCall } from "./service-call.js";
 import type { ServicePolicies, ServicePolicy } from "./service-policy.js";
 import { TunnelExchange } from "./tunnel-exchange.js";
+import type { TunnelOwner, Tunnels } from "./tunnels.js";
 import { upstreamHeaders } from "./upstream-headers.js";
 
 export interface RouterOptions {
@@ -68,6 +69,7 @@ export interface RouterOptions {
 }
 
 const TEXT_PLAIN = "text/plain; charset=utf-8";
+const EMPTY = Buffer.alloc(0);
 
 /** The request as identifiers see it; l5d-* headers are hidden on clearContext servers. */
 class View implements RequestView {
@@ -86,8 +88,25 @@ class View implements RequestView {
   }
   header(name: string): string | undefined {
     const lower = name.toLowerCase();
+    if (lower.charCodeAt(0) === 58) return this.pseudo(lower);
     if (this.clearContext && lower.startsWith("l5d-")) return undefined;
     return getHeader(this.ex.headers, lower);
+  }
+
+  /** HTTP/2's pseudo-headers, which Linkerd's h2 identifiers name, for any request. */
+  private pseudo(name: string): string | undefined {
+    switch (name) {
+      case ":authority":
+        return getHeader(this.ex.headers, "host");
+      case ":path":
+        return this.ex.url;
+      case ":method":
+        return this.ex.method;
+      case ":scheme":
+        return this.ex.secure ? "https" : "http";
+      default:
+        return undefined;
+    }
   }
 }
 
@@ -156,14 +175,14 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
   }
 
   /**
-   * Serves a CONNECT request: the same server stack, identification and binding as any
-   * request, then a tunnel to an endpoint of the bound client.
+   * Serves a CONNECT or Upgrade request: the same server stack, identification and
+   * binding as any request, then a tunnel to an endpoint of the bound client.
    */
-  tunnel(req: TunnelRequest, server: ServerStack, tunnels: ConnectTunnels): void {
+  tunnel(req: TunnelRequest, server: ServerStack, tunnels: Tunnels): void {
     this.serve(new TunnelExchange(req), server, tunnels);
   }
 
-  private serve(ex: ServerExchange, server: ServerStack, tunnels: ConnectTunnels | undefined) {
+  private serve(ex: ServerExchange, server: ServerStack, tunnels: Tunnels | undefined) {
     // A connection whose earlier request was malformed carries nothing more we can trust.
     if (ex.condemned) {
       ex.destroy();
@@ -304,7 +323,23 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
         );
     }
     if (st.tunnels) {
-      st.tunnels.connect(ex as TunnelExchange, client, t.dst.show, this, st);
+      const tx = ex as TunnelExchange;
+      if (tx.method === "CONNECT") st.tunnels.connect(tx, client, t.dst.show, this, st);
+      else {
+        // An Upgrade is forwarded like a request (context, forwarded headers), then tunnelled.
+        const up = upstreamHeaders(
+          ex,
+          st.server,
+          t.dst,
+          bound,
+          t.local,
+          this.opts.egress,
+          undefined,
+        );
+        if (up.client !== undefined) st.remote = up.client;
+        const head = { path: t.url, headers: up.headers, clearContext: st.server.clearContext };
+        st.tunnels.upgrade(tx, client, t.dst.show, head, this, st);
+      }
       return;
     }
     const deadline = this.deadlineOf(st, t.service);
@@ -360,6 +395,13 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
       const d = Date.now() + totalMs;
       if (deadline === undefined || d < deadline) deadline = d;
     }
+    // A gRPC client's own timeout bounds the call at every hop (it is the client's to set).
+    const grpcTimeout =
+      st.ex.httpVersion === "2.0" ? getHeader(st.ex.headers, "grpc-timeout") : undefined;
+    if (grpcTimeout !== undefined) {
+      const d = grpcDeadline(grpcTimeout, Date.now());
+      if (d !== undefined && (deadline === undefined || d < deadline)) deadline = d;
+    }
     if (!st.server.clearContext) {
       const peer = peerDeadline(st.ex.headers);
       if (peer !== undefined && (deadline === undefined || peer < deadline)) deadline = peer;
@@ -387,8 +429,8 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
     this.fail(st, err);
   }
 
-  tunnelClosed(st: RequestState, opened: boolean, bytes: number): void {
-    st.status = opened ? 200 : 0;
+  tunnelClosed(st: RequestState, status: number, bytes: number): void {
+    st.status = status;
     st.bytes = bytes;
     this.finish(st);
   }
@@ -495,8 +537,8 @@ interface RequestState {
   readonly arrived: number;
   /** How many layers of the server stack it passed (they are left when it finishes). */
   passed: number;
-  /** Set for a CONNECT request: it becomes a tunnel instead of a forwarded request. */
-  readonly tunnels: ConnectTunnels | undefined;
+  /** Set for a CONNECT or Upgrade request: it becomes a tunnel instead of a forwarded request. */
+  readonly tunnels: Tunnels | undefined;
   service: string | undefined;
   client: string | undefined;
   serviceStats: RequestStats | undefined;
@@ -555,6 +597,11 @@ export function respondWithError(ex: ServerExchange, err: ProxyError, log: Logge
   if (ex.aborted) return;
   if (err.closesConnection) ex.closeAfterResponse(true);
   log.debug("request failed", { code: err.code, status: err.status, error: err.message });
+  if (ex.httpVersion === "2.0" && isGrpc(getHeader(ex.headers, "content-type"))) {
+    // A gRPC client reads its call's fate from grpc-status, not from the HTTP status.
+    ex.respond(200, [...grpcErrorHeaders(err), "l5d-err", l5dErrValue(err.message)], EMPTY);
+    return;
+  }
   ex.respond(
     err.status,
     ["content-type", TEXT_PLAIN, "l5d-err", l5dErrValue(err.message), "via", "1.1 lintel"],

@@ -1,16 +1,17 @@
-// A CONNECT request as the request path sees every request, so it passes the same server
-// stack, identification and binding. Its Host is its target (RFC 9110 §9.3.6): what the
-// identifier names and the egress policy checks is where the tunnel goes. It has no body
-// and gets no forwarded response: either lintel answers it (an error, closing the
-// connection) or the tunnel takes the connection over.
+// A CONNECT or Upgrade request as the request path sees every request, so it passes the
+// same server stack, identification and binding. A CONNECT's Host is its target (RFC 9110
+// §9.3.6): what the identifier names and the egress policy checks is where the tunnel
+// goes. An Upgrade request (a WebSocket handshake) is identified like the request it is.
+// Neither has a body to forward: lintel answers it (an error, closing the connection) or
+// the tunnel takes the connection over.
 
 import type { Readable } from "node:stream";
-import type { ServerExchange } from "../http/exchange.js";
+import { type ServerExchange, splitAbsoluteForm } from "../http/exchange.js";
 import { writeRawResponse } from "../http/raw-error.js";
 import type { TunnelRequest } from "../server/listener.js";
 
 export class TunnelExchange implements ServerExchange {
-  readonly method = "CONNECT";
+  readonly method: string;
   readonly url: string;
   readonly httpVersion: string;
   readonly headers: readonly string[];
@@ -24,16 +25,34 @@ export class TunnelExchange implements ServerExchange {
   readonly contentLength = undefined;
   readonly hasBody = false;
   readonly condemned = false;
+  /** The protocol an Upgrade request asks for; "" for CONNECT. */
+  readonly upgrade: string;
 
   constructor(readonly request: TunnelRequest) {
     const { socket } = request;
-    this.url = request.authority;
+    this.method = request.method;
+    this.upgrade = request.upgrade;
     this.httpVersion = request.httpVersion;
-    const headers: string[] = [];
+    const target = request.target;
+    // CONNECT names its authority; an absolute-form target's authority replaces Host too.
+    const authority =
+      request.method === "CONNECT"
+        ? target
+        : target.startsWith("/")
+          ? undefined
+          : splitAbsoluteForm(target)?.authority;
+    this.url =
+      request.method === "CONNECT" || authority === undefined
+        ? target
+        : splitAbsoluteForm(target)!.path;
     const h = request.headers;
-    for (let i = 0; i < h.length; i += 2) if (h[i] !== "host") headers.push(h[i]!, h[i + 1]!);
-    headers.push("host", request.authority);
-    this.headers = headers;
+    if (authority === undefined) this.headers = h;
+    else {
+      const headers: string[] = [];
+      for (let i = 0; i < h.length; i += 2) if (h[i] !== "host") headers.push(h[i]!, h[i + 1]!);
+      headers.push("host", authority);
+      this.headers = headers;
+    }
     this.remoteAddress = socket.remoteAddress ?? "";
     this.remotePort = socket.remotePort ?? 0;
     this.clientAddress = request.clientAddress;
@@ -52,7 +71,7 @@ export class TunnelExchange implements ServerExchange {
   }
 
   body(): Readable {
-    throw new Error("a CONNECT request has no body to forward");
+    throw new Error("a CONNECT or Upgrade request has no body to forward");
   }
 
   respond(status: number, headers: readonly string[], body: Buffer): void {
@@ -60,17 +79,17 @@ export class TunnelExchange implements ServerExchange {
   }
 
   writeHead(): void {
-    throw new Error("a CONNECT request is answered whole or tunnelled");
+    throw new Error("a tunnelled request is answered whole or tunnelled");
   }
 
   write(): boolean {
-    throw new Error("a CONNECT request is answered whole or tunnelled");
+    throw new Error("a tunnelled request is answered whole or tunnelled");
   }
 
   onWritable(): void {}
 
   end(): void {
-    throw new Error("a CONNECT request is answered whole or tunnelled");
+    throw new Error("a tunnelled request is answered whole or tunnelled");
   }
 
   destroy(): void {
@@ -78,6 +97,6 @@ export class TunnelExchange implements ServerExchange {
   }
 
   closeAfterResponse(): void {
-    // Every answer to a CONNECT closes the connection.
+    // Every answer lintel gives a tunnelled request closes the connection.
   }
 }

@@ -1,37 +1,48 @@
-// The certificates of a TLS server that do not come from files: Kubernetes Secrets, an
-// ACME manager (with its part in handshakes), and a generated self-signed default when
-// nothing fixes the default (only Ingress Secrets or ACME certificates, which come and go).
+// The certificate sources of a TLS server, made on the control thread: one per `certs`
+// entry (its kind's `create`, with the shared services), an ACME manager (with its part in
+// handshakes), and a generated self-signed default when nothing fixes the default (only
+// sources whose content comes and goes, such as Ingress Secrets or ACME certificates).
 
+import type { CertificateSource } from "../../tls/certificate-store.js";
 import { selfSignedDefault } from "../../tls/self-signed.js";
 import type { AcmeService } from "../acme/service.js";
 import type { RouterConfig, ServerConfig } from "../config/config-schema.js";
-import type { KubeApis } from "../k8s/kube-apis.js";
-import { listenerSecretSources } from "../k8s/secret-certificates.js";
-import type { ListenerAcme, ListenerLiveSources } from "./tls-listener.js";
+import type { PluginContext } from "../plugins/types.js";
+import type { ListenerAcme, ListenerSources } from "./tls-listener.js";
 
-export interface ServerCertificateSources extends ListenerLiveSources {
+export interface ServerCertificateSources extends ListenerSources {
   readonly acmeHooks: ListenerAcme | undefined;
 }
 
-type ServerTls = NonNullable<ServerConfig["tls"]>;
-
-/** Whether the server's certificates fix a default (a file, a folder, a named Secret first). */
-function hasFixedDefault(tls: ServerTls): boolean {
-  const first = tls.certs[0];
-  return tls.certPath !== undefined || (first !== undefined && first.kind !== "ingressSecrets");
+/**
+ * Whether the sources fix a default: `certPath`, or a first source that is sure to
+ * serve something (files, a folder, a required live source such as a named Secret).
+ */
+function hasFixedDefault(tls: NonNullable<ServerConfig["tls"]>, certs: CertificateSource[]) {
+  const first = certs[0];
+  return (
+    tls.certPath !== undefined ||
+    (first !== undefined && (first.kind !== "live" || first.source.required))
+  );
 }
 
-/** The sources of a TLS server, or undefined when all its certificates are files. */
+/** The sources of a TLS server (undefined for a plain-HTTP one); starts their watches. */
 export async function serverCertificateSources(
   s: ServerConfig,
   router: RouterConfig,
   where: string,
-  deps: { readonly kube: KubeApis | undefined; readonly acme: AcmeService | undefined },
+  deps: { readonly context: PluginContext; readonly acme: AcmeService | undefined },
 ): Promise<ServerCertificateSources | undefined> {
   const tls = s.tls;
   if (!tls) return undefined;
-  const live = listenerSecretSources(tls, router, deps.kube);
-  if (live.size === 0 && !tls.acme) return undefined;
+  const ctx = { ...deps.context, identifiers: router.identifier };
+  const certs = tls.certs.map((c, i) => {
+    try {
+      return c.plugin.create(c.config, ctx);
+    } catch (e) {
+      throw new Error(`certs[${i}] (${c.kind}): ${(e as Error).message}`);
+    }
+  });
   let acme: ServerCertificateSources["acme"];
   let acmeHooks: ListenerAcme | undefined;
   if (tls.acme && deps.acme) {
@@ -45,9 +56,9 @@ export async function serverCertificateSources(
     };
   }
   return {
-    live,
+    certs,
     acme,
     acmeHooks,
-    fallbackDefault: hasFixedDefault(tls) ? undefined : await selfSignedDefault(),
+    fallbackDefault: hasFixedDefault(tls, certs) ? undefined : await selfSignedDefault(),
   };
 }

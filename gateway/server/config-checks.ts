@@ -2,7 +2,11 @@
 // reports what startup would: each server's certificate files load, and a uws server
 // asks nothing of TLS its engine cannot do (docs/engines.md).
 
+import type { CertificateSource } from "../../tls/certificate-store.js";
+import { type DirConfig, dirCertSource } from "../cert-sources/dir.js";
+import { type FilesConfig, filesCertSource } from "../cert-sources/files.js";
 import type { LintelConfig, ServerConfig } from "../config/config-schema.js";
+import type { PluginConfig } from "../config/plugin-schema.js";
 import type { DecodeContext } from "../config/schema.js";
 import { silentLogger } from "../log.js";
 import { listenerTls } from "./tls-listener.js";
@@ -20,15 +24,22 @@ export function checkServers(config: LintelConfig, cx: DecodeContext): void {
   });
 }
 
-/** Loads a server's certificate files once (Kubernetes Secrets are checked at startup). */
+/** Loads a server's certificate files once (live sources, such as Secrets, are checked at startup). */
 function checkCertificates(tls: ServerTls, at: string, cx: DecodeContext): void {
-  const files = tls.certs.filter((c) => c.kind === "files" || c.kind === "dir");
-  if (tls.certPath === undefined && files.length === 0) return;
+  const certs = tls.certs.flatMap(onDisk);
+  if (tls.certPath === undefined && certs.length === 0) return;
   try {
-    listenerTls({ ...tls, certs: files }, silentLogger);
+    listenerTls(tls, silentLogger, { certs });
   } catch (e) {
     cx.report(at, (e as Error).message);
   }
+}
+
+/** The source of an entry read from disk, made without starting anything. */
+function onDisk(c: PluginConfig<"certSource">): CertificateSource[] {
+  if (c.plugin === filesCertSource) return [filesCertSource.create(c.config as FilesConfig)];
+  if (c.plugin === dirCertSource) return [dirCertSource.create(c.config as DirConfig)];
+  return [];
 }
 
 /** What the uws engine's TLS cannot do: refuse by name, verify clients, pick versions. */

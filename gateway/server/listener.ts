@@ -6,7 +6,7 @@ import type { CidrSet } from "../http/cidr.js";
 import type { ServerExchange } from "../http/exchange.js";
 import type { ListenerTls } from "./tls-listener.js";
 
-export type Engine = "uws" | "node";
+export type Engine = "uws" | "node" | "net";
 
 export interface ListenerOptions {
   readonly ip: string;
@@ -17,27 +17,38 @@ export interface ListenerOptions {
   readonly tls?: ListenerTls;
   /** Every connection starts with a PROXY v2 header, and only these peers may send one. */
   readonly proxyProtocolFrom?: CidrSet;
-  /** node engine: time allowed for the request head. */
+  /** net and node engines: time allowed for the request head. */
   readonly headersTimeoutMs?: number;
-  /** node engine: the most connections open at once. */
+  /** net engine: HTTP/2 by ALPN `h2` over TLS and by prior knowledge in cleartext. */
+  readonly http2?: boolean;
+  /** net and node engines: the most connections open at once. */
   readonly maxConnections?: number;
-  /** node engine: takes over CONNECT requests; without it they are refused with 405. */
+  /** net and node engines: takes over CONNECT requests; without it they are refused with 405. */
   readonly onConnect?: (request: TunnelRequest) => void;
+  /**
+   * net and node engines: takes over Upgrade requests (WebSocket); without it they are
+   * served as plain requests, the Upgrade header dropped as hop-by-hop.
+   */
+  readonly onUpgrade?: (request: TunnelRequest) => void;
 }
 
-/** A CONNECT request, its connection taken over from the HTTP server. */
+/** A CONNECT or Upgrade request, its connection taken over from the HTTP side. */
 export interface TunnelRequest {
-  /** The request target: `host:port` (`[v6]:port`). */
-  readonly authority: string;
+  /** CONNECT, or the method of an Upgrade request (GET for a WebSocket). */
+  readonly method: string;
+  /** The request target as sent: `host:port` (`[v6]:port`) for CONNECT. */
+  readonly target: string;
+  /** The protocol an Upgrade request asks for (`websocket`); "" for CONNECT. */
+  readonly upgrade: string;
   /** "1.1" or "1.0", as parsed. */
   readonly httpVersion: string;
   /** The request's header fields, flat [name, value, …] with lower-case names. */
   readonly headers: readonly string[];
   readonly clientAddress: string;
   readonly clientPort: number;
-  /** The client connection, taken over from the HTTP server. */
+  /** The client connection, taken over from the HTTP side. */
   readonly socket: Socket;
-  /** Bytes the client sent after the CONNECT head. */
+  /** Bytes the client sent after the head. */
   readonly head: Buffer;
 }
 

@@ -42,23 +42,21 @@ export interface LocalListenerTls extends ListenerTls {
 
 type TlsConfig = NonNullable<ServerConfig["tls"]>;
 
-/**
- * Certificates that do not come from files: live sources by `certs` index, an ACME
- * manager's (served after the others), and a made-up default.
- */
-export interface ListenerLiveSources {
-  readonly live: ReadonlyMap<number, LivePemSource>;
+/** What feeds a listener's certificate store besides `certPath`. */
+export interface ListenerSources {
+  /** The sources the `certs` entries made, in their order. */
+  readonly certs: readonly CertificateSource[];
+  /** An ACME manager's certificates, served after the others. */
   readonly acme?: LivePemSource;
-  readonly fallbackDefault: PemPair | undefined;
+  /** A made-up default, when the sources do not fix one. */
+  readonly fallbackDefault?: PemPair;
 }
-
-const NO_LIVE: ListenerLiveSources = { live: new Map(), fallbackDefault: undefined };
 
 /** Loads every certificate of the block (throws CertificateError naming the file at fault). */
 export function listenerTls(
   tls: TlsConfig,
   log: Logger,
-  sources: ListenerLiveSources = NO_LIVE,
+  sources: ListenerSources,
 ): LocalListenerTls {
   const certSources: CertificateSource[] = [];
   if (tls.certPath && tls.keyPath) {
@@ -71,15 +69,7 @@ export function listenerTls(
       passphraseEnv: tls.passphraseEnv,
     });
   }
-  for (const [i, c] of tls.certs.entries()) {
-    if (c.kind === "dir") certSources.push({ kind: "dir", ...c.dir });
-    else if (c.kind === "files") certSources.push({ kind: "files", ...c.files });
-    else {
-      const live = sources.live.get(i);
-      if (!live) throw new Error(`certs[${i}]: no Kubernetes source was set up for it`);
-      certSources.push({ kind: "live", source: live });
-    }
-  }
+  certSources.push(...sources.certs);
   if (sources.acme) certSources.push({ kind: "live", source: sources.acme });
   const store = new CertificateStore(
     {

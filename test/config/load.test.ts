@@ -49,11 +49,13 @@ describe("defaults", () => {
       {
         port: 4140,
         ip: "127.0.0.1",
-        engine: "node",
+        engine: "net",
+        http2: true,
         clearContext: false,
         maxCallDepth: 1000,
         trustedProxies: [],
         proxyProtocolFrom: [],
+        tunnelIdleTimeoutMs: 3_600_000,
       },
     ]);
     expect(router.client.kind).toBe("io.l5d.global");
@@ -195,6 +197,42 @@ describe("did you mean", () => {
     expect(didYouMean("lable", ["label", "servers"])).toBe(' (did you mean "label"?)');
     expect(didYouMean("io.l5d.Path", ["io.l5d.path"])).toBe(' (did you mean "io.l5d.path"?)');
     expect(didYouMean("zzzzzz", ["label", "servers"])).toBe("");
+  });
+});
+
+describe("tls.certs entries", () => {
+  it("reads an entry without kind as the kind its field names, and the generic form alike", async () => {
+    const yaml = `routers:
+- protocol: http
+  servers:
+  - tls:
+      certs:
+      - {certPath: a.crt, keyPath: a.key}
+      - {kind: files, certPath: a.crt, keyPath: a.key}
+      - {dir: live}
+      - {secret: shop/site-tls}
+      - {ingressSecrets: {namespace: shop}}
+      - {kind: ingressSecrets}
+`;
+    const r = await loadLintelConfig(
+      write("c.yaml", yaml),
+      { checks: [] }, // the files are not there: only the decoding is looked at
+    );
+    if (!r.ok) throw new Error(r.errors.map(formatConfigError).join("\n"));
+    const entries = r.config.routers[0]!.servers[0]!.tls!.certs;
+    expect(entries.map((c) => c.kind)).toEqual([
+      "files",
+      "files",
+      "dir",
+      "secret",
+      "ingressSecrets",
+      "ingressSecrets",
+    ]);
+    expect(entries[0]!.config).toEqual(entries[1]!.config);
+    expect(entries[0]!.config).toMatchObject({ certPath: join(dir, "a.crt") });
+    expect(entries[3]!.config).toEqual({ secret: "shop/site-tls" });
+    expect(entries[4]!.config).toEqual({ ingressSecrets: { namespace: "shop" } });
+    expect(entries[5]!.config).toEqual({ ingressSecrets: {} });
   });
 });
 

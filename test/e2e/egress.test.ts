@@ -288,7 +288,7 @@ describe("egress config checks", () => {
     [
       "connect on a uws server",
       "  egress: {}\n  servers:\n  - {port: 0, engine: uws, connect: {}}",
-      "connect needs engine: node",
+      "connect needs engine: net or node",
     ],
     [
       "connect without an egress block",

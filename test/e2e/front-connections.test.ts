@@ -1,4 +1,4 @@
-// Connection limits on the node engine's listeners whose HTTP(S) servers get their
+// Connection limits on the net and node engines' listeners whose HTTP sides get their
 // connections from a front (which read the TLS ClientHello or the PROXY header): a
 // slow-loris client is cut off at headersTimeoutMs, and draining closes idle keep-alive
 // connections at once.
@@ -19,7 +19,10 @@ beforeAll(async () => {
   leaf = await root.leaf({ dns: ["app.test"] });
 }, 30_000);
 
-async function tlsLintel(server = "") {
+/** The engines whose connections pass a front (uws reads PROXY and TLS itself). */
+const FRONTED = ["node", "net"] as const;
+
+async function tlsLintel(engine: string, server = "") {
   const up = await startUpstream("up");
   const l = await startLintel(
     `
@@ -28,7 +31,7 @@ routers:
 - protocol: http
   dtab: /svc => /$/inet/127.0.0.1/${up.port}
   servers:
-  - {ip: 127.0.0.1, port: 0, engine: node, tls: {certPath: app.crt, keyPath: app.key}${server}}
+  - {ip: 127.0.0.1, port: 0, engine: ${engine}, tls: {certPath: app.crt, keyPath: app.key}${server}}
 `,
     { "app.crt": chainPem(leaf, root), "app.key": leaf.keyPem() },
   );
@@ -70,9 +73,9 @@ async function slowLoris(s: Socket, t0: number) {
   return r;
 }
 
-describe("node engine listeners behind a front", () => {
+describe.each(FRONTED)("%s engine listeners behind a front", (engine) => {
   it("over TLS: cut off a slow-loris client at headersTimeoutMs (408, then close)", async () => {
-    const { up, l } = await tlsLintel(", headersTimeoutMs: 2000");
+    const { up, l } = await tlsLintel(engine, ", headersTimeoutMs: 2000");
     const t0 = performance.now();
     const r = await slowLoris(await open(l.port()), t0);
     // headersTimeoutMs, checked every second by the server.
@@ -89,7 +92,7 @@ routers:
 - protocol: http
   dtab: /svc => /$/inet/127.0.0.1/${up.port}
   servers:
-  - {ip: 127.0.0.1, port: 0, engine: node, headersTimeoutMs: 2000, proxyProtocol: v2, proxyProtocolFrom: [127.0.0.1]}
+  - {ip: 127.0.0.1, port: 0, engine: ${engine}, headersTimeoutMs: 2000, proxyProtocol: v2, proxyProtocolFrom: [127.0.0.1]}
 `);
     const t0 = performance.now();
     const s = connectTcp(l.port(), "127.0.0.1");
@@ -104,7 +107,7 @@ routers:
   }, 15_000);
 
   it("close idle keep-alive connections as soon as lintel drains", async () => {
-    const { l } = await tlsLintel();
+    const { l } = await tlsLintel(engine);
     const s = await open(l.port());
     const answered = new Promise<void>((resolve) => {
       s.once("data", () => resolve());

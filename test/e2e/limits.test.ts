@@ -169,7 +169,7 @@ describe.each(ENGINES)("request limits on the %s engine", (engine) => {
     async () => {
       const bound = engine === "uws" ? UWS_SLOWLORIS_BOUND_MS : SLOWLORIS_BOUND_MS;
       const { up, port } = await gateway(engine, {
-        server: engine === "node" ? ", headersTimeoutMs: 3000" : "",
+        server: engine === "uws" ? "" : ", headersTimeoutMs: 3000",
       });
       // Longer than the test: the head never completes.
       const head = `GET /slow HTTP/1.1\r\nHost: up\r\nX-Pad: ${"a".repeat(100)}\r\n\r\n`;
@@ -199,10 +199,10 @@ describe.each(ENGINES)("request limits on the %s engine", (engine) => {
           resolve({ text, closed, ms: Math.round(performance.now() - t0) });
         });
       });
-      // node: 408, then close, about headersTimeoutMs (checked every second) after connecting.
+      // node, net: 408, then close, about headersTimeoutMs (checked every second) after connecting.
       // uws: closed without a response 8–12 s after connecting (its idle timeout is not
       // reset by the trickled bytes); lintel has no hook into a uws connection before a full head.
-      if (engine === "node") expect(status(r.text)).toBe("HTTP/1.1 408");
+      if (engine !== "uws") expect(status(r.text)).toBe("HTTP/1.1 408");
       expect({ closed: r.closed, withinBound: r.ms <= bound }).toEqual({
         closed: true,
         withinBound: true,

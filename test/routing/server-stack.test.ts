@@ -9,12 +9,14 @@ import type { ServerConfig } from "../../gateway/config/config-schema.js";
 import { formatConfigError } from "../../gateway/config/load.js";
 import { ProxyError } from "../../gateway/http/errors.js";
 import type { ServerExchange } from "../../gateway/http/exchange.js";
+import { silentLogger } from "../../gateway/log.js";
 import type { Answerer, ArrivingRequest } from "../../gateway/routing/server-stack/layer.js";
 import {
   ServerStack,
   type StackedRequest,
 } from "../../gateway/routing/server-stack/server-stack.js";
 import { loadLintelConfig } from "../../gateway/setup.js";
+import { noServices } from "../support/plugin-services.js";
 
 let dir: string;
 beforeEach(() => {
@@ -31,6 +33,8 @@ async function serverConfig(server: string): Promise<ServerConfig> {
   if (!r.ok) throw new Error(r.errors.map(formatConfigError).join("\n"));
   return r.config.routers[0]!.servers[0]!;
 }
+
+const CONTEXT = { ...noServices, log: silentLogger };
 
 const LIMITS = {
   maxTargetBytes: 1024,
@@ -68,6 +72,7 @@ describe("the server stack", () => {
       "{port: 0, httpsRedirect: {port: 8443}, maxConcurrentRequests: 2}",
     );
     const stack = new ServerStack(s, {
+      ...CONTEXT,
       routerLabel: "r",
       limits: LIMITS,
       acmeHttp: async () => undefined,
@@ -80,16 +85,44 @@ describe("the server stack", () => {
       "admission",
     ]);
     const plain = new ServerStack(await serverConfig("{port: 0}"), {
+      ...CONTEXT,
       routerLabel: "r",
       limits: LIMITS,
     });
     expect(plain.layers.map((l) => l.name)).toEqual(["requestChecks", "callDepth"]);
   });
 
+  it("puts the server's own layers after the checks and before admission", async () => {
+    const stack = new ServerStack(
+      await serverConfig(
+        "{port: 0, maxConcurrentRequests: 1, layers: [{kind: httpsRedirect, port: 8443}]}",
+      ),
+      { ...CONTEXT, routerLabel: "r", limits: LIMITS },
+    );
+    expect(stack.layers.map((l) => l.name)).toEqual([
+      "requestChecks",
+      "callDepth",
+      "httpsRedirect",
+      "admission",
+    ]);
+    // Answered by the layer: the one admission slot is never taken, however many come.
+    const answers = new Answers();
+    for (let i = 0; i < 3; i++) {
+      const req = request("/x");
+      expect(stack.arrive(req, answers)).toBe(true);
+      expect(req.passed).toBe(3);
+    }
+    expect(answers.got.map((a) => a.status)).toEqual([308, 308, 308]);
+    // A request the checks refuse never reaches it.
+    expect(() => stack.arrive(request("/", []), answers)).toThrow(/needs a Host header/);
+    expect(answers.got).toHaveLength(3);
+  });
+
   it("answers an ACME challenge before the redirect, and redirects the rest", async () => {
     const s = await serverConfig("{port: 0, httpsRedirect: {port: 8443}}");
     const token = "t".repeat(20);
     const stack = new ServerStack(s, {
+      ...CONTEXT,
       routerLabel: "r",
       limits: LIMITS,
       acmeHttp: async (t) => (t === token ? `${token}.thumb` : undefined),
@@ -110,6 +143,7 @@ describe("the server stack", () => {
 
   it("refuses a routing loop with the call depth in the message", async () => {
     const stack = new ServerStack(await serverConfig("{port: 0, maxCallDepth: 2}"), {
+      ...CONTEXT,
       routerLabel: "r",
       limits: LIMITS,
     });
@@ -129,6 +163,7 @@ describe("the server stack", () => {
 
   it("admits up to maxConcurrentRequests, and a finished request gives its slot back", async () => {
     const stack = new ServerStack(await serverConfig("{port: 0, maxConcurrentRequests: 2}"), {
+      ...CONTEXT,
       routerLabel: "r",
       limits: LIMITS,
     });
@@ -148,6 +183,7 @@ describe("the server stack", () => {
 
   it("refuses a request over the router's limits before admission takes a slot", async () => {
     const stack = new ServerStack(await serverConfig("{port: 0, maxConcurrentRequests: 1}"), {
+      ...CONTEXT,
       routerLabel: "r",
       limits: LIMITS,
     });

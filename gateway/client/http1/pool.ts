@@ -181,6 +181,44 @@ export class Http1Pool implements ConnectionOwner {
     });
   }
 
+  /**
+   * A connection of its own for a protocol an Upgrade switches to (a WebSocket): opened
+   * like the pool's (TLS with the client's `tls`), never pooled, counted while open.
+   */
+  openTunnel(done: (err: Error | undefined, socket: Socket | undefined) => void): void {
+    const timeoutMs = this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const opened = (err: Error | undefined, socket: Socket | undefined) => {
+      const counters = this.opts.counters;
+      if (socket !== undefined && counters) {
+        counters.connects.n++;
+        counters.connections.n++;
+        socket.once("close", () => counters.connections.n--);
+      }
+      done(err, socket);
+    };
+    const tls = this.opts.tls;
+    if (tls) {
+      tls.connect(this.opts.host, this.opts.port, timeoutMs, opened);
+      return;
+    }
+    const socket = connect({ host: this.opts.host, port: this.opts.port, noDelay: true });
+    const timer = setTimeout(() => {
+      socket.destroy(
+        connectError("ETIMEDOUT", `connecting to ${this.authority} took over ${timeoutMs} ms`),
+      );
+    }, timeoutMs);
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      opened(err, undefined);
+    };
+    socket.once("error", onError);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.off("error", onError);
+      opened(undefined, socket);
+    });
+  }
+
   private openFailed(err: Error, handler: UpstreamHandler): void {
     this.connecting--;
     handler.onError(err);

@@ -6,6 +6,8 @@
 // What it refuses (a ResponseParseError: 502 with l5d-err) follows llhttp, Node's parser,
 // except where test/client/response-parser-differential.test.ts lists a difference.
 
+import { decimalOf, parseFieldLines } from "../../http/http1-fields.js";
+
 /** Why a response could not be read; the connection is not reusable after one. */
 export class ResponseParseError extends Error {
   readonly code = "LINTEL_BAD_RESPONSE";
@@ -244,7 +246,7 @@ export class ResponseParser {
             return undefined;
           }
           this.pending = undefined;
-          const trailers = parseFields(data, data.toString("latin1", 0, end), 0);
+          const trailers = fields(data, data.toString("latin1", 0, end), 0);
           buf = data.subarray(end + 4);
           this.state = State.Done;
           this.finish(trailers);
@@ -299,7 +301,7 @@ export class ResponseParser {
         `invalid status line ${JSON.stringify(statusLine.slice(0, 80))}`,
       );
     const http10 = statusLine.charCodeAt(7) === 48; // "HTTP/1.0"
-    let headers = lineEnd < 0 ? [] : parseFields(bytes, text, lineEnd + 2);
+    let headers = lineEnd < 0 ? [] : fields(bytes, text, lineEnd + 2);
     // Interim answers (100 Continue, 103 Early Hints): wait for the final one.
     if (status >= 100 && status < 200 && status !== 101) {
       this.state = State.Head;
@@ -417,100 +419,9 @@ function withoutContentLength(headers: string[], keepFirst: boolean): string[] {
   return out;
 }
 
-/** A Content-Length value (1 to 15 digits) as a number, or -1. */
-function decimalOf(v: string): number {
-  if (v.length === 0 || v.length > 15) return -1;
-  let n = 0;
-  for (let i = 0; i < v.length; i++) {
-    const d = v.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
+/** Header or trailer lines of a response; a bad line is the upstream's fault (502). */
+function fields(bytes: Uint8Array, text: string, from: number): string[] {
+  return parseFieldLines(bytes, text, from, badResponseLine);
 }
 
-/** Whether a character code is optional whitespace (RFC 9110 §5.6.3: space or tab). */
-const isOws = (c: number) => c === 32 || c === 9;
-
-/** 1 for the characters of a token (RFC 9110 §5.6.2 tchar), which a field name is made of. */
-const TCHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
-for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
-for (let c = 65; c <= 90; c++) TCHAR[c] = TCHAR[c + 32] = 1;
-
-/**
- * 1 for the characters a field value may hold (RFC 9110 §5.5): VCHAR, obs-text, SP and
- * HTAB; not NUL, CR, LF or another control character (0x00-0x1f but HTAB, and DEL).
- */
-const FIELD_VCHAR = new Uint8Array(256);
-FIELD_VCHAR[9] = 1;
-for (let c = 32; c < 256; c++) if (c !== 127) FIELD_VCHAR[c] = 1;
-
-/**
- * Header (or trailer) lines from `from` to the end of `text` into a flat array with
- * lower-case names and values without surrounding whitespace. `text` is the start of
- * `bytes` as latin1, so offsets are the same in both; the scan reads the bytes (faster
- * than charCodeAt) in one pass, each name checked to be a token and each value free of
- * control characters by table as the line goes by.
- */
-function parseFields(bytes: Uint8Array, text: string, from: number): string[] {
-  const out: string[] = [];
-  const len = text.length;
-  let pos = from;
-  while (pos < len) {
-    let i = pos;
-    while (i < len && TCHAR[bytes[i]!] === 1) i++;
-    if (i === pos || i === len || bytes[i] !== 58) throw badLine(text, pos);
-    const colon = i++;
-    while (i < len && FIELD_VCHAR[bytes[i]!] === 1) i++;
-    // Lines end at CRLF, the last one at the end of the text.
-    if (i < len && (bytes[i] !== 13 || bytes[i + 1] !== 10)) throw badLine(text, pos);
-    let start = colon + 1;
-    let end = i;
-    while (start < end && isOws(bytes[start]!)) start++;
-    while (end > start && isOws(bytes[end - 1]!)) end--;
-    out.push(text.slice(pos, colon).toLowerCase(), text.slice(start, end));
-    pos = i + 2;
-  }
-  return out;
-}
-
-/** Why the field line at `pos` was refused (the slow path: off the per-request cost). */
-function badLine(text: string, pos: number): ResponseParseError {
-  let eol = text.indexOf("\r\n", pos);
-  if (eol < 0) eol = text.length;
-  const line = text.slice(pos, eol);
-  const shown = JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}…` : line);
-  // RFC 9110 §5.5: CR, LF and NUL are not allowed in a field. Passed on, a bare CR or LF
-  // would let an upstream split the response for a lenient client.
-  if (/[\r\n]/.test(line)) return new ResponseParseError(`bare CR or LF in header line ${shown}`);
-  if (line.includes("\0")) return new ResponseParseError(`NUL in header line ${shown}`);
-  const colon = line.indexOf(":");
-  // No colon, an empty name, or a line starting with whitespace (obs-fold, RFC 9112 §5.2).
-  if (colon <= 0 || isOws(line.charCodeAt(0)))
-    return new ResponseParseError(`invalid header line ${shown}`);
-  const name = line.slice(0, colon);
-  // RFC 9112 §5.1: no whitespace is allowed between the field name and the colon.
-  if (/^[^\t ]+[\t ]+$/.test(name))
-    return new ResponseParseError(`space before colon in header line ${shown}`);
-  for (let i = 0; i < name.length; i++) {
-    if (TCHAR[name.charCodeAt(i)] !== 1) {
-      // RFC 9110 §5.1: a field name is a token.
-      return new ResponseParseError(
-        `invalid character ${hex(name.charCodeAt(i))} in header name ${JSON.stringify(name)}`,
-      );
-    }
-  }
-  for (let i = colon + 1; i < line.length; i++) {
-    if (FIELD_VCHAR[line.charCodeAt(i)] !== 1) {
-      // RFC 9110 §5.5: no control character but HTAB in a field value.
-      return new ResponseParseError(
-        `control character ${hex(line.charCodeAt(i))} in the value of header ${JSON.stringify(name)}`,
-      );
-    }
-  }
-  return new ResponseParseError(`invalid header line ${shown}`);
-}
-
-/** A character code as 0xNN. */
-const hex = (c: number) => `0x${c.toString(16).padStart(2, "0")}`;
+const badResponseLine = (why: string) => new ResponseParseError(why);

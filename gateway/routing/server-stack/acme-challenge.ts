@@ -1,6 +1,8 @@
 // Answers ACME HTTP-01 validations (`/.well-known/acme-challenge/<token>`) from the
 // store every replica shares, whichever replica ordered the certificate.
 
+import { object } from "../../config/schema.js";
+import { definePlugin } from "../../plugins/registry.js";
 import type { Answerer, ArrivingRequest, ServerLayer } from "./layer.js";
 
 const CHALLENGE_PATH = "/.well-known/acme-challenge/";
@@ -28,3 +30,12 @@ export class AcmeChallengeLayer implements ServerLayer {
     return true;
   }
 }
+
+export const acmeChallengeLayer = definePlugin({
+  category: "serverLayer",
+  kind: "acmeChallenge",
+  schema: object({}),
+  // On a server given no ACME answers (a TLS one, or no ACME in the config) no
+  // validation is ever under way: every challenge is answered 404.
+  create: (_config, ctx) => new AcmeChallengeLayer(ctx.acmeHttp ?? (async () => undefined)),
+});

@@ -1,7 +1,9 @@
 // Bounds the requests a server serves at once (`maxConcurrentRequests`): one over the
 // bound is answered 503 at once instead of queueing behind the others.
 
+import { integer, object, req } from "../../config/schema.js";
 import { ProxyError } from "../../http/errors.js";
+import { definePlugin } from "../../plugins/registry.js";
 import type { ServerLayer } from "./layer.js";
 
 export class AdmissionLayer implements ServerLayer {
@@ -25,3 +27,10 @@ export class AdmissionLayer implements ServerLayer {
     this.concurrent--;
   }
 }
+
+export const admissionLayer = definePlugin({
+  category: "serverLayer",
+  kind: "admission",
+  schema: object({ maxConcurrentRequests: req(integer({ min: 1 })) }),
+  create: (config) => new AdmissionLayer(config.maxConcurrentRequests),
+});

@@ -1,8 +1,10 @@
 // Stops routing loops: a request that already passed `maxCallDepth` proxies (its Via
 // entries) is refused rather than sent around once more.
 
+import { def, integer, object } from "../../config/schema.js";
 import { ProxyError } from "../../http/errors.js";
 import { viaCount } from "../../http/headers.js";
+import { definePlugin } from "../../plugins/registry.js";
 import type { ArrivingRequest, ServerLayer } from "./layer.js";
 
 export class CallDepthLayer implements ServerLayer {
@@ -21,3 +23,10 @@ export class CallDepthLayer implements ServerLayer {
     return false;
   }
 }
+
+export const callDepthLayer = definePlugin({
+  category: "serverLayer",
+  kind: "callDepth",
+  schema: object({ maxCallDepth: def(integer({ min: 1 }), 1000) }),
+  create: (config) => new CallDepthLayer(config.maxCallDepth),
+});

@@ -1,7 +1,9 @@
 // On a server that takes CONNECT (`servers[].connect`): the target must be host:port, on
 // a port the server lists. Other requests pass untouched.
 
+import { connectBlock } from "../../config/egress-schemas.js";
 import { ProxyError } from "../../http/errors.js";
+import { definePlugin } from "../../plugins/registry.js";
 import type { ArrivingRequest, ServerLayer } from "./layer.js";
 
 export class ConnectTargetLayer implements ServerLayer {
@@ -28,6 +30,13 @@ export class ConnectTargetLayer implements ServerLayer {
     return false;
   }
 }
+
+export const connectTargetLayer = definePlugin({
+  category: "serverLayer",
+  kind: "connectTarget",
+  schema: connectBlock,
+  create: (config) => new ConnectTargetLayer(new Set(config.ports)),
+});
 
 /** `host:port` or `[v6]:port`, with a port from 1 to 65535. */
 export function splitAuthority(authority: string): { host: string; port: number } | undefined {

@@ -1,6 +1,8 @@
 // Sends every request to the same host over HTTPS (a server's `httpsRedirect`).
 
+import { httpsRedirectBlock } from "../../config/config-schema.js";
 import { getHeader } from "../../http/headers.js";
+import { definePlugin } from "../../plugins/registry.js";
 import type { Answerer, ArrivingRequest, ServerLayer } from "./layer.js";
 
 export class HttpsRedirectLayer implements ServerLayer {
@@ -26,3 +28,10 @@ export class HttpsRedirectLayer implements ServerLayer {
     return true;
   }
 }
+
+export const httpsRedirectLayer = definePlugin({
+  category: "serverLayer",
+  kind: "httpsRedirect",
+  schema: httpsRedirectBlock,
+  create: (config) => new HttpsRedirectLayer(config.port, Number(config.status)),
+});

@@ -1,6 +1,7 @@
 // The server stack's contract: one concern per layer, run for each request that arrives
 // on a listener before it is identified. A layer looks at the request and lets it pass,
 // refuses it (throws a ProxyError: the router answers with it), or answers it itself.
+// Each layer is made by a `serverLayer` kind: the built-in ones, and a server's `layers`.
 
 import type { ServerExchange } from "../../http/exchange.js";
 

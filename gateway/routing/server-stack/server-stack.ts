@@ -4,26 +4,19 @@
 // server.
 
 import type { ServerConfig } from "../../config/config-schema.js";
+import type { PluginConfig } from "../../config/plugin-schema.js";
 import { CidrSet } from "../../http/cidr.js";
 import type { ForwardedPolicy } from "../../http/forwarded.js";
-import type { RequestLimits } from "../../http/request-checks.js";
+import type { ServerLayerContext } from "../../plugins/types.js";
 import { ServerStats } from "../../telemetry/index.js";
 import type { ForwardPolicy } from "../forward.js";
-import { AcmeChallengeLayer } from "./acme-challenge.js";
-import { AdmissionLayer } from "./admission.js";
-import { CallDepthLayer } from "./call-depth.js";
-import { ConnectTargetLayer } from "./connect-target.js";
-import { HttpsRedirectLayer } from "./https-redirect.js";
+import { acmeChallengeLayer } from "./acme-challenge.js";
+import { admissionLayer } from "./admission.js";
+import { callDepthLayer } from "./call-depth.js";
+import { connectTargetLayer } from "./connect-target.js";
+import { httpsRedirectLayer } from "./https-redirect.js";
 import type { Answerer, ArrivingRequest, ServerLayer } from "./layer.js";
-import { RequestChecksLayer } from "./request-checks.js";
-
-export interface ServerStackOptions {
-  readonly routerLabel: string;
-  /** The router's limits on request heads and bodies. */
-  readonly limits: RequestLimits;
-  /** The ACME HTTP-01 answer for a token (plain-HTTP servers, when the config uses ACME). */
-  readonly acmeHttp?: (token: string) => Promise<string | undefined>;
-}
+import { requestChecksLayer } from "./request-checks.js";
 
 /** The router's per-request state as the stack keeps it: how many layers it passed. */
 export interface StackedRequest extends ArrivingRequest {
@@ -31,21 +24,36 @@ export interface StackedRequest extends ArrivingRequest {
 }
 
 /** The server's layers, in the order a request meets them. */
-function serverLayers(s: ServerConfig, o: ServerStackOptions): ServerLayer[] {
+function serverLayers(s: ServerConfig, ctx: ServerLayerContext): ServerLayer[] {
   const layers: ServerLayer[] = [];
   // First: a CA validating HTTP-01 is answered whatever follows (even on a server that
   // redirects everything to HTTPS), and no check may refuse it.
-  if (o.acmeHttp) layers.push(new AcmeChallengeLayer(o.acmeHttp));
-  if (s.httpsRedirect)
-    layers.push(new HttpsRedirectLayer(s.httpsRedirect.port, Number(s.httpsRedirect.status)));
+  if (ctx.acmeHttp) layers.push(acmeChallengeLayer.create({}, ctx));
+  if (s.httpsRedirect) layers.push(httpsRedirectLayer.create(s.httpsRedirect, ctx));
   // Checks before admission: a malformed request or a loop never takes a slot.
-  layers.push(new RequestChecksLayer(o.limits));
-  layers.push(new CallDepthLayer(s.maxCallDepth));
-  if (s.connect) layers.push(new ConnectTargetLayer(new Set(s.connect.ports)));
+  layers.push(requestChecksLayer.create({}, ctx));
+  layers.push(callDepthLayer.create({ maxCallDepth: s.maxCallDepth }, ctx));
+  // The server's own `layers` see only requests the checks let through, and come before
+  // admission: a request one of them refuses or answers never takes a slot.
+  for (const [i, l] of (s.layers ?? []).entries()) layers.push(configured(l, i, ctx));
+  if (s.connect) layers.push(connectTargetLayer.create(s.connect, ctx));
   // Last, so only what will be routed holds a slot (a tunnel holds it while open).
   if (s.maxConcurrentRequests !== undefined)
-    layers.push(new AdmissionLayer(s.maxConcurrentRequests));
+    layers.push(admissionLayer.create({ maxConcurrentRequests: s.maxConcurrentRequests }, ctx));
   return layers;
+}
+
+/** A layer of the server's `layers` list; a failure names it. */
+function configured(
+  l: PluginConfig<"serverLayer">,
+  i: number,
+  ctx: ServerLayerContext,
+): ServerLayer {
+  try {
+    return l.plugin.create(l.config, ctx);
+  } catch (e) {
+    throw new Error(`router ${ctx.routerLabel}: layers[${i}] (${l.kind}): ${(e as Error).message}`);
+  }
 }
 
 export class ServerStack implements ForwardPolicy {
@@ -59,7 +67,8 @@ export class ServerStack implements ForwardPolicy {
   /** The server's metrics: set by the runtime once the server listens (its port known). */
   stats: ServerStats = ServerStats.detached();
 
-  constructor(s: ServerConfig, o: ServerStackOptions) {
+  /** `o` is what the layers are given: the shared services, the router's label and limits. */
+  constructor(s: ServerConfig, o: ServerLayerContext) {
     this.clearContext = s.clearContext;
     this.engineWritesDate = s.engine === "uws";
     this.timeoutMs = s.timeoutMs;

@@ -1,0 +1,209 @@
+// Tunnels: requests that take their connection over once they are routed. A CONNECT
+// (clients that use lintel as their https_proxy, on servers with `connect`) is connected
+// to an endpoint of its client and then bytes flow both ways untouched (TLS stays end to
+// end). An Upgrade request (WebSocket) is sent to an endpoint on a connection of its own
+// and, once the upstream switches protocols, bytes flow both ways the same way. Both
+// passed the server stack and were identified and bound like any request; the endpoint
+// comes from the client's balancer, the egress policy checks its address, and failure
+// accrual sees the outcome. A tunnel with no bytes either way for its idle time is closed.
+
+import { connect, type Socket } from "node:net";
+import type { Client } from "../client/client.js";
+import { ProxyError } from "../http/errors.js";
+import type { TunnelExchange } from "./tunnel-exchange.js";
+import { relayUpgradeAnswer, upgradeRequestHead } from "./upgrade-tunnel.js";
+
+/** What a tunnel tells its owner (the router, which counts and logs it as a request). */
+export interface TunnelOwner<C> {
+  /** The tunnel could not be opened: answer the request with `err`. */
+  tunnelFailed(ctx: C, err: ProxyError): void;
+  /**
+   * The tunnel closed: `status` is what the client was answered (200 for an open CONNECT,
+   * 101 for a switched upgrade, the upstream's refusal), 0 when the client left first.
+   */
+  tunnelClosed(ctx: C, status: number, bytes: number): void;
+}
+
+/** What an Upgrade request sends upstream (from the router's forwarding rules). */
+export interface UpgradeHead {
+  readonly path: string;
+  readonly headers: readonly string[];
+  /** Drop l5d-* fields from the upstream's answer (clearContext servers). */
+  readonly clearContext: boolean;
+}
+
+/** Tracks open tunnels so a shutdown can wait for them, then cut them. */
+export class Tunnels {
+  private readonly open = new Set<Socket>();
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    /** How long a CONNECT waits for its destination to accept the connection. */
+    private readonly connectTimeoutMs: number,
+    /** A tunnel with no bytes either way for this long is closed. */
+    private readonly idleTimeoutMs: number,
+  ) {}
+
+  get count(): number {
+    return this.open.size;
+  }
+
+  /** Resolves when no tunnel is open. */
+  idle(): Promise<void> {
+    if (this.open.size === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Closes every tunnel now. */
+  destroyAll(): void {
+    for (const s of this.open) s.destroy();
+  }
+
+  /** Opens the CONNECT tunnel of `ex` to an endpoint of `client`; a refusal is thrown. */
+  connect<C>(ex: TunnelExchange, client: Client, service: string, owner: TunnelOwner<C>, ctx: C) {
+    const endpoint = client.pickForTunnel(service);
+    if (endpoint instanceof ProxyError) throw endpoint;
+    const { socket, head } = ex.request;
+    this.track(socket);
+    const { host, port } = endpoint.address;
+    const start = performance.now();
+    const upstream = connect({ host, port });
+    const timer = setTimeout(() => {
+      upstream.destroy(
+        new ProxyError(
+          "LINTEL_CONNECT",
+          `CONNECT to ${ex.url} (${host}:${port}): no connection after ${this.connectTimeoutMs} ms`,
+        ),
+      );
+    }, this.connectTimeoutMs);
+    const failed = (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      client.observe(endpoint, performance.now() - start, false, true);
+      owner.tunnelFailed(
+        ctx,
+        e instanceof ProxyError
+          ? e
+          : new ProxyError(
+              "LINTEL_CONNECT",
+              `CONNECT to ${ex.url} (${host}:${port}) failed: ${e.code ?? e.message}`,
+            ),
+      );
+    };
+    upstream.once("error", failed);
+    upstream.once("connect", () => {
+      clearTimeout(timer);
+      upstream.off("error", failed);
+      client.observe(endpoint, performance.now() - start, true, false);
+      if (socket.destroyed) {
+        upstream.destroy();
+        owner.tunnelClosed(ctx, 0, 0);
+        return;
+      }
+      socket.write("HTTP/1.1 200 Connection Established\r\nvia: 1.1 lintel\r\n\r\n");
+      if (head.length > 0) upstream.write(head);
+      this.join(socket, upstream, () => owner.tunnelClosed(ctx, 200, upstream.bytesRead));
+      upstream.pipe(socket);
+    });
+  }
+
+  /**
+   * Sends the Upgrade request of `ex` to an endpoint of `client` on a connection of its
+   * own and hands the answer to the client (see upgrade-tunnel.ts); a refusal is thrown.
+   */
+  upgrade<C>(
+    ex: TunnelExchange,
+    client: Client,
+    service: string,
+    request: UpgradeHead,
+    owner: TunnelOwner<C>,
+    ctx: C,
+  ) {
+    const endpoint = client.pickForTunnel(service);
+    if (endpoint instanceof ProxyError) throw endpoint;
+    const { socket, head } = ex.request;
+    this.track(socket);
+    const start = performance.now();
+    const where = `${ex.upgrade} upgrade of ${service} (${endpoint.key})`;
+    endpoint.openTunnel((err, upstream) => {
+      if (err !== undefined || upstream === undefined) {
+        client.observe(endpoint, performance.now() - start, false, true);
+        const code = (err as NodeJS.ErrnoException | undefined)?.code;
+        owner.tunnelFailed(
+          ctx,
+          err instanceof ProxyError
+            ? err
+            : new ProxyError("LINTEL_CONNECT", `${where} failed: ${code ?? err?.message}`),
+        );
+        return;
+      }
+      if (socket.destroyed) {
+        upstream.destroy();
+        owner.tunnelClosed(ctx, 0, 0);
+        return;
+      }
+      upstream.write(upgradeRequestHead(ex.method, request.path, request.headers, ex.upgrade));
+      if (head.length > 0) upstream.write(head);
+      // Until the upstream answers, a client that leaves ends it all.
+      let settled = false;
+      const early = () => {
+        if (settled) return;
+        settled = true;
+        upstream.destroy();
+        owner.tunnelClosed(ctx, 0, 0);
+      };
+      socket.once("close", early);
+      const settle = (ok: boolean) => {
+        settled = true;
+        socket.off("close", early);
+        client.observe(endpoint, performance.now() - start, ok, false);
+      };
+      relayUpgradeAnswer(ex.method, socket, upstream, request.clearContext, {
+        answered: (status) => {
+          if (settled) return;
+          settle(status < 500);
+          this.join(socket, upstream, () => owner.tunnelClosed(ctx, status, upstream.bytesRead));
+        },
+        failed: (reason) => {
+          if (settled) return;
+          settle(false);
+          // Nothing reached the client yet: it gets lintel's error (the connection closes).
+          owner.tunnelFailed(ctx, new ProxyError("LINTEL_UPSTREAM", `${where}: ${reason}`));
+        },
+      });
+    });
+  }
+
+  /**
+   * Client bytes go upstream from now on (answer bytes are the caller's to send); either
+   * side closing, failing or idling past the limit closes both; `closed` runs once.
+   */
+  private join(socket: Socket, upstream: Socket, closed: () => void): void {
+    upstream.on("error", () => socket.destroy());
+    socket.on("error", () => upstream.destroy());
+    socket.once("close", () => upstream.destroy());
+    upstream.once("close", () => {
+      socket.destroy();
+      closed();
+    });
+    const idle = () => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    socket.setTimeout(this.idleTimeoutMs, idle);
+    upstream.setTimeout(this.idleTimeoutMs, idle);
+    socket.pipe(upstream);
+  }
+
+  private track(socket: Socket): void {
+    socket.on("error", () => socket.destroy());
+    this.open.add(socket);
+    socket.once("close", () => {
+      this.open.delete(socket);
+      if (this.open.size === 0 && this.idleWaiters.length > 0) {
+        const w = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const r of w) r();
+      }
+    });
+  }
+}

@@ -1,0 +1,110 @@
+// The HTTP/2 side of a listener: connections that negotiated `h2` by ALPN, or that open
+// with the HTTP/2 preface in cleartext (prior knowledge), are handed to one node:http2
+// server that never listens itself. Its limits answer the known attacks: a bounded number
+// of concurrent streams, a header list size, a session memory cap (nghttp2 also refuses
+// rapid resets and CONTINUATION floods), and sessions idle past the keep-alive time close.
+
+import {
+  createServer,
+  type Http2Server,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from "node:http2";
+import type { Socket } from "node:net";
+import type { ExchangeHandler } from "../listener.js";
+import { H2Exchange } from "./h2-exchange.js";
+
+/** The cleartext HTTP/2 connection preface (RFC 9113 §3.4) starts with this line. */
+export const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
+
+export interface H2Limits {
+  /** SETTINGS_MAX_HEADER_LIST_SIZE: the request head's bytes. */
+  readonly maxHeaderBytes: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS (HAProxy and nginx use 100 and 128). */
+  readonly maxConcurrentStreams: number;
+  /** A session with no stream for this long is closed. */
+  readonly idleTimeoutMs: number;
+}
+
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+
+export class H2Side {
+  private readonly server: Http2Server;
+  private readonly sessions = new Set<Http2Session>();
+  /** Streams in progress per session. */
+  private readonly open = new Map<Http2Session, number>();
+  private draining = false;
+
+  constructor(
+    handler: ExchangeHandler,
+    limits: H2Limits,
+    /** The client a connection stands for (what a PROXY header named, or the peer). */
+    clientOf: (socket: Socket) => { address: string; port: number },
+  ) {
+    this.server = createServer({
+      maxSessionMemory: 32,
+      settings: {
+        maxConcurrentStreams: limits.maxConcurrentStreams,
+        maxHeaderListSize: limits.maxHeaderBytes,
+        enablePush: false,
+      },
+    });
+    this.server.on("session", (session: ServerHttp2Session) => {
+      this.sessions.add(session);
+      this.open.set(session, 0);
+      session.setTimeout(limits.idleTimeoutMs, () => {
+        if ((this.open.get(session) ?? 0) === 0) session.close();
+      });
+      session.on("error", ignore);
+      session.once("close", () => {
+        this.sessions.delete(session);
+        this.open.delete(session);
+      });
+    });
+    const onStream = (
+      stream: ServerHttp2Stream,
+      _headers: IncomingHttpHeaders,
+      _flags: number,
+      raw: string[],
+    ) => {
+      const session = stream.session;
+      if (session === undefined) return;
+      const client = clientOf(session.socket as Socket);
+      this.open.set(session, (this.open.get(session) ?? 0) + 1);
+      handler(new H2Exchange(stream, raw, client.address, client.port, this.finished));
+    };
+    this.server.on("stream", onStream);
+  }
+
+  /** A stream's response is complete; a draining router asks for its session to end. */
+  private readonly finished = (session: Http2Session | undefined, closeSession: boolean) => {
+    if (session === undefined) return;
+    const n = this.open.get(session);
+    if (n !== undefined) this.open.set(session, n - 1);
+    // Graceful (GOAWAY): streams in progress finish, no new ones start.
+    if (closeSession || this.draining) session.close();
+  };
+
+  /** Takes a connection over: TLS with ALPN h2, or cleartext with `first` bytes read already. */
+  accept(socket: Socket, first?: Buffer): void {
+    if (first !== undefined && first.length > 0) {
+      socket.pause();
+      socket.unshift(first);
+    }
+    this.server.emit("connection", socket);
+  }
+
+  /** Sessions with no stream in progress close now; the others after their streams (GOAWAY). */
+  closeIdle(): void {
+    this.draining = true;
+    for (const session of this.sessions) session.close();
+  }
+
+  destroy(): void {
+    for (const session of this.sessions) session.destroy();
+  }
+}
+
+const ignore = () => {};

@@ -1,0 +1,228 @@
+// gRPC through lintel: an `h2` router (Linkerd 1's protocol name) in front of a real
+// @grpc/grpc-js server, with a real @grpc/grpc-js client: unary, server streaming and
+// bidirectional calls, grpc-status and trailers passed through, and a deadline.
+
+import { connect } from "node:http2";
+import * as grpc from "@grpc/grpc-js";
+import { afterEach, describe, expect, it } from "vitest";
+import { cleanup, onCleanup, startLintel } from "./harness.js";
+
+afterEach(cleanup);
+
+// Messages are plain UTF-8 strings: no protobuf compiler needed for a proxy test.
+const text = {
+  serialize: (s: string) => Buffer.from(s),
+  deserialize: (b: Buffer) => b.toString(),
+};
+const SERVICE = {
+  echo: {
+    path: "/test.Echo/Echo",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: text.serialize,
+    requestDeserialize: text.deserialize,
+    responseSerialize: text.serialize,
+    responseDeserialize: text.deserialize,
+  },
+  count: {
+    path: "/test.Echo/Count",
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: text.serialize,
+    requestDeserialize: text.deserialize,
+    responseSerialize: text.serialize,
+    responseDeserialize: text.deserialize,
+  },
+  chat: {
+    path: "/test.Echo/Chat",
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: text.serialize,
+    requestDeserialize: text.deserialize,
+    responseSerialize: text.serialize,
+    responseDeserialize: text.deserialize,
+  },
+} satisfies grpc.ServiceDefinition;
+
+const EchoClient = grpc.makeGenericClientConstructor(SERVICE, "Echo");
+
+/** A gRPC server: Echo answers (or fails on "fail", sleeps on "slow"), Count streams, Chat echoes. */
+async function grpcServer(): Promise<number> {
+  const server = new grpc.Server();
+  server.addService(SERVICE, {
+    echo: (call: grpc.ServerUnaryCall<string, string>, cb: grpc.sendUnaryData<string>) => {
+      if (call.request === "fail") {
+        const md = new grpc.Metadata();
+        md.set("x-reason", "asked to");
+        cb({ code: grpc.status.FAILED_PRECONDITION, details: "it failed", metadata: md });
+        return;
+      }
+      if (call.request === "slow") {
+        setTimeout(() => cb(null, "late"), 2000);
+        return;
+      }
+      cb(null, `echo: ${call.request} (${call.metadata.get("l5d-dst-service")[0] ?? "-"})`);
+    },
+    count: (call: grpc.ServerWritableStream<string, string>) => {
+      const n = Number(call.request);
+      for (let i = 1; i <= n; i++) call.write(String(i));
+      call.end();
+    },
+    chat: (call: grpc.ServerDuplexStream<string, string>) => {
+      call.on("data", (m: string) => call.write(`re: ${m}`));
+      call.on("end", () => call.end());
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  onCleanup(() => {
+    server.forceShutdown();
+  });
+  return port;
+}
+
+async function lintelFor(upPort: number) {
+  return startLintel(`
+admin: {ip: 127.0.0.1, port: 0}
+routers:
+- protocol: h2
+  label: grpc
+  identifier: {kind: io.l5d.header.token, header: ":authority"}
+  dtab: /svc/echo => /$/inet/127.0.0.1/${upPort}
+  servers:
+  - {ip: 127.0.0.1, port: 0, engine: net}
+`);
+}
+
+function client(port: number) {
+  const c = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+    "grpc.default_authority": "echo",
+  });
+  onCleanup(() => c.close());
+  return c as unknown as {
+    echo(
+      req: string,
+      md: grpc.Metadata,
+      opts: grpc.CallOptions,
+      cb: (e: grpc.ServiceError | null, r?: string) => void,
+    ): void;
+    count(req: string): grpc.ClientReadableStream<string>;
+    chat(): grpc.ClientDuplexStream<string, string>;
+  };
+}
+
+function unary(
+  c: ReturnType<typeof client>,
+  req: string,
+  opts: grpc.CallOptions = {},
+): Promise<{ reply?: string; error?: grpc.ServiceError }> {
+  return new Promise((resolve) =>
+    c.echo(req, new grpc.Metadata(), opts, (error, reply) =>
+      resolve(error ? { error } : { reply }),
+    ),
+  );
+}
+
+describe("gRPC through an h2 router", () => {
+  it("unary calls are routed by :authority and answered", async () => {
+    const l = await lintelFor(await grpcServer());
+    const c = client(l.port());
+    expect(await unary(c, "hi")).toEqual({ reply: "echo: hi (/svc/echo)" });
+  });
+
+  it("passes grpc-status, its message and trailing metadata through", async () => {
+    const l = await lintelFor(await grpcServer());
+    const r = await unary(client(l.port()), "fail");
+    expect({
+      code: r.error?.code,
+      details: r.error?.details,
+      reason: r.error?.metadata.get("x-reason")[0],
+    }).toEqual({ code: grpc.status.FAILED_PRECONDITION, details: "it failed", reason: "asked to" });
+  });
+
+  it("streams from the server, and both ways", async () => {
+    const l = await lintelFor(await grpcServer());
+    const c = client(l.port());
+    const counted: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const s = c.count("5");
+      s.on("data", (m: string) => counted.push(m));
+      s.on("end", resolve);
+      s.on("error", reject);
+    });
+    expect(counted).toEqual(["1", "2", "3", "4", "5"]);
+    const replies: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const s = c.chat();
+      s.on("data", (m: string) => {
+        replies.push(m);
+        if (replies.length < 3) s.write(`m${replies.length + 1}`);
+        else s.end();
+      });
+      s.on("end", resolve);
+      s.on("error", reject);
+      s.write("m1");
+    });
+    expect(replies).toEqual(["re: m1", "re: m2", "re: m3"]);
+  });
+
+  it("a call past its deadline ends DEADLINE_EXCEEDED for the client", async () => {
+    const l = await lintelFor(await grpcServer());
+    const t0 = performance.now();
+    const r = await unary(client(l.port()), "slow", { deadline: Date.now() + 300 });
+    expect(r.error?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(performance.now() - t0).toBeLessThan(1500);
+  });
+
+  it("lintel's own errors reach the client as gRPC statuses", async () => {
+    const l = await lintelFor(await grpcServer());
+    const c = new EchoClient(`127.0.0.1:${l.port()}`, grpc.credentials.createInsecure(), {
+      "grpc.default_authority": "nothing-here",
+    }) as unknown as ReturnType<typeof client>;
+    onCleanup(() => (c as unknown as grpc.Client).close());
+    const r = await unary(c, "hi");
+    expect({ code: r.error?.code, details: r.error?.details }).toEqual({
+      code: grpc.status.UNIMPLEMENTED,
+      details: expect.stringContaining("/svc/nothing-here"),
+    });
+  });
+
+  it("honours grpc-timeout as the call's deadline, answered DEADLINE_EXCEEDED by lintel", async () => {
+    const l = await lintelFor(await grpcServer());
+    const session = connect(`http://127.0.0.1:${l.port()}`);
+    onCleanup(() => {
+      session.destroy();
+    });
+    // A raw HTTP/2 client that sets grpc-timeout but keeps no deadline of its own.
+    const frame = Buffer.alloc(5 + 4);
+    frame.writeUInt32BE(4, 1);
+    frame.write("slow", 5);
+    const t0 = performance.now();
+    const got = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/test.Echo/Echo",
+        ":authority": "echo",
+        "content-type": "application/grpc",
+        te: "trailers",
+        "grpc-timeout": "300m",
+      });
+      let head: Record<string, unknown> = {};
+      stream.on("response", (h) => {
+        head = h;
+      });
+      stream.on("trailers", (t) => {
+        head = { ...head, ...t };
+      });
+      stream.resume();
+      stream.on("end", () => resolve(head));
+      stream.on("error", reject);
+      stream.end(frame);
+    });
+    const ms = performance.now() - t0;
+    expect({ status: got["grpc-status"], fast: ms < 1500 }).toEqual({ status: "4", fast: true });
+  });
+});

@@ -1,0 +1,234 @@
+// HTTP/2 on the net engine: ALPN h2 over TLS and prior knowledge in cleartext, with real
+// clients (curl, Node's http2 client) in front and an HTTP/1.1 upstream behind, so a
+// stream is identified, bound and forwarded as any request is.
+
+import { execFile } from "node:child_process";
+import { type ClientHttp2Session, connect } from "node:http2";
+import { promisify } from "node:util";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { chainPem, type Issued, TestCa } from "../tls/test-ca.js";
+import { cleanup, echo, onCleanup, startLintel, startUpstream, type Upstream } from "./harness.js";
+
+afterEach(cleanup);
+
+const run = promisify(execFile);
+
+let root: TestCa;
+let leaf: Issued;
+beforeAll(async () => {
+  root = await TestCa.root();
+  leaf = await root.leaf({ dns: ["app.test"] });
+}, 30_000);
+
+/** An upstream that answers with a chunked body and trailers on /trailers, else echoes. */
+async function upstream(): Promise<Upstream> {
+  const plain = echo("up");
+  return startUpstream("up", (req, res, body) => {
+    if (req.url === "/trailers") {
+      res.writeHead(200, { "content-type": "text/plain", trailer: "x-checksum" });
+      res.write("part one, ");
+      res.addTrailers({ "x-checksum": "abc123" });
+      res.end("part two");
+      return;
+    }
+    plain(req, res, body);
+  });
+}
+
+async function lintel(up: Upstream, server = "") {
+  return startLintel(
+    `
+admin: {ip: 127.0.0.1, port: 0}
+routers:
+- protocol: http
+  label: h2
+  dtab: /svc => /$/inet/127.0.0.1/${up.port}
+  servers:
+  - {ip: 127.0.0.1, port: 0, engine: net${server}}
+  - {ip: 127.0.0.1, port: 0, engine: net, tls: {certPath: app.crt, keyPath: app.key}${server}}
+`,
+    { "app.crt": chainPem(leaf, root), "app.key": leaf.keyPem() },
+  );
+}
+
+/** curl's answer: the HTTP version it used, the status and the body. */
+async function curl(args: string[]): Promise<{ version: string; status: string; body: string }> {
+  const { stdout } = await run("curl", [
+    "-sS",
+    "--max-time",
+    "10",
+    "-w",
+    "\n%{http_version} %{http_code}",
+    ...args,
+  ]);
+  const at = stdout.lastIndexOf("\n");
+  const [version, status] = stdout.slice(at + 1).split(" ");
+  return { version: version!, status: status!, body: stdout.slice(0, at) };
+}
+
+function session(url: string, options = {}): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const s = connect(url, options, () => resolve(s));
+    s.once("error", reject);
+    onCleanup(() => {
+      s.destroy();
+    });
+  });
+}
+
+/** One request on a session: status, headers, body and trailers. */
+function request(
+  s: ClientHttp2Session,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{
+  status: number;
+  headers: Record<string, unknown>;
+  body: string;
+  trailers: Record<string, unknown>;
+}> {
+  return new Promise((resolve, reject) => {
+    const stream = s.request(headers, { endStream: body === undefined });
+    let status = 0;
+    let head: Record<string, unknown> = {};
+    let trailers: Record<string, unknown> = {};
+    let text = "";
+    stream.on("response", (h) => {
+      status = Number(h[":status"]);
+      head = h;
+    });
+    stream.on("trailers", (t) => {
+      trailers = t;
+    });
+    stream.setEncoding("utf8");
+    stream.on("data", (d: string) => {
+      text += d;
+    });
+    stream.on("end", () => resolve({ status, headers: head, body: text, trailers }));
+    stream.on("error", reject);
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+describe("HTTP/2 on the net engine", () => {
+  it("serves curl over TLS with ALPN h2, and HTTP/1.1 to clients that ask for it", async () => {
+    const up = await upstream();
+    const l = await lintel(up);
+    const tls = l.port("h2", 1);
+    const common = ["--cacert", `${l.dir}/ca.pem`, "--resolve", `app.test:${tls}:127.0.0.1`];
+    await import("node:fs").then((fs) => fs.writeFileSync(`${l.dir}/ca.pem`, root.certPem));
+    const h2 = await curl([...common, "--http2", `https://app.test:${tls}/over-h2`]);
+    const h1 = await curl([...common, "--http1.1", `https://app.test:${tls}/over-h1`]);
+    expect([h2.version, h2.status, h1.version, h1.status]).toEqual(["2", "200", "1.1", "200"]);
+    // Both reached the upstream as HTTP/1.1 requests with the Host the client named.
+    expect(up.seen.map((s) => `${s.url} ${s.headers.host}`)).toEqual([
+      `/over-h2 app.test:${tls}`,
+      `/over-h1 app.test:${tls}`,
+    ]);
+  });
+
+  it("serves cleartext HTTP/2 with prior knowledge on the same port as HTTP/1", async () => {
+    const up = await upstream();
+    const l = await lintel(up);
+    const port = l.port("h2", 0);
+    const h2 = await curl(["--http2-prior-knowledge", `http://127.0.0.1:${port}/prior`]);
+    const h1 = await curl([`http://127.0.0.1:${port}/plain`]);
+    expect([h2.version, h2.status, h1.version, h1.status]).toEqual(["2", "200", "1.1", "200"]);
+  });
+
+  it("runs many concurrent streams on one connection, bodies both ways", async () => {
+    const up = await upstream();
+    const l = await lintel(up);
+    const s = await session(`http://127.0.0.1:${l.port("h2", 0)}`);
+    const replies = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        request(
+          s,
+          { ":method": "POST", ":path": `/stream/${i}`, ":authority": "svc" },
+          `body-${i}`,
+        ),
+      ),
+    );
+    expect(replies.every((r) => r.status === 200)).toBe(true);
+    // Each stream's body reached the upstream with its own request, and its answer came back.
+    for (const [i, r] of replies.entries()) expect(JSON.parse(r.body).url).toBe(`/stream/${i}`);
+    const bodies = new Map(up.seen.map((s) => [s.url, s.body.toString()]));
+    expect(Array.from({ length: 50 }, (_, i) => bodies.get(`/stream/${i}`))).toEqual(
+      Array.from({ length: 50 }, (_, i) => `body-${i}`),
+    );
+    // The limit lintel announces (HAProxy and nginx use 100 and 128).
+    expect(s.remoteSettings.maxConcurrentStreams).toBe(100);
+  });
+
+  it("passes trailers to a client that takes them (te: trailers)", async () => {
+    const up = await upstream();
+    const l = await lintel(up);
+    const s = await session(`https://127.0.0.1:${l.port("h2", 1)}`, {
+      ca: root.certPem,
+      servername: "app.test",
+    });
+    const r = await request(s, {
+      ":path": "/trailers",
+      ":authority": "app.test",
+      te: "trailers",
+    });
+    expect({ status: r.status, body: r.body, checksum: r.trailers["x-checksum"] }).toEqual({
+      status: 200,
+      body: "part one, part two",
+      checksum: "abc123",
+    });
+    // Without te: trailers the body arrives whole, and no trailers.
+    const plain = await request(s, { ":path": "/trailers", ":authority": "app.test" });
+    expect({ body: plain.body, trailers: plain.trailers["x-checksum"] }).toEqual({
+      body: "part one, part two",
+      trailers: undefined,
+    });
+  });
+
+  it("answers lintel's own errors on the stream, and the session goes on", async () => {
+    const up = await upstream();
+    const l = await startLintel(`
+admin: {ip: 127.0.0.1, port: 0}
+routers:
+- protocol: http
+  label: h2
+  dtab: /svc/known => /$/inet/127.0.0.1/${up.port}
+  servers:
+  - {ip: 127.0.0.1, port: 0, engine: net}
+`);
+    const s = await session(`http://127.0.0.1:${l.port()}`);
+    const miss = await request(s, { ":path": "/", ":authority": "unknown" });
+    const hit = await request(s, { ":path": "/", ":authority": "known" });
+    expect([miss.status, hit.status]).toEqual([502, 200]);
+    expect(decodeURIComponent(String(miss.headers["l5d-err"]))).toContain("/svc/unknown");
+  });
+
+  it("with http2: false, offers only HTTP/1 by ALPN and refuses the preface", async () => {
+    const up = await upstream();
+    const l = await lintel(up, ", http2: false");
+    const tls = l.port("h2", 1);
+    await import("node:fs").then((fs) => fs.writeFileSync(`${l.dir}/ca.pem`, root.certPem));
+    const r = await curl([
+      "--cacert",
+      `${l.dir}/ca.pem`,
+      "--resolve",
+      `app.test:${tls}:127.0.0.1`,
+      "--http2",
+      `https://app.test:${tls}/`,
+    ]);
+    expect([r.version, r.status]).toEqual(["1.1", "200"]);
+    const prior = await run("curl", [
+      "-sS",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "--max-time",
+      "5",
+      "--http2-prior-knowledge",
+      `http://127.0.0.1:${l.port("h2", 0)}/`,
+    ]).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
+    // The preface is not an HTTP/1 request line lintel serves.
+    expect(prior.stdout).not.toBe("200");
+  });
+});
