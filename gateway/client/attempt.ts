@@ -73,6 +73,8 @@ export class Attempt implements UpstreamHandler, UpstreamControl, Expiring {
   answerClass: ResponseClass = "success";
   /** How many times the request was sent again after connection failures before this one. */
   requeues = 0;
+  /** Set when the class is known only at the end: the latency to the head, reported then. */
+  private headLatency: number | undefined;
 
   constructor(
     readonly owner: AttemptOwner,
@@ -138,8 +140,11 @@ export class Attempt implements UpstreamHandler, UpstreamControl, Expiring {
       requestTimers.cancel(this.timer);
       this.timer = undefined;
     }
-    this.answerClass = this.call.classifier.classify(this.req.method, status);
-    this.report(this.answerClass === "success", false);
+    const classifier = this.call.classifier;
+    this.answerClass = classifier.classify(this.req.method, status, headers);
+    // A class that comes with the trailers (gRPC) is reported then, with the head's latency.
+    if (classifier.classifiesAtEnd?.(status, headers)) this.headLatency = this.latency();
+    else this.report(this.answerClass === "success", false);
     this.next.onHead(status, headers);
   }
 
@@ -148,6 +153,11 @@ export class Attempt implements UpstreamHandler, UpstreamControl, Expiring {
   }
 
   onEnd(trailers: string[] | undefined): void {
+    const classifier = this.call.classifier;
+    if (this.headLatency !== undefined && classifier.classifyEnd !== undefined) {
+      this.answerClass = classifier.classifyEnd(trailers);
+      this.report(this.answerClass === "success", false, this.headLatency);
+    }
     this.finish();
     this.next.onEnd(trailers);
   }
@@ -202,14 +212,15 @@ export class Attempt implements UpstreamHandler, UpstreamControl, Expiring {
     );
   }
 
-  private report(ok: boolean, connectFailure: boolean): void {
+  private report(ok: boolean, connectFailure: boolean, latency = this.latency()): void {
     if (this.reported) return;
     this.reported = true;
     if (this.interrupted) this.owner.interrupted(this.endpoint);
-    else {
-      const latency = this.timed ? performance.now() - this.start : 0;
-      this.owner.observe(this.endpoint, latency, ok, connectFailure);
-    }
+    else this.owner.observe(this.endpoint, latency, ok, connectFailure);
+  }
+
+  private latency(): number {
+    return this.timed ? performance.now() - this.start : 0;
   }
 
   private finish(): void {

@@ -22,6 +22,7 @@ import { k8sExternalNamer } from "../namers/k8s-external.js";
 import { rewriteNamer } from "../namers/rewrite.js";
 import { BACKOFFS } from "../policy/backoffs.js";
 import { RESPONSE_CLASSIFIERS } from "../policy/classifiers.js";
+import { GRPC_CLASSIFIERS } from "../policy/grpc-classifiers.js";
 import { acmeChallengeLayer } from "../routing/server-stack/acme-challenge.js";
 import { admissionLayer } from "../routing/server-stack/admission.js";
 import { callDepthLayer } from "../routing/server-stack/call-depth.js";
@@ -67,6 +68,7 @@ export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
   ...FAILURE_ACCRUALS,
   ...BACKOFFS,
   ...RESPONSE_CLASSIFIERS,
+  ...GRPC_CLASSIFIERS,
   prometheusTelemeter,
   recentRequestsTelemeter,
   ...CERT_SOURCES,

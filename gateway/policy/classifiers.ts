@@ -50,19 +50,16 @@ function classifierKind(kind: string, classifier: ResponseClassifier) {
  * response with `l5d-retryable: true` makes a failure retryable; a request with a chunked
  * body is never retried; the class goes back downstream in `l5d-success-class` (1.0 / 0.0).
  */
-export const RESPONSE_CLASSIFIERS: readonly AnyPlugin[] = [
-  classifierKind("io.l5d.http.nonRetryable5XX", NON_RETRYABLE_5XX),
-  classifierKind(
-    "io.l5d.http.retryableRead5XX",
-    serverErrors((m) => READ.has(m)),
-  ),
-  classifierKind(
-    "io.l5d.http.retryableIdempotent5XX",
-    serverErrors((m) => IDEMPOTENT.has(m)),
-  ),
-  classifierKind(
-    "io.l5d.http.retryableAll5XX",
-    serverErrors(() => true),
-  ),
-  classifierKind("io.l5d.http.allSuccessful", ALL_SUCCESSFUL),
+const HTTP_CLASSIFIERS: readonly [string, ResponseClassifier][] = [
+  ["nonRetryable5XX", NON_RETRYABLE_5XX],
+  ["retryableRead5XX", serverErrors((m) => READ.has(m))],
+  ["retryableIdempotent5XX", serverErrors((m) => IDEMPOTENT.has(m))],
+  ["retryableAll5XX", serverErrors(() => true)],
+  ["allSuccessful", ALL_SUCCESSFUL],
 ];
+
+/** Each under Linkerd's http name, and its h2 name (the same rules on HTTP/2 answers). */
+export const RESPONSE_CLASSIFIERS: readonly AnyPlugin[] = HTTP_CLASSIFIERS.flatMap(([name, c]) => [
+  classifierKind(`io.l5d.http.${name}`, c),
+  classifierKind(`io.l5d.h2.${name}`, c),
+]);

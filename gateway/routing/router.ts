@@ -33,6 +33,7 @@ import type { RequestObserver } from "../telemeters/telemeter.js";
 import { CLIENT_CLOSED, type RequestStats, type RouterMetrics } from "../telemetry/index.js";
 import type { AccessLog } from "./access-log.js";
 import { BindingCache, type BindingEntry } from "./binding-cache.js";
+import { keptBody, RecordedBody } from "./body-replay.js";
 import { peerDeadline } from "./deadline.js";
 import { type EgressPolicy, requestHost } from "./egress-policy.js";
 import { ForwardHandler } from "./forward.js";
@@ -370,14 +371,24 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
       responseLimits: response?.limits,
     };
     if (!keep) {
-      new ServiceCall(client, t.service, req, undefined, writer, deadline).start();
+      // An HTTP/2 body of unknown length (a gRPC call's) streams through, and a copy is kept
+      // under the retry limit so a retryable answer can still be retried.
+      const recorded =
+        req.body !== null &&
+        length === undefined &&
+        ex.httpVersion === "2.0" &&
+        mayRetry(t.service, ex.method)
+          ? new RecordedBody(req.body, RETRY_BODY_BYTES)
+          : undefined;
+      const sent = recorded ? { ...req, body: recorded.first() } : req;
+      new ServiceCall(client, t.service, sent, recorded, writer, deadline).start();
       return;
     }
     // Kept so a retry can send it again (read before the first attempt, as Linkerd does).
     readBody(ex.body(), length!).then(
       (body) => {
         if (ex.aborted) return this.finish(st);
-        new ServiceCall(client, t.service, req, body, writer, deadline).start();
+        new ServiceCall(client, t.service, req, keptBody(body), writer, deadline).start();
       },
       (e: Error) => writer.onError(e),
     );

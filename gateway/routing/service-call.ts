@@ -5,7 +5,6 @@
 // from a trusted peer, whichever comes first). It sits between the response writer
 // (below: the attempts' handler; above: the writer's control) and the client.
 
-import { Readable } from "node:stream";
 import type { Attempt, AttemptEndpoint, AttemptListener } from "../client/attempt.js";
 import type { Client } from "../client/client.js";
 import type {
@@ -17,6 +16,7 @@ import { ProxyError } from "../http/errors.js";
 import { getHeader, setHeader } from "../http/headers.js";
 import type { BackoffSequence } from "../policy/backoff.js";
 import { type Expiring, requestTimers, type WheelEntry } from "../timer-wheel.js";
+import type { BodyReplay } from "./body-replay.js";
 import type { ServicePolicy } from "./service-policy.js";
 
 /** A request is retried at most this many times, whatever the budget. */
@@ -34,6 +34,8 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   private lastEndpoint: AttemptEndpoint | undefined;
   private backoff: BackoffSequence | undefined;
   private retries = 0;
+  /** Attempts sent so far (the first one takes the body as it streams). */
+  private sent = 0;
   /** The attempt in flight was aborted by this call to retry. */
   private discarding = false;
   /** The response head went to the writer: no retry from here on. */
@@ -46,8 +48,8 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
     private readonly client: Client,
     private readonly policy: ServicePolicy,
     private readonly req: UpstreamRequest,
-    /** The request body as bytes when it may be sent again (undefined: it may not). */
-    private readonly replayBody: Buffer | undefined,
+    /** How the request body is sent again (undefined: it may not be). */
+    private readonly replay: BodyReplay | undefined,
     /** The response writer. */
     private readonly writer: UpstreamHandler,
     /** When the whole request must be answered (ms since the epoch), or undefined. */
@@ -71,13 +73,13 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   }
 
   private send(): void {
-    const req =
-      this.replayBody === undefined
-        ? this.req
-        : {
-            ...this.req,
-            body: this.replayBody.length > 0 ? Readable.from([this.replayBody]) : null,
-          };
+    const replay = this.replay;
+    let req = this.req;
+    if (replay !== undefined) {
+      const body = this.sent++ === 0 ? replay.first() : replay.again();
+      // mayRetry made sure a body that cannot be sent again is never retried.
+      req = { ...req, body: body ?? null };
+    }
     this.client.dispatch(req, this, this.policy, this.lastEndpoint);
   }
 
@@ -173,7 +175,8 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   private mayRetry(): boolean {
     if (this.retries >= MAX_RETRIES) return false;
     // A body that streamed through cannot be sent again.
-    if (this.req.body !== null && this.replayBody === undefined) return false;
+    if (this.req.body !== null && (this.replay === undefined || this.replay.again() === undefined))
+      return false;
     if (this.deadline !== undefined && Date.now() >= this.deadline) return false;
     if (!this.policy.budget.tryWithdraw()) {
       this.policy.stats.budgetExhausted.n++;

@@ -225,4 +225,49 @@ describe("gRPC through an h2 router", () => {
     const ms = performance.now() - t0;
     expect({ status: got["grpc-status"], fast: ms < 1500 }).toEqual({ status: "4", fast: true });
   });
+
+  it("io.l5d.h2.grpc.default retries UNAVAILABLE on another endpoint; neverRetryable does not", async () => {
+    const good = await grpcServer();
+    // An endpoint that answers every call UNAVAILABLE at once (a trailers-only answer).
+    const down = new grpc.Server();
+    const unavailable = (_c: unknown, cb: grpc.sendUnaryData<string>) =>
+      cb({ code: grpc.status.UNAVAILABLE, details: "draining" });
+    down.addService(SERVICE, { echo: unavailable, count: () => {}, chat: () => {} });
+    const downPort = await new Promise<number>((resolve, reject) =>
+      down.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    onCleanup(() => down.forceShutdown());
+    const outcomes = async (classifier: string) => {
+      const l = await startLintel(
+        `
+admin: {ip: 127.0.0.1, port: 0}
+namers:
+- kind: io.l5d.fs
+  rootDir: disco
+routers:
+- protocol: h2
+  label: grpc
+  identifier: {kind: io.l5d.header.token, header: ":authority"}
+  dtab: /svc => /#/io.l5d.fs
+  client: {loadBalancer: {kind: roundRobin}, failureAccrual: {kind: none}}
+  service:
+    responseClassifier: {kind: ${classifier}}
+    retries: {budget: {minRetriesPerSec: 100, percentCanRetry: 1.0}}
+  servers:
+  - {ip: 127.0.0.1, port: 0}
+`,
+        { "disco/echo": `127.0.0.1 ${downPort}\n127.0.0.1 ${good}\n` },
+      );
+      const c = client(l.port());
+      const codes: number[] = [];
+      for (let i = 0; i < 10; i++) codes.push((await unary(c, "hi")).error?.code ?? 0);
+      return codes;
+    };
+    // Round robin sends half the first attempts to the draining endpoint.
+    expect(await outcomes("io.l5d.h2.grpc.default")).toEqual(Array(10).fill(0));
+    const never = await outcomes("io.l5d.h2.grpc.neverRetryable");
+    expect(never.filter((c) => c === grpc.status.UNAVAILABLE).length).toBeGreaterThan(0);
+  });
 });

@@ -14,6 +14,7 @@ import {
 } from "../../gateway/policy/backoffs.js";
 import type { ResponseClass, ResponseClassifier } from "../../gateway/policy/classifier.js";
 import { DEFAULT_CLASSIFIER, RESPONSE_CLASSIFIERS } from "../../gateway/policy/classifiers.js";
+import { GRPC_CLASSIFIERS } from "../../gateway/policy/grpc-classifiers.js";
 import { RetryBudget } from "../../gateway/policy/retry-budget.js";
 import { fakeClock, pluginContext } from "../support/fake-kube.js";
 import { seeded } from "../support/seeded.js";
@@ -22,7 +23,7 @@ const ctx = (random: () => number = seeded(1)) => ({ ...pluginContext(), random 
 
 function registry(): Registry {
   const r = new Registry();
-  for (const p of [...BACKOFFS, ...RESPONSE_CLASSIFIERS]) r.register(p);
+  for (const p of [...BACKOFFS, ...RESPONSE_CLASSIFIERS, ...GRPC_CLASSIFIERS]) r.register(p);
   return r;
 }
 
@@ -314,6 +315,16 @@ describe("config decoding", () => {
   it("knows every kind", () => {
     expect(registry().kinds("backoff")).toEqual(["constant", "jittered"]);
     expect(registry().kinds("responseClassifier")).toEqual([
+      "io.l5d.h2.allSuccessful",
+      "io.l5d.h2.grpc.alwaysRetryable",
+      "io.l5d.h2.grpc.compliant",
+      "io.l5d.h2.grpc.default",
+      "io.l5d.h2.grpc.neverRetryable",
+      "io.l5d.h2.grpc.retryableStatusCodes",
+      "io.l5d.h2.nonRetryable5XX",
+      "io.l5d.h2.retryableAll5XX",
+      "io.l5d.h2.retryableIdempotent5XX",
+      "io.l5d.h2.retryableRead5XX",
       "io.l5d.http.allSuccessful",
       "io.l5d.http.nonRetryable5XX",
       "io.l5d.http.retryableAll5XX",
@@ -357,5 +368,69 @@ describe("config decoding", () => {
   it("suggests the right spelling of a classifier kind", () => {
     const { issues } = decodeBlock("responseClassifier", { kind: "io.l5d.http.retryableRead5xx" });
     expect(issues[0]).toContain("io.l5d.http.retryableRead5XX");
+  });
+});
+
+describe("gRPC response classifiers (io.l5d.h2.grpc.*)", () => {
+  const make = (block: Record<string, unknown>): ResponseClassifier => {
+    const { config } = decodeBlock("responseClassifier", block);
+    return config!.plugin.create(config!.config, ctx()) as ResponseClassifier;
+  };
+  const trailersOnly = (code: number) => [
+    "content-type",
+    "application/grpc",
+    "grpc-status",
+    String(code),
+  ];
+  const streamed = ["content-type", "application/grpc"];
+
+  it("classifies a trailers-only answer at once by its grpc-status", () => {
+    const c = make({ kind: "io.l5d.h2.grpc.default" });
+    expect([0, 14, 13, 5].map((code) => c.classify("POST", 200, trailersOnly(code)))).toEqual([
+      "success",
+      "retryable",
+      "failure",
+      "failure",
+    ]);
+    expect(c.classifiesAtEnd!(200, trailersOnly(14))).toBe(false);
+  });
+
+  it("leaves a streamed answer's class to its trailers", () => {
+    const c = make({ kind: "io.l5d.h2.grpc.default" });
+    expect(c.classifiesAtEnd!(200, streamed)).toBe(true);
+    expect(c.classifyEnd!(["grpc-status", "0"])).toBe("success");
+    expect(c.classifyEnd!(["grpc-status", "14", "grpc-message", "x"])).toBe("retryable");
+    expect(c.classifyEnd!(["grpc-status", "2"])).toBe("failure");
+    // A call that ends without any grpc-status failed.
+    expect(c.classifyEnd!(undefined)).toBe("failure");
+  });
+
+  it("retries what each kind says, and counts successStatusCodes as successes", () => {
+    const codes = [0, 5, 14];
+    const classes = (block: Record<string, unknown>) =>
+      codes.map((code) => make(block).classify("POST", 200, trailersOnly(code)));
+    expect(classes({ kind: "io.l5d.h2.grpc.alwaysRetryable" })).toEqual([
+      "success",
+      "retryable",
+      "retryable",
+    ]);
+    expect(classes({ kind: "io.l5d.h2.grpc.neverRetryable" })).toEqual([
+      "success",
+      "failure",
+      "failure",
+    ]);
+    expect(
+      classes({ kind: "io.l5d.h2.grpc.retryableStatusCodes", retryableStatusCodes: [5] }),
+    ).toEqual(["success", "retryable", "failure"]);
+    expect(classes({ kind: "io.l5d.h2.grpc.default", successStatusCodes: [0, 5] })).toEqual([
+      "success",
+      "success",
+      "retryable",
+    ]);
+    // An HTTP error or no answer at all: a failure, retried as UNAVAILABLE would be.
+    expect(make({ kind: "io.l5d.h2.grpc.default" }).classify("POST", 503, streamed)).toBe(
+      "retryable",
+    );
+    expect(make({ kind: "io.l5d.h2.grpc.neverRetryable" }).classify("POST", 0)).toBe("failure");
   });
 });

@@ -222,6 +222,12 @@ function writer(ex: FakeExchange, compression: ResponseCompression | undefined) 
 /** Resolves after zlib (on the thread pool) has had time to answer. */
 const settle = () => new Promise((r) => setTimeout(r, 30));
 
+/** Waits for zlib (on the thread pool, slower on a busy machine) to get `cond` true, up to 2 s. */
+async function until(cond: () => boolean): Promise<void> {
+  for (let waited = 0; !cond() && waited < 2000; waited += 10)
+    await new Promise((r) => setTimeout(r, 10));
+}
+
 describe("ResponseCompression.applies", () => {
   const textOnly = new ResponseCompression(-1);
   const all = new ResponseCompression(6);
@@ -287,7 +293,7 @@ describe("ForwardHandler with compression", () => {
     h.onData(body.subarray(1000));
     h.onEnd(undefined);
     expect(done).toHaveLength(0);
-    await settle();
+    await until(() => ex.ended);
     expect(ex.ended).toBe(true);
     expect(done).toHaveLength(1);
     expect(gunzipSync(ex.bytes).equals(body)).toBe(true);
