@@ -1,12 +1,13 @@
-// `npm run bench`: lintel next to HAProxy, measured in the same run on the same machine.
-// A fast backend (HAProxy answering from memory), HAProxy as a proxy (one thread,
-// keep-alive to the backend) and lintel (one thread; uws and node engines) run on
-// loopback; wrk drives each target with the same connections and duration, in
-// interleaved rounds. Each row also gives the CPU time the proxy spent per request, which
-// stays meaningful when the load generator, not the proxy, sets the pace (the handshake
-// row on a small machine). The latency row drives each target at a fixed rate with h2load
-// instead (lib/openloop.ts says why). Prints a table per row and writes
-// loadtest/results/latest.json (latest-<rows>.json when only some rows ran).
+// `npm run bench`: lintel next to HAProxy, nginx and Caddy, measured in the same run on
+// the same machine. A fast backend (HAProxy answering from memory), HAProxy, nginx and
+// Caddy as proxies (one thread or worker each, keep-alive to the backend; nginx and Caddy
+// are skipped, with the reason, when not installed) and lintel (one thread; the engines
+// of LINTEL_ENGINES) run on loopback; wrk drives each target with the same connections
+// and duration, in interleaved rounds. Each row also gives the CPU time the proxy spent
+// per request, which stays meaningful when the load generator, not the proxy, sets the
+// pace (the handshake row on a small machine). The latency row drives each target at a
+// fixed rate with h2load instead (lib/openloop.ts says why). Prints a table per row and
+// writes loadtest/results/latest.json (latest-<rows>.json when only some rows ran).
 //
 //   npm run bench -- [--quick] [--rows plaintext,tls,handshake,egress,large,latency]
 //                    [--profile ROW] [--workers N] [--scaling] [--latency-rate REQ_PER_S]
@@ -14,14 +15,19 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { get as httpGet, type IncomingMessage } from "node:http";
+import { get as httpsGet } from "node:https";
 import { cpus, release, tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { caddyLaunch } from "./lib/caddy.js";
 import { type BenchCert, makeBenchCert } from "./lib/certs.js";
 import { runHandshakes } from "./lib/handshakes.js";
 import { backendConfig, proxyConfig } from "./lib/haproxy.js";
+import { nginxLaunch } from "./lib/nginx.js";
 import { h2loadUsable, type OpenLoopResult, runOpenLoop } from "./lib/openloop.js";
+import { checkPeer, type PeerLaunch, type PeerOptions } from "./lib/peers.js";
 import {
   commandExists,
   cpuSeconds,
@@ -49,6 +55,47 @@ const ROW_NAMES = [
   "latency",
 ] as const;
 type RowName = (typeof ROW_NAMES)[number];
+/**
+ * lintel's engines, each measured as target `lintel-<engine>` on every row but policy
+ * (uws only): one server per engine in each router of the bench's config. Adding an
+ * engine here is all the bench needs to measure it.
+ */
+const LINTEL_ENGINES = ["uws", "node", "net"] as const;
+type Engine = (typeof LINTEL_ENGINES)[number];
+/**
+ * The other proxies measured beside HAProxy on every row but policy, each one thread (or
+ * --workers N) on the proxies' cores, with a config of the bench's own (lib/nginx.ts,
+ * lib/caddy.ts). A peer whose binary is missing is skipped with the reason.
+ */
+const PEERS = [
+  {
+    name: "nginx",
+    pkg: "nginx",
+    versionArgs: ["-v"],
+    launch: nginxLaunch,
+    threadsAs: (n: number) => `worker_processes ${n}`,
+  },
+  {
+    name: "caddy",
+    pkg: "caddy",
+    versionArgs: ["version"],
+    launch: caddyLaunch,
+    threadsAs: (n: number) => `GOMAXPROCS=${n}`,
+  },
+] as const;
+type PeerName = (typeof PEERS)[number]["name"];
+/** The rows the peers take part in (policy measures lintel's own resilience settings). */
+const PEER_ROWS: readonly RowName[] = [
+  "plaintext",
+  "tls",
+  "handshake",
+  "egress",
+  "large",
+  "latency",
+];
+/** The project's targets per throughput row: lintel >= 0.8 x HAProxy and >= 1.0 x nginx. */
+const GOAL_VS_HAPROXY = 0.8;
+const GOAL_VS_NGINX = 1.0;
 const LARGE_BODY = 64 * 1024;
 /** The issue's target for the latency row: p99 added over direct, at half HAProxy's peak. */
 const P99_ADDED_TARGET_MS = 1;
@@ -68,6 +115,22 @@ interface Scenario {
   readonly bodyBytes: number;
   readonly connections?: number;
   readonly headers?: Record<string, string>;
+}
+
+/** The listeners lintel gives each engine, and each peer has: one per row kind. */
+interface Listeners {
+  readonly plain: number;
+  readonly tls: number;
+  readonly egress: number;
+  readonly large: number;
+}
+
+/** What became of a peer (nginx, Caddy) in this run, for the output and latest.json. */
+interface PeerStatus {
+  readonly status: "ran" | "skipped";
+  readonly reason?: string;
+  /** nginx worker_processes, Caddy GOMAXPROCS. */
+  readonly threads?: number;
 }
 
 interface Row {
@@ -232,6 +295,54 @@ function parseOptions(): Options | string {
   };
 }
 
+/** `n` distinct free loopback ports (freePort alone can hand out one twice). */
+async function distinctPorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
+
+/**
+ * One GET to a target: undefined when it answers 200 with the backend's body (`bodyBytes`
+ * bytes of "x"), else what was wrong. HTTPS is verified against the bench certificate,
+ * with its name as SNI.
+ */
+function probeTarget(url: string, bodyBytes: number, cert: BenchCert): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const done = (problem: string | undefined) => {
+      clearTimeout(timer);
+      resolve(problem);
+    };
+    const onResponse = (res: IncomingMessage) => {
+      let n = 0;
+      let other = false;
+      res.on("data", (d: Buffer) => {
+        n += d.length;
+        other ||= d.some((b) => b !== 0x78);
+      });
+      res.on("error", (e) => done(e.message));
+      res.on("end", () =>
+        done(
+          res.statusCode !== 200
+            ? `status ${res.statusCode}`
+            : n !== bodyBytes || other
+              ? `a ${n}-byte body, not the backend's ${bodyBytes} bytes of "x"`
+              : undefined,
+        ),
+      );
+    };
+    const req = url.startsWith("https:")
+      ? httpsGet(
+          url,
+          { agent: false, ca: readFileSync(cert.certPath), servername: cert.name },
+          onResponse,
+        )
+      : httpGet(url, { agent: false }, onResponse);
+    req.on("error", (e) => done(e.message));
+    const timer = setTimeout(() => req.destroy(new Error("no answer within 5 s")), 5000);
+  });
+}
+
 /** `lintel check` on a config; undefined when it passes, else what it printed. */
 function lintelCheck(config: string): string | undefined {
   const r = spawnSync(process.execPath, [lintelBin, "check", config], {
@@ -302,6 +413,12 @@ async function main(): Promise<number> {
     wrk: version("wrk", ["-v"]),
     h2load: commandExists("h2load") ? version("h2load", ["--version"]) : "not installed",
     openssl: version("openssl", ["version"]),
+    ...Object.fromEntries(
+      PEERS.map((p) => [
+        p.name,
+        commandExists(p.name) ? version(p.name, [...p.versionArgs]) : "not installed",
+      ]),
+    ),
   };
   console.log(`machine: ${machine.cpu} x ${n} cores, ${machine.os}`);
   console.log(
@@ -324,16 +441,30 @@ async function main(): Promise<number> {
     mkdirSync(join(dir, "certs"));
     const cert = makeBenchCert(join(dir, "certs"));
     mkdirSync(join(dir, "h2load"));
-    const ports = await Promise.all(Array.from({ length: 18 }, () => freePort()));
-    const port = (i: number) => ports[i]!;
-    const [backendPort, haproxyPort, uwsPort, nodePort, adminPort] = [0, 1, 2, 3, 4].map(port);
-    const [haproxyTls, uwsTls, nodeTls] = [5, 6, 7].map(port);
+    const ports = await distinctPorts(10 + 4 * (LINTEL_ENGINES.length + PEERS.length));
+    const port = () => ports.shift()!;
+    const [backendPort, haproxyPort, adminPort, haproxyTls] = [port(), port(), port(), port()];
     // The egress row: plaintext in, TLS (verified, SNI) out to the backend's TLS port.
-    const [backendTls, haproxyEgress, uwsEgress, nodeEgress] = [8, 9, 10, 11].map(port);
+    const [backendTls, haproxyEgress] = [port(), port()];
     // The large row: a second backend answering 64 KiB bodies.
-    const [largeBackend, haproxyLarge, uwsLarge, nodeLarge] = [12, 13, 14, 15].map(port);
+    const [largeBackend, haproxyLarge] = [port(), port()];
     // The policy row: the plaintext backend behind no resilience policy, and a typical one.
-    const [uwsBare, uwsPolicy] = [16, 17].map(port);
+    const [uwsBare, uwsPolicy] = [port(), port()];
+    // Each lintel engine and each peer: plaintext, TLS, egress and large listeners.
+    const listeners = (): Listeners => ({
+      plain: port(),
+      tls: port(),
+      egress: port(),
+      large: port(),
+    });
+    const lintelPorts = Object.fromEntries(LINTEL_ENGINES.map((e) => [e, listeners()])) as Record<
+      Engine,
+      Listeners
+    >;
+    const peerPorts = Object.fromEntries(PEERS.map((p) => [p.name, listeners()])) as Record<
+      PeerName,
+      Listeners
+    >;
     writeFileSync(
       join(dir, "backend.cfg"),
       backendConfig(
@@ -366,6 +497,11 @@ async function main(): Promise<number> {
     );
     mkdirSync(join(dir, "lintel"));
     const tls = `tls: {certPath: ${cert.certPath}, keyPath: ${cert.keyPath}}`;
+    // One server per engine (LINTEL_ENGINES) on the given listener of each.
+    const servers = (kind: keyof Listeners, extra = "") =>
+      LINTEL_ENGINES.map(
+        (e) => `  - {ip: 127.0.0.1, port: ${lintelPorts[e][kind]}, engine: ${e}${extra}}\n`,
+      ).join("");
     // The same config whichever rows run, so lintel's idle RSS compares between runs. The
     // worker count is always written (lintel's default, "auto", is one per core), so that
     // lintel serves uws with as many data-plane threads as HAProxy has threads.
@@ -378,26 +514,18 @@ routers:
   label: bench
   dtab: /svc => /$/inet/127.0.0.1/${backendPort}
   servers:
-  - {ip: 127.0.0.1, port: ${uwsPort}, engine: uws}
-  - {ip: 127.0.0.1, port: ${nodePort}, engine: node}
-  - {ip: 127.0.0.1, port: ${uwsTls}, engine: uws, ${tls}}
-  - {ip: 127.0.0.1, port: ${nodeTls}, engine: node, ${tls}}
-- protocol: http
+${servers("plain")}${servers("tls", `, ${tls}`)}- protocol: http
   label: egress
   dtab: /svc => /$/inet/127.0.0.1/${backendTls}
   client:
     tls: {commonName: ${cert.name}, trustCerts: [${cert.certPath}]}
   egress: {allowCidrs: [127.0.0.0/8]}
   servers:
-  - {ip: 127.0.0.1, port: ${uwsEgress}, engine: uws}
-  - {ip: 127.0.0.1, port: ${nodeEgress}, engine: node}
-- protocol: http
+${servers("egress")}- protocol: http
   label: large
   dtab: /svc => /$/inet/127.0.0.1/${largeBackend}
   servers:
-  - {ip: 127.0.0.1, port: ${uwsLarge}, engine: uws}
-  - {ip: 127.0.0.1, port: ${nodeLarge}, engine: node}
-- protocol: http
+${servers("large")}- protocol: http
   label: bare
   dtab: /svc => /$/inet/127.0.0.1/${backendPort}
   client: {failureAccrual: {kind: none}}
@@ -437,6 +565,57 @@ routers:
       return 2;
     }
     console.log(`lintel config: ${lintelThreads}`);
+
+    // The peers: a directory, a config and the peer's own check of it each. A peer that is
+    // missing, or refuses the config, is skipped with the reason.
+    const peerStatus: Record<string, PeerStatus> = {};
+    const peerLaunches = new Map<PeerName, PeerLaunch>();
+    const skipPeer = (name: string, reason: string) => {
+      peerStatus[name] = { status: "skipped", reason };
+      console.log(`${name}: skipped: ${reason}`);
+    };
+    if (o.rows.some((r) => PEER_ROWS.includes(r)))
+      for (const p of PEERS) {
+        if (!commandExists(p.name)) {
+          skipPeer(p.name, `not installed (Debian: apt-get install -y ${p.pkg})`);
+          continue;
+        }
+        const peerDir = join(dir, p.name);
+        mkdirSync(peerDir);
+        const ports = peerPorts[p.name];
+        const opts: PeerOptions = {
+          dir: peerDir,
+          threads,
+          listenPort: ports.plain,
+          backendPort,
+          idleUpstream: Math.max(1024, connections),
+          tls: { port: ports.tls, certPath: cert.certPath, keyPath: cert.keyPath },
+          egress: {
+            port: ports.egress,
+            backendTlsPort: backendTls,
+            caFile: cert.certPath,
+            name: cert.name,
+          },
+          large: { port: ports.large, backendPort: largeBackend },
+        };
+        const launch = p.launch(opts);
+        const refused = checkPeer(launch);
+        if (refused !== undefined) {
+          skipPeer(
+            p.name,
+            `\`${launch.cmd} ${launch.check.args.join(" ")}\` refuses the bench's config:\n${refused}`,
+          );
+          continue;
+        }
+        peerLaunches.set(p.name, launch);
+        peerStatus[p.name] = { status: "ran", threads };
+      }
+    if (peerLaunches.size > 0)
+      console.log(
+        `peers: ${PEERS.filter((p) => peerLaunches.has(p.name))
+          .map((p) => `${p.name} (${p.threadsAs(threads)})`)
+          .join(", ")}, on the proxies' cores, keep-alive to the backend (loadtest/README.md)`,
+      );
     const scalingConfigs = o.scaling ? writeScalingConfigs(dir) : undefined;
     if (scalingConfigs) {
       for (const [w, cfg] of scalingConfigs) {
@@ -465,7 +644,9 @@ routers:
         workers: threads,
         lintel_config: lintelThreads,
         placement: layout,
+        lintel_engines: LINTEL_ENGINES,
       },
+      peers: peerStatus,
     };
 
     if (o.rows.length > 0) {
@@ -484,17 +665,37 @@ routers:
         proxyCpus,
         profileEnv,
       );
+      // The peers, pinned like HAProxy and lintel; each stopped by its PID at the end.
+      const peers = new Map<PeerName, Proc>();
+      for (const [name, l] of peerLaunches)
+        peers.set(name, start(name, l.cmd, l.args, proxyCpus, l.env));
       await waitForPort(backendPort, backend);
       if (largeBe) await waitForPort(largeBackend, largeBe);
       for (const p of [haproxyPort, haproxyTls, haproxyEgress, haproxyLarge])
         await waitForPort(p, haproxy);
-      for (const p of [uwsPort, nodePort, uwsTls, nodeTls, uwsEgress, nodeEgress, uwsLarge])
-        await waitForPort(p, lintel);
-      for (const p of [nodeLarge, uwsBare, uwsPolicy]) await waitForPort(p, lintel);
+      for (const e of LINTEL_ENGINES)
+        for (const p of Object.values(lintelPorts[e])) await waitForPort(p, lintel);
+      for (const p of [uwsBare, uwsPolicy]) await waitForPort(p, lintel);
+      for (const [name, proc] of peers)
+        try {
+          for (const p of Object.values(peerPorts[name])) await waitForPort(p, proc);
+        } catch (e) {
+          await proc.stop();
+          peers.delete(name);
+          skipPeer(name, `did not start: ${(e as Error).message}`);
+        }
 
       // Idle memory once lintel has started (and settled a second), before any load.
       await sleep(1000);
-      const rssStart = { lintel: rssKb(lintel), haproxy: rssKb(haproxy) };
+      // Every proxy's processes: lintel, haproxy and the peers still running.
+      const rssOf = (): Record<string, { pid: number; rss_kb: number }[]> & {
+        lintel: { pid: number; rss_kb: number }[];
+      } => ({
+        lintel: rssKb(lintel),
+        haproxy: rssKb(haproxy),
+        ...Object.fromEntries([...peers].map(([name, proc]) => [name, rssKb(proc)])),
+      });
+      const rssStart = rssOf();
 
       const plain = (name: string, p: number, proc: Proc): Target => ({
         name,
@@ -506,12 +707,18 @@ routers:
         url: `https://127.0.0.1:${p}/`,
         proc,
       });
+      type MakeTarget = typeof plain;
+      // The peers and lintel's engines on one of their listeners, in the tables' order.
+      const peerTargets = (kind: keyof Listeners, make: MakeTarget) =>
+        [...peers].map(([name, proc]) => make(name, peerPorts[name][kind], proc));
+      const lintelTargets = (kind: keyof Listeners, make: MakeTarget) =>
+        LINTEL_ENGINES.map((e) => make(`lintel-${e}`, lintelPorts[e][kind], lintel));
       const handshakeConnections = Math.min(16, connections);
       const plainTargets = [
         plain("direct", backendPort, backend),
         plain("haproxy", haproxyPort, haproxy),
-        plain("lintel-uws", uwsPort, lintel),
-        plain("lintel-node", nodePort, lintel),
+        ...peerTargets("plain", plain),
+        ...lintelTargets("plain", plain),
       ];
       const scenarios: Scenario[] = [
         {
@@ -528,8 +735,8 @@ routers:
           bodyBytes,
           targets: [
             secure("haproxy", haproxyTls, haproxy),
-            secure("lintel-uws", uwsTls, lintel),
-            secure("lintel-node", nodeTls, lintel),
+            ...peerTargets("tls", secure),
+            ...lintelTargets("tls", secure),
           ],
         },
         {
@@ -545,8 +752,8 @@ routers:
           headers: { connection: "close" },
           targets: [
             secure("haproxy", haproxyTls, haproxy),
-            secure("lintel-uws", uwsTls, lintel),
-            secure("lintel-node", nodeTls, lintel),
+            ...peerTargets("tls", secure),
+            ...lintelTargets("tls", secure),
           ],
         },
         {
@@ -556,8 +763,8 @@ routers:
           bodyBytes,
           targets: [
             plain("haproxy", haproxyEgress, haproxy),
-            plain("lintel-uws", uwsEgress, lintel),
-            plain("lintel-node", nodeEgress, lintel),
+            ...peerTargets("egress", plain),
+            ...lintelTargets("egress", plain),
           ],
         },
         ...(largeBe
@@ -570,8 +777,8 @@ routers:
                 targets: [
                   plain("direct", largeBackend, largeBe),
                   plain("haproxy", haproxyLarge, haproxy),
-                  plain("lintel-uws", uwsLarge, lintel),
-                  plain("lintel-node", nodeLarge, lintel),
+                  ...peerTargets("large", plain),
+                  ...lintelTargets("large", plain),
                 ],
               },
             ]
@@ -584,7 +791,7 @@ routers:
           targets: [
             plain("haproxy", haproxyPort, haproxy),
             plain("lintel-uws-bare", uwsBare, lintel),
-            plain("lintel-uws", uwsPort, lintel),
+            plain("lintel-uws", lintelPorts.uws.plain, lintel),
             plain("lintel-uws-policy", uwsPolicy, lintel),
           ],
         },
@@ -616,15 +823,51 @@ routers:
         }
       };
 
+      // Before measuring: one request to each target of the selected rows, which must
+      // answer 200 with the backend's body, so that what is measured really proxies to the
+      // backend (not an error page, nor another server on the port). A peer that fails is
+      // skipped with the reason; HAProxy or lintel failing is a warning (their errors
+      // column then says the rest).
+      const dropped = new Set<Proc>();
+      const probed = new Set<string>();
+      const toProbe = [
+        ...scenarios
+          .filter((sc) => o.rows.includes(sc.row))
+          .flatMap((sc) => sc.targets.map((t) => ({ t, body: sc.bodyBytes }))),
+        ...(o.rows.includes("latency") ? plainTargets.map((t) => ({ t, body: bodyBytes })) : []),
+      ];
+      for (const { t, body } of toProbe) {
+        if (t.name === "direct" || probed.has(t.url) || dropped.has(t.proc)) continue;
+        probed.add(t.url);
+        const problem = await probeTarget(t.url, body, cert);
+        if (problem === undefined) continue;
+        const peer = [...peers].find(([, proc]) => proc === t.proc);
+        if (peer) {
+          dropped.add(t.proc);
+          peers.delete(peer[0]);
+          await t.proc.stop();
+          skipPeer(peer[0], `${t.url} did not answer as a proxy to the backend: ${problem}`);
+        } else
+          console.log(
+            `warning: ${t.name} (${t.url}) did not answer as a proxy to the backend: ${problem}`,
+          );
+      }
+      const live = (ts: readonly Target[]) => ts.filter((t) => !dropped.has(t.proc));
+
       const rows: Row[] = [];
       const ratios: Record<string, number> = {};
+      const ratiosVsNginx: Record<string, number> = {};
+      const ratiosVsCaddy: Record<string, number> = {};
+      const peersVsHaproxy: Record<string, number> = {};
+      const goalsMet: Record<string, boolean> = {};
       const vsDirect: Record<string, number> = {};
       const wrkThreads = Math.max(1, Math.min(loadCores, 2));
       for (const sc of scenarios) {
         if (!o.rows.includes(sc.row)) continue;
+        const targets = live(sc.targets);
         console.log(`\n[${sc.row}] ${sc.name}: ${sc.what}`);
-        const results = new Map<string, WrkResult[]>(sc.targets.map((t) => [t.name, []]));
-        const cpuPerRequest = new Map<string, number[]>(sc.targets.map((t) => [t.name, []]));
+        const results = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
+        const cpuPerRequest = new Map<string, number[]>(targets.map((t) => [t.name, []]));
         const run = (t: Target, seconds: number) =>
           runWrk({
             url: t.url,
@@ -634,24 +877,43 @@ routers:
             threads: pinned ? 1 : wrkThreads,
             headers: sc.headers,
           });
-        for (const t of sc.targets) await run(t, warmupS);
+        for (const t of targets) await run(t, warmupS);
+        // CPU used on the proxy cores by anything but the target (other work on the
+        // machine), in % of those cores: a round it disturbed says so.
+        let othersOnProxyMax = 0;
         for (let r = 0; r < rounds; r++) {
-          for (const t of sc.targets) {
+          for (const t of targets) {
             if (t.proc.child.exitCode !== null)
               throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
             const cpuBefore = cpuSeconds(t.proc);
+            const proxyBusy0 = proxyCpus ? cpuTimes(proxyCpus) : undefined;
+            const t0 = performance.now();
             const res = await run(t, durationS);
-            const cpuUs = ((cpuSeconds(t.proc) - cpuBefore) * 1e6) / Math.max(1, res.requests);
+            const cpuUsed = cpuSeconds(t.proc) - cpuBefore;
+            const cpuUs = (cpuUsed * 1e6) / Math.max(1, res.requests);
+            let others = "";
+            if (proxyBusy0) {
+              const b = cpuTimes(proxyCpus);
+              const busyPct =
+                (100 * (b.busy - proxyBusy0.busy)) / Math.max(1, b.total - proxyBusy0.total);
+              const own =
+                t.name === "direct"
+                  ? 0
+                  : (100 * cpuUsed) / ((performance.now() - t0) / 1000) / threads;
+              const pct = Math.max(0, busyPct - own);
+              othersOnProxyMax = Math.max(othersOnProxyMax, pct);
+              if (pct > 10) others = `  (other work on cpu ${proxyCpus}: ${pct.toFixed(0)}%)`;
+            }
             results.get(t.name)!.push(res);
             cpuPerRequest.get(t.name)!.push(cpuUs);
             const mb =
               sc.bodyBytes >= 4096 ? `  ${((res.rps * sc.bodyBytes) / 1e6).toFixed(0)} MB/s` : "";
             console.log(
-              `  round ${r + 1} ${t.name.padEnd(17)} ${res.rps.toFixed(0).padStart(8)} req/s${mb}  p99 ${res.p99Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} us/req`,
+              `  round ${r + 1} ${t.name.padEnd(17)} ${res.rps.toFixed(0).padStart(8)} req/s${mb}  p99 ${res.p99Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} us/req${res.errors > 0 ? `  ${res.errors} errors` : ""}${others}`,
             );
           }
         }
-        const scRows = sc.targets.map((t): Row => {
+        const scRows = targets.map((t): Row => {
           const rs = results.get(t.name)!;
           const rps = median(rs.map((x) => x.rps));
           return {
@@ -670,27 +932,75 @@ routers:
         });
         rows.push(...scRows);
         const rowOf = (name: string) => scRows.find((x) => x.target === name);
-        for (const t of sc.targets.filter((x) => x.name.startsWith("lintel"))) {
-          const key = `${sc.name}/${t.name}`;
-          ratios[key] = rowOf(t.name)!.rps / rowOf("haproxy")!.rps;
-          const direct = rowOf("direct");
-          if (direct) vsDirect[key] = rowOf(t.name)!.rps / direct.rps;
-        }
-        printTable(scRows, sc.name, ratios, vsDirect, sc.bodyBytes >= 4096);
         const direct = rowOf("direct");
-        const fastest = Math.max(rowOf("haproxy")!.rps, rowOf("lintel-uws")!.rps);
+        const haproxyRps = rowOf("haproxy")!.rps;
+        const nginxRps = rowOf("nginx")?.rps;
+        const caddyRps = rowOf("caddy")?.rps;
+        // The table's ratio columns, by target: every proxy against HAProxy, nginx, direct.
+        const cols = { haproxy: {}, nginx: {}, direct: {} } as Record<
+          "haproxy" | "nginx" | "direct",
+          Record<string, number>
+        >;
+        const goals: string[] = [];
+        for (const r of scRows.filter((x) => x.target !== "direct")) {
+          const key = `${sc.name}/${r.target}`;
+          const vsH = r.rps / haproxyRps;
+          const vsN = nginxRps === undefined ? undefined : r.rps / nginxRps;
+          if (r.target !== "haproxy") cols.haproxy[r.target] = vsH;
+          if (vsN !== undefined && r.target !== "nginx") cols.nginx[r.target] = vsN;
+          if (direct) cols.direct[r.target] = vsDirect[key] = r.rps / direct.rps;
+          if (!r.target.startsWith("lintel")) {
+            if (r.target !== "haproxy") peersVsHaproxy[key] = vsH;
+            continue;
+          }
+          ratios[key] = vsH;
+          if (vsN !== undefined) ratiosVsNginx[key] = vsN;
+          if (caddyRps !== undefined) ratiosVsCaddy[key] = r.rps / caddyRps;
+          const okH = vsH >= GOAL_VS_HAPROXY;
+          const okN = vsN === undefined || vsN >= GOAL_VS_NGINX;
+          goalsMet[key] = okH && okN;
+          const mark = (ok: boolean) => (ok ? "ok" : "MISSED");
+          goals.push(
+            `${r.target} ${vsH.toFixed(2)} x HAProxy ${mark(okH)}${vsN === undefined ? "" : `, ${vsN.toFixed(2)} x nginx ${mark(okN)}`}`,
+          );
+        }
+        printTable(scRows, cols, sc.bodyBytes >= 4096);
+        if (goals.length > 0)
+          console.log(
+            `goals (lintel >= ${GOAL_VS_HAPROXY} x HAProxy${nginxRps === undefined ? "" : `, >= ${GOAL_VS_NGINX.toFixed(1)} x nginx`}): ${goals.join("; ")}`,
+          );
+        if (PEER_ROWS.includes(sc.row))
+          for (const p of PEERS)
+            if (peerStatus[p.name]?.status === "skipped")
+              console.log(
+                `(${p.name} not measured: ${peerStatus[p.name]!.reason!.split("\n")[0]})`,
+              );
+        const withErrors = scRows.filter((r) => r.errors > 0);
+        if (withErrors.length > 0)
+          console.log(
+            `warning: errors (wrk's socket errors and non-2xx answers, all rounds): ${withErrors.map((r) => `${r.target} ${r.errors}`).join(", ")}; their req/s count those answers too`,
+          );
+        if (othersOnProxyMax > 15)
+          console.log(
+            `warning: something other than the target used up to ${othersOnProxyMax.toFixed(0)}% of the proxy cores (${proxyCpus}) during a round: that round's numbers are disturbed (other work on the machine?)`,
+          );
+        const fastest = Math.max(...scRows.filter((r) => r !== direct).map((r) => r.rps));
         if (direct && direct.rps < fastest * 1.3) {
           console.log(
             `warning: direct-to-backend (${direct.rps.toFixed(0)} req/s) is not well above the proxies (${fastest.toFixed(0)}); the load generator or backend may be the limit, so the ratios understate the gap`,
           );
         }
         if (o.profile === sc.row)
-          for (const t of sc.targets.filter((x) => x.proc === lintel))
+          for (const t of targets.filter((x) => x.proc === lintel))
             await profileDuring(sc.row, t.name, () => run(t, durationS));
       }
       result.rows = rows;
       result.ratios = ratios;
       result.vs_direct = vsDirect;
+      result.ratios_vs_nginx = ratiosVsNginx;
+      result.ratios_vs_caddy = ratiosVsCaddy;
+      result.peers_vs_haproxy = peersVsHaproxy;
+      result.goals = { vs_haproxy: GOAL_VS_HAPROXY, vs_nginx: GOAL_VS_NGINX, met: goalsMet };
 
       if (o.rows.includes("latency")) {
         // The rate: half of HAProxy's peak on the plaintext row of this run.
@@ -710,7 +1020,7 @@ routers:
           console.log(`\nHAProxy's peak: ${peak.toFixed(0)} req/s, from ${peakFrom}`);
         }
         const latency = await latencyRow({
-          targets: plainTargets,
+          targets: live(plainTargets),
           rate,
           o,
           dir,
@@ -729,24 +1039,30 @@ routers:
 
       // Idle memory after the load: two seconds without requests.
       await sleep(2000);
-      const rssIdle = { lintel: rssKb(lintel), haproxy: rssKb(haproxy) };
+      const rssIdle = rssOf();
       const total = (xs: { rss_kb: number }[]) => xs.reduce((s, x) => s + x.rss_kb, 0);
       const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
+      const others = Object.keys(rssIdle)
+        .filter((k) => k !== "lintel" && rssStart[k])
+        .map(
+          (k) =>
+            `${k === "haproxy" ? "HAProxy" : k} ${mib(total(rssStart[k]!))} / ${mib(total(rssIdle[k]!))}`,
+        );
       console.log(
-        `\nidle RSS (VmRSS, every process of each): lintel ${mib(total(rssStart.lintel))} after start, ${mib(total(rssIdle.lintel))} idle after the load (${rssIdle.lintel.length} process${rssIdle.lintel.length > 1 ? "es" : ""}); HAProxy ${mib(total(rssStart.haproxy))} / ${mib(total(rssIdle.haproxy))}`,
+        `\nidle RSS (VmRSS, every process of each): lintel ${mib(total(rssStart.lintel))} after start, ${mib(total(rssIdle.lintel))} idle after the load (${rssIdle.lintel.length} process${rssIdle.lintel.length > 1 ? "es" : ""}); ${others.join("; ")}`,
       );
-      result.idle_rss = {
-        lintel: {
-          after_start_kb: total(rssStart.lintel),
-          after_load_kb: total(rssIdle.lintel),
-          processes: rssIdle.lintel,
-        },
-        haproxy: {
-          after_start_kb: total(rssStart.haproxy),
-          after_load_kb: total(rssIdle.haproxy),
-          processes: rssIdle.haproxy,
-        },
-      };
+      result.idle_rss = Object.fromEntries(
+        Object.keys(rssIdle)
+          .filter((k) => rssStart[k])
+          .map((k) => [
+            k,
+            {
+              after_start_kb: total(rssStart[k]!),
+              after_load_kb: total(rssIdle[k]!),
+              processes: rssIdle[k]!,
+            },
+          ]),
+      );
       // The row processes are not needed by what follows.
       await stopAll();
       (result.idle_rss as Record<string, unknown>).per_worker = await workerRss(dir);
@@ -767,7 +1083,7 @@ routers:
 }
 
 interface LatencyInput {
-  /** direct, haproxy, lintel-uws, lintel-node (plaintext). */
+  /** direct, haproxy, the peers and lintel's engines (plaintext). */
   readonly targets: readonly Target[];
   readonly rate: number;
   readonly o: Options;
@@ -1141,24 +1457,26 @@ async function scalingRounds<T extends Target>(
   return out;
 }
 
+/**
+ * A row's table; `cols` are the ratio columns by target: this target's req/s over
+ * HAProxy's, nginx's and direct's in the same row (blank where it does not apply).
+ */
 function printTable(
   rows: readonly Row[],
-  scenario: string,
-  ratios: Readonly<Record<string, number>>,
-  vsDirect: Readonly<Record<string, number>>,
+  cols: Readonly<Record<"haproxy" | "nginx" | "direct", Readonly<Record<string, number>>>>,
   showMb: boolean,
 ): void {
   const fmt = (x: number | undefined) => (x === undefined ? "" : x.toFixed(2));
   const width = Math.max(12, ...rows.map((r) => r.target.length));
   const mbHead = showMb ? ` ${"MB/s".padStart(6)}` : "";
   console.log(
-    `${"target".padEnd(width)} ${"req/s".padStart(9)}${mbHead} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/direct".padStart(7)} ${"cpu us/req".padStart(10)}`,
+    `${"target".padEnd(width)} ${"req/s".padStart(9)}${mbHead} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/nginx".padStart(6)} ${"/direct".padStart(7)} ${"cpu us/req".padStart(10)}`,
   );
   for (const row of rows) {
-    const key = `${scenario}/${row.target}`;
+    const t = row.target;
     const mb = showMb ? ` ${row.body_mb_per_s.toFixed(0).padStart(6)}` : "";
     console.log(
-      `${row.target.padEnd(width)} ${row.rps.toFixed(0).padStart(9)}${mb} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${fmt(ratios[key]).padStart(8)} ${fmt(vsDirect[key]).padStart(7)} ${row.cpu_us_per_req.toFixed(1).padStart(10)}`,
+      `${t.padEnd(width)} ${row.rps.toFixed(0).padStart(9)}${mb} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${fmt(cols.haproxy[t]).padStart(8)} ${fmt(cols.nginx[t]).padStart(6)} ${fmt(cols.direct[t]).padStart(7)} ${row.cpu_us_per_req.toFixed(1).padStart(10)}`,
     );
   }
 }
