@@ -73,6 +73,11 @@ export class H2Side {
       if (session === undefined) return;
       const client = clientOf(session.socket as Socket);
       this.open.set(session, (this.open.get(session) ?? 0) + 1);
+      // Counted down when the stream closes, answered or reset (a reset flood leaves none).
+      stream.once("close", () => {
+        const n = this.open.get(session);
+        if (n !== undefined) this.open.set(session, n - 1);
+      });
       handler(new H2Exchange(stream, raw, client.address, client.port, this.finished));
     };
     this.server.on("stream", onStream);
@@ -80,11 +85,8 @@ export class H2Side {
 
   /** A stream's response is complete; a draining router asks for its session to end. */
   private readonly finished = (session: Http2Session | undefined, closeSession: boolean) => {
-    if (session === undefined) return;
-    const n = this.open.get(session);
-    if (n !== undefined) this.open.set(session, n - 1);
     // Graceful (GOAWAY): streams in progress finish, no new ones start.
-    if (closeSession || this.draining) session.close();
+    if (session !== undefined && (closeSession || this.draining)) session.close();
   };
 
   /** Takes a connection over: TLS with ALPN h2, or cleartext with `first` bytes read already. */

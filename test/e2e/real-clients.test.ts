@@ -1,0 +1,139 @@
+// The clients users point at an edge, against the default engine: curl over HTTP/1.0,
+// ApacheBench (HTTP/1.0, keep-alive or not), nghttp over cleartext HTTP/2, and nginx in
+// front with its default upstream settings (`proxy_http_version 1.0`, Connection: close).
+
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  cleanup,
+  echo,
+  freePort,
+  onCleanup,
+  requireBinary,
+  startLintel,
+  startUpstream,
+} from "./harness.js";
+
+afterEach(cleanup);
+
+const run = promisify(execFile);
+
+async function edge() {
+  const up = await startUpstream("up", echo("up"));
+  const l = await startLintel(`
+admin: {ip: 127.0.0.1, port: 0}
+routers:
+- protocol: http
+  dtab: /svc => /$/inet/127.0.0.1/${up.port}
+  servers:
+  - {ip: 127.0.0.1, port: 0}
+`);
+  return { up, port: l.port() };
+}
+
+describe("real clients against the default engine", () => {
+  it("curl --http1.0 gets its answer, and the connection closes after it", async () => {
+    const { up, port } = await edge();
+    const { stdout } = await run("curl", [
+      "-sS",
+      "--http1.0",
+      "--max-time",
+      "5",
+      "-D",
+      "-",
+      `http://127.0.0.1:${port}/ten`,
+    ]);
+    expect(stdout.split("\r\n")[0]).toBe("HTTP/1.1 200 OK");
+    expect(stdout.toLowerCase()).toContain("connection: close");
+    expect(up.seen.map((s) => s.url)).toEqual(["/ten"]);
+  });
+
+  it("ApacheBench completes every request, with and without keep-alive", async () => {
+    const ab = requireBinary("ab", "apache2-utils", "ApacheBench against lintel");
+    if (!ab) return;
+    const { port } = await edge();
+    for (const keepAlive of [[], ["-k"]]) {
+      const { stdout } = await run(ab, [
+        ...keepAlive,
+        "-n",
+        "200",
+        "-c",
+        "8",
+        "-s",
+        "5",
+        `http://127.0.0.1:${port}/ab`,
+      ]);
+      const complete = /Complete requests:\s+(\d+)/.exec(stdout)?.[1];
+      const failed = /Failed requests:\s+(\d+)/.exec(stdout)?.[1];
+      const non2xx = /Non-2xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? "0";
+      expect({ keepAlive: keepAlive.length > 0, complete, failed, non2xx }).toEqual({
+        keepAlive: keepAlive.length > 0,
+        complete: "200",
+        failed: "0",
+        non2xx: "0",
+      });
+    }
+  }, 30_000);
+
+  it("nghttp speaks cleartext HTTP/2 to it (prior knowledge)", async () => {
+    const nghttp = requireBinary("nghttp", "nghttp2-client", "nghttp against lintel");
+    if (!nghttp) return;
+    const { up, port } = await edge();
+    const { stdout } = await run(nghttp, [
+      "-n",
+      "-s",
+      `http://127.0.0.1:${port}/a`,
+      `http://127.0.0.1:${port}/b`,
+    ]);
+    // -s prints one statistics line per stream, with its status.
+    expect(stdout.match(/\s200\s/g)?.length).toBe(2);
+    expect(up.seen.map((s) => s.url).sort()).toEqual(["/a", "/b"]);
+  });
+
+  it("nginx in front with its default upstream settings (HTTP/1.0, close)", async () => {
+    const nginx = requireBinary("nginx", "nginx", "nginx in front of lintel");
+    if (!nginx) return;
+    const { up, port } = await edge();
+    const dir = mkdtempSync(join(tmpdir(), "lintel-nginx-"));
+    const front = await freePort();
+    writeFileSync(
+      join(dir, "nginx.conf"),
+      `daemon off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${dir};
+  proxy_temp_path ${dir};
+  fastcgi_temp_path ${dir};
+  uwsgi_temp_path ${dir};
+  scgi_temp_path ${dir};
+  server {
+    listen 127.0.0.1:${front};
+    location / { proxy_pass http://127.0.0.1:${port}; }
+  }
+}
+`,
+    );
+    const { spawn } = await import("node:child_process");
+    const child = spawn(nginx, ["-c", join(dir, "nginx.conf"), "-p", dir], { stdio: "ignore" });
+    onCleanup(() => {
+      child.kill("SIGKILL");
+    });
+    let answer = "";
+    for (let i = 0; i < 50 && answer === ""; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      answer = await run("curl", ["-s", "--max-time", "5", `http://127.0.0.1:${front}/via-nginx`])
+        .then((r) => r.stdout)
+        .catch(() => "");
+    }
+    expect(JSON.parse(answer).url).toBe("/via-nginx");
+    expect(up.seen.map((s) => s.url)).toEqual(["/via-nginx"]);
+  }, 20_000);
+});
