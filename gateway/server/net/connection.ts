@@ -11,6 +11,7 @@ import { H2_PREFACE } from "../h2/h2-side.js";
 import type { TunnelRequest } from "../listener.js";
 import { BodyDecoder } from "./body-decoder.js";
 import { type ExchangeConnection, NetExchange } from "./exchange.js";
+import { isPooled, releaseBuffer } from "./output-buffers.js";
 import { Framing, parseRequestHead, RequestHeadError } from "./request-head.js";
 
 /** What a connection needs from its listener. */
@@ -58,6 +59,8 @@ export class Http1Connection implements ExchangeConnection {
   private paused = 0;
   /** Request heads read on this connection. */
   private requests = 0;
+  /** Pooled buffers the socket is writing, oldest first. */
+  private readonly inflight: Buffer[] = [];
   private closing = false;
   /** The client sent FIN: answer what it asked, then close. */
   private peerEnded = false;
@@ -216,6 +219,22 @@ export class Http1Connection implements ExchangeConnection {
     if (socket.destroyed) return true;
     return typeof data === "string" ? socket.write(data, "latin1") : socket.write(data);
   }
+
+  sendBuffer(buf: Buffer, length: number): boolean {
+    const socket = this.socket;
+    if (socket.destroyed) return true;
+    const view = length === buf.length ? buf : buf.subarray(0, length);
+    if (!isPooled(buf)) return socket.write(view);
+    // Writes complete in order: the oldest buffer in flight is the one written.
+    this.inflight.push(buf);
+    return socket.write(view, this.written);
+  }
+
+  /** A pooled buffer the socket wrote goes back (one that failed is left to the GC). */
+  private readonly written = (err?: Error | null): void => {
+    const buf = this.inflight.shift();
+    if (buf !== undefined && !err) releaseBuffer(buf);
+  };
 
   onDrain(cb: () => void): void {
     this.socket.once("drain", cb);

@@ -5,6 +5,7 @@
 
 import type { Readable } from "node:stream";
 import { type ServerExchange, splitAbsoluteForm } from "../../http/exchange.js";
+import { takeBuffer } from "./output-buffers.js";
 import { RequestBody } from "./request-body.js";
 import { Framing, type RequestHead } from "./request-head.js";
 import { BodyFraming, lastChunk, responseHead } from "./response-head.js";
@@ -21,6 +22,8 @@ export interface ExchangeConnection {
   readonly condemned: boolean;
   /** Writes response bytes; false when the socket's buffer is full. */
   send(data: Buffer | string): boolean;
+  /** Writes the first `length` bytes of a buffer from takeBuffer (given back once written). */
+  sendBuffer(buf: Buffer, length: number): boolean;
   onDrain(cb: () => void): void;
   /** The response is complete: keep the connection for the next request, or close it. */
   responded(ex: NetExchange, close: boolean): void;
@@ -222,22 +225,25 @@ export class NetExchange implements ServerExchange {
     const framing = this.framing;
     if (framing === BodyFraming.None) return true;
     if (chunk.length === 0) return true;
+    // The chunk is the upstream's read buffer: copied out (with the head, when it is still
+    // held) into one buffer, so a response leaves in one write.
     const head = this.takeHead();
+    const headLen = head === undefined ? 0 : head.length;
     if (framing === BodyFraming.Chunked) {
       const size = `${chunk.length.toString(16)}\r\n`;
-      const headLen = head === undefined ? 0 : head.length;
-      const out = Buffer.allocUnsafe(headLen + size.length + chunk.length + 2);
+      const total = headLen + size.length + chunk.length + 2;
+      const out = takeBuffer(total);
       if (head !== undefined) out.write(head, 0, "latin1");
       out.write(size, headLen, "latin1");
       chunk.copy(out, headLen + size.length);
-      out.write(CRLF, out.length - 2, "latin1");
-      return this.conn.send(out);
+      out.write(CRLF, total - 2, "latin1");
+      return this.conn.sendBuffer(out, total);
     }
-    if (head === undefined) return this.conn.send(Buffer.from(chunk));
-    const out = Buffer.allocUnsafe(head.length + chunk.length);
-    out.write(head, 0, "latin1");
-    chunk.copy(out, head.length);
-    return this.conn.send(out);
+    const total = headLen + chunk.length;
+    const out = takeBuffer(total);
+    if (head !== undefined) out.write(head, 0, "latin1");
+    chunk.copy(out, headLen);
+    return this.conn.sendBuffer(out, total);
   }
 
   onWritable(cb: () => void): void {
