@@ -21,6 +21,7 @@ import {
   type ServerCertificateSources,
   serverCertificateSources,
 } from "./server/certificate-sources.js";
+import { engineNotes } from "./server/engine-notes.js";
 import { freePort } from "./server/free-port.js";
 import { type ListenerTls, listenerTls } from "./server/tls-listener.js";
 import { processScope } from "./telemetry/index.js";
@@ -51,6 +52,8 @@ export class ControlThread implements ThreadRole {
     this.naming = buildNaming(config, { log });
     const uws = config.routers.some((r) => r.servers.some((s) => s.engine === "uws"));
     this.workers = uws ? workerCount(config) : 0;
+    // What the engines do differently (lintel check says the same).
+    for (const note of engineNotes(config)) log.warn(note);
   }
 
   kube(ref?: KubeApiRef): KubeApi {

@@ -1,6 +1,7 @@
 // `lintel check CONFIG...`: validates configs and prints every error with its path and line.
 
 import { formatConfigError } from "../config/load.js";
+import { engineNotes } from "../server/engine-notes.js";
 import { loadLintelConfig } from "../setup.js";
 
 export async function checkCommand(files: string[], out: (s: string) => void): Promise<number> {
@@ -14,6 +15,7 @@ export async function checkCommand(files: string[], out: (s: string) => void): P
     const name = file;
     if (r.ok) {
       out(`${name}: ok`);
+      for (const note of engineNotes(r.config)) out(`  note: ${note}`);
       continue;
     }
     failures++;

@@ -18,7 +18,7 @@ export function loadUws(): Uws {
   } catch (e) {
     throw new Error(
       `the uws engine needs the native uWebSockets.js module, which does not load here (${binary}: ${(e as Error).message}); ` +
-        `use engine: node, or run on Linux/macOS x64/arm64 with Node ${process.versions.node.split(".")[0]}`,
+        `use engine: net, or run on Linux/macOS x64/arm64 with Node ${process.versions.node.split(".")[0]}`,
     );
   }
   if (typeof mod.SSLApp !== "function" || !String(mod.SSLApp).includes("[native code]")) {

@@ -208,6 +208,20 @@ describe("the lintel binary", () => {
     expect(r.stdout).toContain("→ bound /#/io.l5d.fs/users [127.0.0.1:8081, 127.0.0.1:8082*3]");
   });
 
+  it("says what a uws server will not do (WebSocket, HTTP/2), and still exits 0", async () => {
+    const file = join(dir, "uws.yaml");
+    writeFileSync(
+      file,
+      "routers:\n- protocol: http\n  servers:\n  - {port: 4141, engine: uws}\n  - {port: 4142}\n",
+    );
+    const r = await exec(process.execPath, [bin, "check", file]);
+    expect(r.stdout.split("\n")).toEqual([
+      `${file}: ok`,
+      "  note: routers[0].servers[0]: the uws engine does not tunnel Upgrade (WebSocket) requests and does not speak HTTP/2: such requests reach the upstream as plain HTTP/1.1 requests (engine: net does both; docs/engines.md)",
+      "",
+    ]);
+  });
+
   it.each(["demo.yaml", "node.yaml", "egress.yaml", "ingress-controller.yaml"])(
     "checks the shipped configs/%s without errors or warnings",
     async (name) => {
