@@ -89,10 +89,6 @@ export class Http1Connection implements ExchangeConnection {
     return this.current === undefined && this.pending === undefined;
   }
 
-  get busy(): boolean {
-    return this.current !== undefined;
-  }
-
   private readonly onData = (chunk: Buffer): void => {
     let data: Buffer | undefined = chunk;
     const decoder = this.decoder;
