@@ -93,7 +93,7 @@ export function acmeBlock(registry: Registry) {
     /** The names to keep certificates for (one certificate each); `*.domain` needs dns-01. */
     names: def(list(hostPattern()), []),
     keyType: def(oneOf(KEY_TYPES), "ec256"),
-    /** Challenges lintel may use, in order of preference (default: http-01, then tls-alpn-01 on node servers). */
+    /** Challenges lintel may use, in order of preference (default: http-01, then tls-alpn-01 on net servers). */
     challenges: opt(list(oneOf(CHALLENGE_TYPES), { minItems: 1 })),
     /** Publishes DNS-01 records: a DNS provider kind (exec, or a plugin's). */
     dnsProvider: opt(pluginSchema(registry, "dnsProvider")),

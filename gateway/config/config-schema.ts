@@ -154,7 +154,7 @@ const server = (registry: Registry) =>
       {
         port: def(port(), 4140),
         ip: def(host(), "127.0.0.1"),
-        /** lintel: the listener engine. net: lintel's own; node: Node's HTTP server; uws: with the limits in docs/engines.md. */
+        /** lintel: the listener engine. net: lintel's own; uws: with the limits in docs/engines.md; node: an old name of net. */
         engine: def(oneOf(["net", "node", "uws"]), "net"),
         tls: opt(serverTls(registry)),
         maxConcurrentRequests: opt(integer({ min: 1 })),
@@ -170,13 +170,13 @@ const server = (registry: Registry) =>
         proxyProtocol: opt(oneOf(["v2"])),
         /** lintel: the only peers allowed to send it (the HAProxy addresses). */
         proxyProtocolFrom: def(list(cidr()), []),
-        /** lintel: the time a client has to send its request head (slow clients are cut off); net and node engines. */
+        /** lintel: the time a client has to send its request head (slow clients are cut off); net engine. */
         headersTimeoutMs: opt(integer({ min: 100 })),
-        /** lintel: the most connections open at once on this server; net and node engines. */
+        /** lintel: the most connections open at once on this server; net engine. */
         maxConnections: opt(integer({ min: 1 })),
         /** lintel: answer every request with a redirect to HTTPS on this port. */
         httpsRedirect: opt(httpsRedirectBlock),
-        /** lintel: accept CONNECT tunnels (https_proxy clients) under the router's egress policy; net and node engines. */
+        /** lintel: accept CONNECT tunnels (https_proxy clients) under the router's egress policy; net engine. */
         connect: opt(connectBlock),
         /** lintel: serve HTTP/2 (ALPN h2 over TLS, prior knowledge in cleartext); net engine. */
         http2: def(boolean(), true),
@@ -198,22 +198,22 @@ const server = (registry: Registry) =>
       if (!s.proxyProtocol && s.proxyProtocolFrom.length > 0)
         return "proxyProtocolFrom is set but proxyProtocol is not";
       if (s.engine === "uws" && s.headersTimeoutMs !== undefined) {
-        return "headersTimeoutMs needs engine: net or node (uws cuts slow clients off after its own fixed ~10 s)";
+        return "headersTimeoutMs needs engine: net (uws cuts slow clients off after its own fixed ~10 s)";
       }
       if (s.engine === "uws" && s.maxConnections !== undefined) {
-        return "maxConnections needs engine: net or node (uws gives no hook to count connections)";
+        return "maxConnections needs engine: net (uws gives no hook to count connections)";
       }
       if (s.connect && s.engine === "uws") {
-        return "connect needs engine: net or node (uws does not accept CONNECT)";
+        return "connect needs engine: net (uws does not accept CONNECT)";
       }
       if (s.proxyProtocol && s.tls && s.engine === "uws") {
-        return "the uws engine cannot read a PROXY header before TLS; use engine: net or node for this server";
+        return "the uws engine cannot read a PROXY header before TLS; use engine: net for this server";
       }
       if (s.engine === "uws" && s.tls?.acme?.challenges?.includes("tls-alpn-01")) {
-        return "tls-alpn-01 needs engine: net or node (uws cannot negotiate ALPN); use http-01 or dns-01 here";
+        return "tls-alpn-01 needs engine: net (uws cannot negotiate ALPN); use http-01 or dns-01 here";
       }
       if (s.engine === "uws" && s.tls?.acme?.onDemand) {
-        return "on-demand TLS needs engine: net or node (uws cannot wait for a certificate during a handshake)";
+        return "on-demand TLS needs engine: net (uws cannot wait for a certificate during a handshake)";
       }
       return undefined;
     },

@@ -45,7 +45,7 @@ function onDisk(c: PluginConfig<"certSource">): CertificateSource[] {
 /** What the uws engine's TLS cannot do: refuse by name, verify clients, pick versions. */
 function uwsTlsLimits(tls: ServerTls, at: string, cx: DecodeContext): void {
   const needNode = (key: string, why: string) =>
-    cx.report(`${at}.${key}`, `${why}; use engine: node for this server`);
+    cx.report(`${at}.${key}`, `${why}; use engine: net for this server`);
   if (tls.strictSni)
     needNode("strictSni", "the uws engine cannot refuse a handshake by server name");
   if (tls.requireClientAuth || tls.caCertPath)

@@ -17,16 +17,16 @@ export interface ListenerOptions {
   readonly tls?: ListenerTls;
   /** Every connection starts with a PROXY v2 header, and only these peers may send one. */
   readonly proxyProtocolFrom?: CidrSet;
-  /** net and node engines: time allowed for the request head. */
+  /** net engine: time allowed for the request head. */
   readonly headersTimeoutMs?: number;
   /** net engine: HTTP/2 by ALPN `h2` over TLS and by prior knowledge in cleartext. */
   readonly http2?: boolean;
-  /** net and node engines: the most connections open at once. */
+  /** net engine: the most connections open at once. */
   readonly maxConnections?: number;
-  /** net and node engines: takes over CONNECT requests; without it they are refused with 405. */
+  /** net engine: takes over CONNECT requests; without it they are refused with 405. */
   readonly onConnect?: (request: TunnelRequest) => void;
   /**
-   * net and node engines: takes over Upgrade requests (WebSocket); without it they are
+   * net engine: takes over Upgrade requests (WebSocket); without it they are
    * served as plain requests, the Upgrade header dropped as hop-by-hop.
    */
   readonly onUpgrade?: (request: TunnelRequest) => void;

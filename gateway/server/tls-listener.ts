@@ -22,7 +22,7 @@ export interface ListenerTls {
   readonly requireClientAuth: boolean;
   /** Where the listener reports what happens to its certificates. */
   readonly log: Logger;
-  /** ACME's part in handshakes (node engine): TLS-ALPN-01 answers and on-demand certificates. */
+  /** ACME's part in handshakes (net engine): TLS-ALPN-01 answers and on-demand certificates. */
   readonly acme?: ListenerAcme;
 }
 

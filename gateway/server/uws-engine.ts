@@ -534,7 +534,7 @@ async function listenUwsTls(
   const route = routeHandler(handler, ctx);
   if (!acceptQueuesMigrate()) {
     tls.log.warn(
-      "certificate changes on the uws engine reset connections still in the accept queue; set net.ipv4.tcp_migrate_req=1 (or use engine: node) for hitless changes",
+      "certificate changes on the uws engine reset connections still in the accept queue; set net.ipv4.tcp_migrate_req=1 (or use engine: net) for hitless changes",
     );
   }
   const port = opts.port === 0 ? await freePort(opts.ip) : opts.port;

@@ -208,16 +208,17 @@ describe("the lintel binary", () => {
     expect(r.stdout).toContain("→ bound /#/io.l5d.fs/users [127.0.0.1:8081, 127.0.0.1:8082*3]");
   });
 
-  it("says what a uws server will not do (WebSocket, HTTP/2), and still exits 0", async () => {
+  it("says what a uws server will not do (WebSocket, HTTP/2) and that node is net now, and still exits 0", async () => {
     const file = join(dir, "uws.yaml");
     writeFileSync(
       file,
-      "routers:\n- protocol: http\n  servers:\n  - {port: 4141, engine: uws}\n  - {port: 4142}\n",
+      "routers:\n- protocol: http\n  servers:\n  - {port: 4141, engine: uws}\n  - {port: 4142}\n  - {port: 4143, engine: node}\n",
     );
     const r = await exec(process.execPath, [bin, "check", file]);
     expect(r.stdout.split("\n")).toEqual([
       `${file}: ok`,
       "  note: routers[0].servers[0]: the uws engine does not tunnel Upgrade (WebSocket) requests and does not speak HTTP/2: such requests reach the upstream as plain HTTP/1.1 requests (engine: net does both; docs/engines.md)",
+      "  note: routers[0].servers[2]: engine: node is served by the net engine (lintel's own, which does everything Node's server did); write engine: net",
       "",
     ]);
   });

@@ -222,7 +222,7 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     expect(Date.parse(st.nextTryAt)).toBeGreaterThan(Date.now());
   }, 60_000);
 
-  it("orders through TLS-ALPN-01 on the node engine, with the key type asked for", async () => {
+  it("orders through TLS-ALPN-01 on the net engine, with the key type asked for", async () => {
     const s = await setup();
     await lintelOn(s, "names: [alpn.test]\nchallenges: [tls-alpn-01]\nkeyType: rsa2048");
     await eventually(() => issuedByPebble(s.tlsPort, "alpn.test"), 15_000, "alpn.test from Pebble");

@@ -27,7 +27,7 @@ import {
 
 afterEach(cleanup);
 
-function config(router = "", engine = "node"): string {
+function config(router = "", engine = "net"): string {
   return `
 admin: {ip: 127.0.0.1, port: 0}
 namers:
@@ -279,7 +279,7 @@ routers:
   dtab: /svc => /#/io.l5d.fs
   servers:
   - {ip: 127.0.0.1, port: 0, engine: uws}
-  - {ip: 127.0.0.1, port: 0, engine: node}
+  - {ip: 127.0.0.1, port: 0, engine: net}
 `,
       { "disco/users": addresses(users.port) },
     );

@@ -273,7 +273,7 @@ routers:
     onCleanup(() => {
       delete process.env.LINTEL_TEST_LABEL;
     });
-    const h = await run(BLOCK("node"));
+    const h = await run(BLOCK("net"));
     // The running config used the expanded values.
     expect(h.runtime.listeners[0]!.router).toBe("secret-label");
     expect(h.runtime.listeners[0]!.listener.port).toBeGreaterThan(0);
@@ -289,7 +289,7 @@ routers:
           protocol: "http",
           label: "${LINTEL_TEST_LABEL:-edge}",
           dtab: "/svc => /$/inet/127.0.0.1/9",
-          servers: [{ ip: "127.0.0.1", port: "${LINTEL_TEST_PORT:-0}", engine: "node" }],
+          servers: [{ ip: "127.0.0.1", port: "${LINTEL_TEST_PORT:-0}", engine: "net" }],
         },
       ],
     });
@@ -303,7 +303,7 @@ routers:
   label: edge
   dtab: /svc => /$/inet/127.0.0.1/9
   servers:
-  - {ip: 127.0.0.1, port: \${LINTEL_TEST_PORT:-0}, engine: node}
+  - {ip: 127.0.0.1, port: \${LINTEL_TEST_PORT:-0}, engine: net}
 `);
     expect(h.runtime.listeners[0]!.listener.port).toBeGreaterThan(0);
     const r = await admin(h.runtime.admin!.port, "/config.json");

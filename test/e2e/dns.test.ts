@@ -50,7 +50,7 @@ routers:
     /svc => /$/io.buoyant.rinet/${port};
     /svc/api => /$/inet/api.test/${port};
   servers:
-  - {ip: 127.0.0.1, port: 0, engine: node}
+  - {ip: 127.0.0.1, port: 0, engine: net}
 `;
 }
 

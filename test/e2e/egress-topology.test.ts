@@ -121,7 +121,7 @@ routers:
     # The "external" hosts live on loopback here; 10.0.0.0/8 stays forbidden.
     allowCidrs: [127.0.0.0/8]
   servers:
-  - {ip: 127.0.0.1, port: 0, engine: node}
+  - {ip: 127.0.0.1, port: 0, engine: net}
 `;
 
 const nodeProxyConfig = (haproxyPort: number) => `

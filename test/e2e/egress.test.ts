@@ -288,7 +288,7 @@ describe("egress config checks", () => {
     [
       "connect on a uws server",
       "  egress: {}\n  servers:\n  - {port: 0, engine: uws, connect: {}}",
-      "connect needs engine: net or node",
+      "connect needs engine: net",
     ],
     [
       "connect without an egress block",

@@ -1,4 +1,4 @@
-// Connection limits on the net and node engines' listeners whose HTTP sides get their
+// Connection limits on the net engine's listeners whose HTTP sides get their
 // connections from a front (which read the TLS ClientHello or the PROXY header): a
 // slow-loris client is cut off at headersTimeoutMs, and draining closes idle keep-alive
 // connections at once.
@@ -20,7 +20,7 @@ beforeAll(async () => {
 }, 30_000);
 
 /** The engines whose connections pass a front (uws reads PROXY and TLS itself). */
-const FRONTED = ["node", "net"] as const;
+const FRONTED = ["net"] as const;
 
 async function tlsLintel(engine: string, server = "") {
   const up = await startUpstream("up");

@@ -1,5 +1,5 @@
 // Scenario S1 with a real HAProxy in front: HAProxy in TCP mode passes TLS through by SNI
-// and prepends a PROXY v2 header; lintel (node engine, TLS with several certificates)
+// and prepends a PROXY v2 header; lintel (net engine, TLS with several certificates)
 // picks the certificate by SNI and puts the client's address, not a spoofed one, in
 // X-Forwarded-For for the service.
 
@@ -117,7 +117,7 @@ routers:
   servers:
   - ip: 127.0.0.1
     port: ${lintelPort}
-    engine: node
+    engine: net
     clearContext: true
     proxyProtocol: v2
     proxyProtocolFrom: [127.0.0.1]

@@ -23,7 +23,7 @@ import { createLogger, type Logger } from "../../gateway/log.js";
 import { Runtime } from "../../gateway/runtime.js";
 import { loadLintelConfig } from "../../gateway/setup.js";
 
-export const ENGINES = ["node", "uws", "net"] as const;
+export const ENGINES = ["net", "uws"] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -1,6 +1,6 @@
 // HTTP/1.1 semantics through lintel: bodiless responses, chunked bodies both ways, large
 // bodies byte for byte, Expect: 100-continue, repeated headers, upstreams dying mid-answer,
-// the node engine's full HTTP/1.x (absolute-form, HTTP/1.0, trailers), the uws engine's
+// the net engine's full HTTP/1.x (absolute-form, HTTP/1.0, trailers), the uws engine's
 // documented limits, and the httpAccessLog line format.
 
 import { createHash, randomBytes } from "node:crypto";
@@ -468,9 +468,9 @@ describe.each(ENGINES)("HTTP semantics on the %s engine", (engine) => {
   });
 });
 
-describe("HTTP semantics only the node engine has", () => {
+describe("HTTP semantics the net engine has and uws lacks", () => {
   it("an absolute-form request is identified by its authority and forwarded with the relative URI", async () => {
-    const { up, port } = await through("node", (_req, res) => res.end("ok"));
+    const { up, port } = await through("net", (_req, res) => res.end("ok"));
     const r = await raw(
       port,
       "GET http://users/x?q=1 HTTP/1.1\r\nHost: proxy.example\r\nConnection: close\r\n\r\n",
@@ -491,7 +491,7 @@ routers:
 - protocol: http
   identifier: {kind: io.l5d.methodAndHost}
   dtab: /svc/1.0/GET => /$/inet/127.0.0.1/${up.port}
-  servers: [{ip: 127.0.0.1, port: 0, engine: node}]
+  servers: [{ip: 127.0.0.1, port: 0, engine: net}]
 `);
     const r = await raw(l.port(), "GET /legacy HTTP/1.0\r\n\r\n", 3000);
     expect(r.closed).toBe(true);
@@ -503,7 +503,7 @@ routers:
   });
 
   it("response trailers from the upstream reach the client", async () => {
-    const { port } = await through("node", (_req, res) => {
+    const { port } = await through("net", (_req, res) => {
       res.writeHead(200, { "content-type": "text/plain", trailer: "x-checksum" });
       res.write("part one, ");
       res.write("part two");

@@ -4,7 +4,8 @@
 // hang, and what is refused must not reach the upstream.
 //
 // Observed behaviour (lintel 4fcc031, uWebSockets.js 20.30, Node 20) is noted next to
-// each assertion as "node:" / "uws:"; `// BUG: <engine>:` marks an engine that does not
+// each assertion as "net:" / "uws:" ("node:" records Node's own server, the retired node
+// engine, whose place net took); `// BUG: <engine>:` marks an engine that does not
 // behave as the test expects (the test fails on that engine until it is fixed). "left open" = no close from lintel within the watch window.
 
 import type { ServerResponse } from "node:http";
@@ -40,7 +41,7 @@ const SETTLE_MS = 300;
 const SLOWLORIS_BOUND_MS = 8000;
 /**
  * uws cuts a slow client off with its own fixed idle timeout: 10 s with 4 s granularity
- * (docs/engines.md), not configurable; the node engine uses `headersTimeoutMs` (3 s here).
+ * (docs/engines.md), not configurable; the net engine uses `headersTimeoutMs` (3 s here).
  */
 const UWS_SLOWLORIS_BOUND_MS = 14_000;
 /** An idle keep-alive connection must be closed within this long after its response. */
@@ -113,7 +114,7 @@ describe.each(ENGINES)("request limits on the %s engine", (engine) => {
       send(port, `GET /big HTTP/1.1\r\nHost: up\r\n${big}Connection: close\r\n\r\n`),
     ]);
     await quiet();
-    // node: 431 and close, both (Node's parser).
+    // net: 431 and close, both (Node's parser).
     // BUG: uws: 431 (lintel's check after uws parsed the head) but the connection is LEFT
     // OPEN, even when the client sent `Connection: close` (RFC 9112 §9.6 requires the
     // close then): the 431 path in uws-engine.ts finishes the response with write()
@@ -147,7 +148,7 @@ describe.each(ENGINES)("request limits on the %s engine", (engine) => {
     const { up, port } = await gateway(engine);
     const r = await send(port, `GET /h40 HTTP/1.1\r\n${headerLines(40)}Connection: close\r\n\r\n`);
     await quiet();
-    // node: 200. uws: 200 (uws serves up to 48 header lines; 49 and more get no response
+    // net: 200. uws: 200 (uws serves up to 48 header lines; 49 and more get no response
     // and the connection is left open — the documented "~50 headers" limit).
     expect(outcome(r)).toEqual({ status: "HTTP/1.1 200", closed: true });
     expect(up.seen).toHaveLength(1);
@@ -157,7 +158,7 @@ describe.each(ENGINES)("request limits on the %s engine", (engine) => {
     const { up, port } = await gateway(engine);
     const r = await send(port, `GET /h101 HTTP/1.1\r\n${headerLines(101)}\r\n`);
     await quiet();
-    // node: 431 and close (lintel's maxHeaderCount, 100).
+    // net: 431 and close (lintel's maxHeaderCount, 100).
     // uws: no response (its own 48-header-line limit, docs/engines.md); nothing forwarded.
     if (engine === "uws") expect(outcome(r).status).toBe("(no response)");
     else expect(outcome(r)).toEqual({ status: "HTTP/1.1 431", closed: true });
@@ -199,7 +200,7 @@ describe.each(ENGINES)("request limits on the %s engine", (engine) => {
           resolve({ text, closed, ms: Math.round(performance.now() - t0) });
         });
       });
-      // node, net: 408, then close, about headersTimeoutMs (checked every second) after connecting.
+      // net: 408, then close, about headersTimeoutMs (checked every second) after connecting.
       // uws: closed without a response 8–12 s after connecting (its idle timeout is not
       // reset by the trickled bytes); lintel has no hook into a uws connection before a full head.
       if (engine !== "uws") expect(status(r.text)).toBe("HTTP/1.1 408");
@@ -246,7 +247,7 @@ describe.each(ENGINES)("request limits on the %s engine", (engine) => {
           });
         },
       );
-      // node: closed ~11.0 s after the response (keepAliveTimeout 10 s).
+      // net: closed ~11.0 s after the response (keepAliveTimeout 10 s).
       // uws: closed 8.5–12 s after the response (10 s idle timeout, 4 s granularity).
       // Kept open at least a second (keep-alive works), closed within 15 s.
       expect(r.status).toBe("HTTP/1.1 200");
@@ -305,7 +306,7 @@ describe.each(ENGINES)("request limits on the %s engine", (engine) => {
     release();
     await Promise.all(calls);
     release();
-    // node: 2 × 200, 2 × 503 with l5d-err; only 2 reached the upstream. uws: the same.
+    // net: 2 × 200, 2 × 503 with l5d-err; only 2 reached the upstream. uws: the same.
     // (Applied since fc4421d; before it, all 4 reached the upstream and got 200.)
     expect({
       reachedWhileFull,

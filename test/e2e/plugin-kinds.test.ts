@@ -128,7 +128,7 @@ routers:
   servers:
   - ip: 127.0.0.1
     port: 0
-    engine: node
+    engine: net
     tls:
       checkIntervalMs: 100
       certs:

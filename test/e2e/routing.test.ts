@@ -178,7 +178,7 @@ describe.each(ENGINES)("routing on the %s engine", (engine) => {
     expect(seen["x-end"]).toBe("kept");
     expect(seen.via).toBe("1.0 client-proxy, 1.1 lintel");
     expect(r.headers["x-hop-back"]).toBeUndefined();
-    // The upstream's keep-alive parameters are its own (the node engine may state its own).
+    // The upstream's keep-alive parameters are its own (the engine may state its own).
     expect(r.headers["keep-alive"]).not.toBe("timeout=5");
     expect(r.headers.via).toBe("1.1 upstream, 1.1 lintel");
   });

@@ -30,11 +30,11 @@ afterEach(cleanup);
 const SUITE = "the io.l5d.prometheus telemeter's promtool check";
 const promtool = requireBinary("promtool", "prometheus", SUITE);
 
-/** A node-engine edge router on the control thread, with `telemetry` (YAML lines) on top. */
-function config(telemetry: string, o: { workers?: number; engine?: "node" | "uws" } = {}) {
+/** A net-engine edge router on the control thread, with `telemetry` (YAML lines) on top. */
+function config(telemetry: string, o: { workers?: number; engine?: "net" | "uws" } = {}) {
   return fsEdgeConfig({
     workers: o.workers ?? 0,
-    engine: o.engine ?? "node",
+    engine: o.engine ?? "net",
     plugins: telemetry,
   });
 }

@@ -1,6 +1,6 @@
 // TLS termination end to end over loopback, on both engines: the certificate chosen by
 // SNI (exact, wildcard, default), requests reaching the upstream, strict SNI and client
-// certificates (node engine), the TLS 1.2 floor, config errors, and certificates rotated
+// certificates (net engine), the TLS 1.2 floor, config errors, and certificates rotated
 // on disk while clients keep connecting.
 
 import { readFileSync, writeFileSync } from "node:fs";
@@ -295,10 +295,10 @@ describe.each(ENGINES)("TLS termination on the %s engine", (engine) => {
   });
 });
 
-describe("strict SNI and client certificates (node engine)", () => {
+describe("strict SNI and client certificates (net engine)", () => {
   it("strictSni: true refuses an unknown server name and serves a known one", async () => {
     const up = await startUpstream("up");
-    const l = await startLintel(config("node", up.port, "strictSni: true"), baseFiles());
+    const l = await startLintel(config("net", up.port, "strictSni: true"), baseFiles());
     const port = l.port();
     expect((await get(port, { servername: "app.example.com" })).status).toBe(200);
     expect((await handshake(port, { servername: "x.example.com" })).serial).toBe(wild.serial);
@@ -311,7 +311,7 @@ describe("strict SNI and client certificates (node engine)", () => {
     async function startMtls() {
       const up = await startUpstream("up");
       const l = await startLintel(
-        config("node", up.port, "caCertPath: client-ca.pem\nrequireClientAuth: true"),
+        config("net", up.port, "caCertPath: client-ca.pem\nrequireClientAuth: true"),
         { ...baseFiles(), "client-ca.pem": clientRoot.certPem },
       );
       return { up, port: l.port() };
@@ -372,7 +372,7 @@ describe("strict SNI and client certificates (node engine)", () => {
 
   it("protocols: [TLSv1.3] refuses a TLS 1.2-only client", async () => {
     const up = await startUpstream("up");
-    const l = await startLintel(config("node", up.port, "protocols: [TLSv1.3]"), baseFiles());
+    const l = await startLintel(config("net", up.port, "protocols: [TLSv1.3]"), baseFiles());
     const port = l.port();
     expect((await handshake(port, { servername: "app.example.com" })).protocol).toBe("TLSv1.3");
     await failure(handshake(port, { servername: "app.example.com", maxVersion: "TLSv1.2" }));
@@ -396,7 +396,7 @@ describe("TLS config errors", () => {
     ],
     ["caCertPath: client-ca.pem", "caCertPath", /cannot verify client certificates/],
     ["protocols: [TLSv1.3]", "protocols", /always offers TLS 1.2 and 1.3/],
-  ])("the uws engine refuses %j and says to use engine: node", async (extra, key, why) => {
+  ])("the uws engine refuses %j and says to use engine: net", async (extra, key, why) => {
     const errors = await errorsOf(config("uws", 1, extra), {
       ...baseFiles(),
       "client-ca.pem": clientRoot.certPem,
@@ -404,13 +404,13 @@ describe("TLS config errors", () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(new RegExp(`^routers\\[0\\]\\.servers\\[0\\]\\.tls\\.${key}: `));
     expect(errors[0]).toMatch(why);
-    expect(errors[0]).toContain("use engine: node");
+    expect(errors[0]).toContain("use engine: net");
   });
 
-  it("the same settings load on the node engine", async () => {
+  it("the same settings load on the net engine", async () => {
     const errors = await errorsOf(
       config(
-        "node",
+        "net",
         1,
         "strictSni: true\ncaCertPath: client-ca.pem\nrequireClientAuth: true\nprotocols: [TLSv1.3]",
       ),
@@ -442,7 +442,7 @@ describe("TLS config errors", () => {
   it("a missing certificate file is reported with its path", async () => {
     const dir = tempDir();
     const { "default.crt": _, ...files } = baseFiles();
-    writeFiles(dir, { ...files, "lintel.yaml": config("node", 1) });
+    writeFiles(dir, { ...files, "lintel.yaml": config("net", 1) });
     const r = await loadLintelConfig(join(dir, "lintel.yaml"));
     expect(r.ok).toBe(false);
     if (r.ok) return;

@@ -1,7 +1,7 @@
 // WebSocket (and any Upgrade) through lintel: the handshake is identified and bound like a
 // request, then bytes flow both ways on a connection of its own to the endpoint. Real
-// `ws` clients and servers on loopback, on the engines that hand a connection over (net
-// and node), plain and over TLS.
+// `ws` clients and servers on loopback, on the engine that hands a connection over (net),
+// plain and over TLS.
 
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,7 +12,7 @@ import { cleanup, closeOnCleanup, eventually, metricsJson, startLintel } from ".
 
 afterEach(cleanup);
 
-const TUNNELLING = ["net", "node"] as const;
+const TUNNELLING = ["net"] as const;
 
 interface WsUpstream {
   readonly port: number;
