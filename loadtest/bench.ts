@@ -6,23 +6,29 @@
 // and duration, in interleaved rounds. Each row also gives the CPU time the proxy spent
 // per request, which stays meaningful when the load generator, not the proxy, sets the
 // pace (the handshake row on a small machine). The latency row drives each target at a
-// fixed rate with h2load instead (lib/openloop.ts says why). Prints a table per row and
-// writes loadtest/results/latest.json (latest-<rows>.json when only some rows ran).
+// fixed rate with h2load instead (lib/openloop.ts says why); the h2 row drives the TLS
+// listeners with h2load over HTTP/2 (lib/h2load.ts), the websocket row a WebSocket echo
+// server through each proxy with a Node load generator (lib/ws-load.ts, lib/ws-echo.ts).
+// Prints a table per row and writes loadtest/results/latest.json (latest-<rows>.json when
+// only some rows ran).
 //
-//   npm run bench -- [--quick] [--rows plaintext,tls,handshake,egress,large,latency]
+//   npm run bench -- [--quick] [--rows plaintext,tls,handshake,egress,large,h2,websocket,policy,latency]
 //                    [--profile ROW] [--workers N] [--scaling] [--latency-rate REQ_PER_S]
 //                    [--duration S] [--connections N] [--body BYTES] [--rounds N]
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { get as httpGet, type IncomingMessage } from "node:http";
+import { connect as http2Connect } from "node:http2";
 import { get as httpsGet } from "node:https";
 import { cpus, release, tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import WebSocket from "ws";
 import { caddyLaunch } from "./lib/caddy.js";
 import { type BenchCert, makeBenchCert } from "./lib/certs.js";
+import { runH2Load } from "./lib/h2load.js";
 import { runHandshakes } from "./lib/handshakes.js";
 import { backendConfig, proxyConfig } from "./lib/haproxy.js";
 import { nginxLaunch } from "./lib/nginx.js";
@@ -39,7 +45,8 @@ import {
   waitForPort,
 } from "./lib/processes.js";
 import { formatSummary, type HotSpot, profileWhile } from "./lib/profile.js";
-import { runWrk, type WrkResult } from "./lib/wrk.js";
+import { runWrk } from "./lib/wrk.js";
+import { runWsLoad } from "./lib/ws-load.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const resultsDir = join(root, "loadtest/results");
@@ -51,6 +58,8 @@ const ROW_NAMES = [
   "handshake",
   "egress",
   "large",
+  "h2",
+  "websocket",
   "policy",
   "latency",
 ] as const;
@@ -60,8 +69,12 @@ type RowName = (typeof ROW_NAMES)[number];
  * (uws only): one server per engine in each router of the bench's config. Adding an
  * engine here is all the bench needs to measure it.
  */
-const LINTEL_ENGINES = ["uws", "node", "net"] as const;
+const LINTEL_ENGINES = ["uws", "net"] as const;
 type Engine = (typeof LINTEL_ENGINES)[number];
+/** The engines that serve HTTP/2 (ALPN h2 on their TLS servers): the h2 row's lintel targets. */
+const H2_ENGINES: readonly Engine[] = LINTEL_ENGINES.filter((e) => e === "net");
+/** The engines that tunnel Upgrade requests (uws does not): the websocket row's lintel targets. */
+const WS_ENGINES: readonly Engine[] = LINTEL_ENGINES.filter((e) => e !== "uws");
 /**
  * The other proxies measured beside HAProxy on every row but policy, each one thread (or
  * --workers N) on the proxies' cores, with a config of the bench's own (lib/nginx.ts,
@@ -91,6 +104,8 @@ const PEER_ROWS: readonly RowName[] = [
   "handshake",
   "egress",
   "large",
+  "h2",
+  "websocket",
   "latency",
 ];
 /** The project's targets per throughput row: lintel >= 0.8 x HAProxy and >= 1.0 x nginx. */
@@ -99,12 +114,28 @@ const GOAL_VS_NGINX = 1.0;
 const LARGE_BODY = 64 * 1024;
 /** The issue's target for the latency row: p99 added over direct, at half HAProxy's peak. */
 const P99_ADDED_TARGET_MS = 1;
+/** The h2 row's load: h2load connections and concurrent streams on each. */
+const H2_CLIENTS = 16;
+const H2_STREAMS = 16;
+/** The websocket row's load: connections, each with one message in flight, and its size. */
+const WS_CONNECTIONS = 64;
+const WS_MESSAGE_BYTES = 64;
 
 interface Target {
   readonly name: string;
   readonly url: string;
   /** The process serving it, checked between rounds. */
   readonly proc: Proc;
+}
+
+/** One run of a row's load on a target (wrk's, h2load's or the WebSocket generator's). */
+interface LoadResult {
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  /** Requests (or WebSocket round trips) completed. */
+  readonly requests: number;
 }
 
 interface Scenario {
@@ -115,7 +146,20 @@ interface Scenario {
   readonly bodyBytes: number;
   readonly connections?: number;
   readonly headers?: Record<string, string>;
+  /** The row's own load (default: wrk with `connections` and `headers`). */
+  readonly drive?: (t: Target, seconds: number) => Promise<LoadResult>;
+  /**
+   * The row's own check of each target before its warm-up (instead of the HTTP GET every
+   * other row's targets get): undefined when it serves the row, else what is wrong, and
+   * the row fails.
+   */
+  readonly probe?: (t: Target) => Promise<string | undefined>;
+  /** What the rate counts, in the table's header (default "req"). */
+  readonly unit?: string;
 }
+
+/** A row that cannot be measured as asked (the h2 row's non-2xx answers): said loudly. */
+class RowFailed extends Error {}
 
 /** The listeners lintel gives each engine, and each peer has: one per row kind. */
 interface Listeners {
@@ -123,6 +167,8 @@ interface Listeners {
   readonly tls: number;
   readonly egress: number;
   readonly large: number;
+  /** The websocket row (lintel: only the engines of WS_ENGINES listen there). */
+  readonly ws: number;
 }
 
 /** What became of a peer (nginx, Caddy) in this run, for the output and latest.json. */
@@ -343,6 +389,83 @@ function probeTarget(url: string, bodyBytes: number, cert: BenchCert): Promise<s
   });
 }
 
+/**
+ * The h2 row's check of a target: one GET over TLS (verified against the bench
+ * certificate) that must negotiate h2 by ALPN and answer 200 with the backend's body.
+ */
+function probeH2(url: string, bodyBytes: number, cert: BenchCert): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const session = http2Connect(url, {
+      ca: readFileSync(cert.certPath),
+      servername: cert.name,
+      ALPNProtocols: ["h2", "http/1.1"],
+    });
+    const done = (problem: string | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      session.destroy();
+      resolve(problem);
+    };
+    const timer = setTimeout(() => done("no HTTP/2 answer within 5 s"), 5000);
+    session.on("error", (e) => done(`HTTP/2: ${e.message}`));
+    session.on("connect", () => {
+      const alpn = session.alpnProtocol;
+      if (alpn !== "h2") return done(`ALPN gave ${alpn || "nothing"}, not h2`);
+      const req = session.request({ ":path": "/", ":method": "GET" });
+      let status = 0;
+      let n = 0;
+      let other = false;
+      req.on("response", (h) => {
+        status = Number(h[":status"]);
+      });
+      req.on("data", (d: Buffer) => {
+        n += d.length;
+        other ||= d.some((b) => b !== 0x78);
+      });
+      req.on("error", (e) => done(e.message));
+      req.on("end", () =>
+        done(
+          status !== 200
+            ? `status ${status} over h2`
+            : n !== bodyBytes || other
+              ? `a ${n}-byte body over h2, not the backend's ${bodyBytes} bytes of "x"`
+              : undefined,
+        ),
+      );
+      req.end();
+    });
+  });
+}
+
+/** The websocket row's check of a target: a WebSocket whose one message comes back. */
+function probeWs(url: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000 });
+    const message = Buffer.from("lintel bench probe");
+    let settled = false;
+    const done = (problem: string | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.terminate();
+      resolve(problem);
+    };
+    const timer = setTimeout(() => done("no echo within 5 s"), 5000);
+    ws.on("open", () => ws.send(message, { binary: true }));
+    ws.on("message", (d: Buffer) =>
+      done(Buffer.isBuffer(d) && d.equals(message) ? undefined : "the echo differed"),
+    );
+    ws.on("unexpected-response", (_req, res) => {
+      res.resume();
+      done(`the upgrade was answered with status ${res.statusCode}, not 101`);
+    });
+    ws.on("error", (e) => done(e.message));
+    ws.on("close", () => done("closed before the echo"));
+  });
+}
+
 /** `lintel check` on a config; undefined when it passes, else what it printed. */
 function lintelCheck(config: string): string | undefined {
   const r = spawnSync(process.execPath, [lintelBin, "check", config], {
@@ -362,7 +485,7 @@ async function main(): Promise<number> {
   const { durationS, connections, bodyBytes, rounds, warmupS } = o;
 
   const needs = ["wrk", "haproxy", "taskset", "openssl"];
-  if (o.rows.includes("latency") || o.scaling) needs.push("h2load");
+  if (o.rows.includes("latency") || o.rows.includes("h2") || o.scaling) needs.push("h2load");
   const missing = needs.filter((c) => !commandExists(c));
   if (missing.length > 0) {
     const pkgs = missing.map((c) =>
@@ -431,6 +554,7 @@ async function main(): Promise<number> {
   );
 
   const dir = mkdtempSync(join(tmpdir(), "lintel-bench-"));
+  let exitCode = 0;
   try {
     const bodyFile = join(dir, "body.bin");
     writeFileSync(bodyFile, Buffer.alloc(bodyBytes, "x"));
@@ -441,13 +565,17 @@ async function main(): Promise<number> {
     mkdirSync(join(dir, "certs"));
     const cert = makeBenchCert(join(dir, "certs"));
     mkdirSync(join(dir, "h2load"));
-    const ports = await distinctPorts(10 + 4 * (LINTEL_ENGINES.length + PEERS.length));
+    const ports = await distinctPorts(13 + 5 * (LINTEL_ENGINES.length + PEERS.length));
     const port = () => ports.shift()!;
     const [backendPort, haproxyPort, adminPort, haproxyTls] = [port(), port(), port(), port()];
     // The egress row: plaintext in, TLS (verified, SNI) out to the backend's TLS port.
     const [backendTls, haproxyEgress] = [port(), port()];
     // The large row: a second backend answering 64 KiB bodies.
     const [largeBackend, haproxyLarge] = [port(), port()];
+    // The h2 row's direct target: the backend over TLS with ALPN h2, a port of its own.
+    const backendH2 = port();
+    // The websocket row: the echo server (lib/ws-echo.ts) and HAProxy in front of it.
+    const [wsEcho, haproxyWs] = [port(), port()];
     // The policy row: the plaintext backend behind no resilience policy, and a typical one.
     const [uwsBare, uwsPolicy] = [port(), port()];
     // Each lintel engine and each peer: plaintext, TLS, egress and large listeners.
@@ -456,6 +584,7 @@ async function main(): Promise<number> {
       tls: port(),
       egress: port(),
       large: port(),
+      ws: port(),
     });
     const lintelPorts = Object.fromEntries(LINTEL_ENGINES.map((e) => [e, listeners()])) as Record<
       Engine,
@@ -471,7 +600,7 @@ async function main(): Promise<number> {
         backendPort,
         bodyFile,
         bodyBytes,
-        { port: backendTls, pem: cert.combinedPath },
+        { port: backendTls, pem: cert.combinedPath, h2Port: backendH2 },
         loadCores,
       ),
     );
@@ -485,7 +614,8 @@ async function main(): Promise<number> {
         listenPort: haproxyPort,
         backendPort: backendPort,
         threads,
-        tls: { port: haproxyTls, pem: cert.combinedPath },
+        // h2 offered by ALPN for the h2 row; wrk sends no ALPN and gets HTTP/1.1 as before.
+        tls: { port: haproxyTls, pem: cert.combinedPath, alpn: "h2,http/1.1" },
         egress: {
           port: haproxyEgress,
           backendTlsPort: backendTls,
@@ -493,15 +623,21 @@ async function main(): Promise<number> {
           name: cert.name,
         },
         large: { port: haproxyLarge, backendPort: largeBackend },
+        ws: { port: haproxyWs, backendPort: wsEcho },
       }),
     );
     mkdirSync(join(dir, "lintel"));
     const tls = `tls: {certPath: ${cert.certPath}, keyPath: ${cert.keyPath}}`;
-    // One server per engine (LINTEL_ENGINES) on the given listener of each.
-    const servers = (kind: keyof Listeners, extra = "") =>
-      LINTEL_ENGINES.map(
-        (e) => `  - {ip: 127.0.0.1, port: ${lintelPorts[e][kind]}, engine: ${e}${extra}}\n`,
-      ).join("");
+    // One server per engine (LINTEL_ENGINES, or those given) on the given listener of each.
+    // The net engine's TLS servers offer h2 by ALPN (http2: true, its default): the h2 row.
+    const servers = (
+      kind: keyof Listeners,
+      extra = "",
+      engines: readonly Engine[] = LINTEL_ENGINES,
+    ) =>
+      engines
+        .map((e) => `  - {ip: 127.0.0.1, port: ${lintelPorts[e][kind]}, engine: ${e}${extra}}\n`)
+        .join("");
     // The same config whichever rows run, so lintel's idle RSS compares between runs. The
     // worker count is always written (lintel's default, "auto", is one per core), so that
     // lintel serves uws with as many data-plane threads as HAProxy has threads.
@@ -526,6 +662,10 @@ ${servers("egress")}- protocol: http
   dtab: /svc => /$/inet/127.0.0.1/${largeBackend}
   servers:
 ${servers("large")}- protocol: http
+  label: websocket
+  dtab: /svc => /$/inet/127.0.0.1/${wsEcho}
+  servers:
+${servers("ws", "", WS_ENGINES)}- protocol: http
   label: bare
   dtab: /svc => /$/inet/127.0.0.1/${backendPort}
   client: {failureAccrual: {kind: none}}
@@ -589,7 +729,7 @@ ${servers("large")}- protocol: http
           listenPort: ports.plain,
           backendPort,
           idleUpstream: Math.max(1024, connections),
-          tls: { port: ports.tls, certPath: cert.certPath, keyPath: cert.keyPath },
+          tls: { port: ports.tls, certPath: cert.certPath, keyPath: cert.keyPath, h2: true },
           egress: {
             port: ports.egress,
             backendTlsPort: backendTls,
@@ -597,6 +737,7 @@ ${servers("large")}- protocol: http
             name: cert.name,
           },
           large: { port: ports.large, backendPort: largeBackend },
+          ws: { port: ports.ws, backendPort: wsEcho },
         };
         const launch = p.launch(opts);
         const refused = checkPeer(launch);
@@ -645,6 +786,12 @@ ${servers("large")}- protocol: http
         lintel_config: lintelThreads,
         placement: layout,
         lintel_engines: LINTEL_ENGINES,
+        h2: { clients: H2_CLIENTS, streams: H2_STREAMS, lintel_engines: H2_ENGINES },
+        websocket: {
+          connections: WS_CONNECTIONS,
+          message_bytes: WS_MESSAGE_BYTES,
+          lintel_engines: WS_ENGINES,
+        },
       },
       peers: peerStatus,
     };
@@ -656,6 +803,15 @@ ${servers("large")}- protocol: http
       const backend = start("backend", "haproxy", ["-f", join(dir, "backend.cfg")], loadCpus);
       const largeBe = o.rows.includes("large")
         ? start("large backend", "haproxy", ["-f", join(dir, "backend-large.cfg")], loadCpus)
+        : undefined;
+      // The websocket row's backend, pinned with the HTTP backend.
+      const wsEchoProc = o.rows.includes("websocket")
+        ? start(
+            "ws echo",
+            process.execPath,
+            [join(root, "dist/loadtest/lib/ws-echo.js"), String(wsEcho)],
+            loadCpus,
+          )
         : undefined;
       const haproxy = start("haproxy", "haproxy", ["-f", join(dir, "haproxy.cfg")], proxyCpus);
       const lintel = start(
@@ -671,10 +827,12 @@ ${servers("large")}- protocol: http
         peers.set(name, start(name, l.cmd, l.args, proxyCpus, l.env));
       await waitForPort(backendPort, backend);
       if (largeBe) await waitForPort(largeBackend, largeBe);
-      for (const p of [haproxyPort, haproxyTls, haproxyEgress, haproxyLarge])
+      if (wsEchoProc) await waitForPort(wsEcho, wsEchoProc);
+      for (const p of [haproxyPort, haproxyTls, haproxyEgress, haproxyLarge, haproxyWs])
         await waitForPort(p, haproxy);
       for (const e of LINTEL_ENGINES)
-        for (const p of Object.values(lintelPorts[e])) await waitForPort(p, lintel);
+        for (const [kind, p] of Object.entries(lintelPorts[e]))
+          if (kind !== "ws" || WS_ENGINES.includes(e)) await waitForPort(p, lintel);
       for (const p of [uwsBare, uwsPolicy]) await waitForPort(p, lintel);
       for (const [name, proc] of peers)
         try {
@@ -711,8 +869,16 @@ ${servers("large")}- protocol: http
       // The peers and lintel's engines on one of their listeners, in the tables' order.
       const peerTargets = (kind: keyof Listeners, make: MakeTarget) =>
         [...peers].map(([name, proc]) => make(name, peerPorts[name][kind], proc));
-      const lintelTargets = (kind: keyof Listeners, make: MakeTarget) =>
-        LINTEL_ENGINES.map((e) => make(`lintel-${e}`, lintelPorts[e][kind], lintel));
+      const lintelTargets = (
+        kind: keyof Listeners,
+        make: MakeTarget,
+        engines: readonly Engine[] = LINTEL_ENGINES,
+      ) => engines.map((e) => make(`lintel-${e}`, lintelPorts[e][kind], lintel));
+      const websocket = (name: string, p: number, proc: Proc): Target => ({
+        name,
+        url: `ws://127.0.0.1:${p}/`,
+        proc,
+      });
       const handshakeConnections = Math.min(16, connections);
       const plainTargets = [
         plain("direct", backendPort, backend),
@@ -784,6 +950,63 @@ ${servers("large")}- protocol: http
             ]
           : []),
         {
+          row: "h2",
+          name: `h2-${bodyBytes}B-${H2_CLIENTS}c-${H2_STREAMS}m`,
+          what: `HTTP/2 over TLS (ALPN h2) terminated by the proxy, HTTP/1.1 keep-alive to the backend; h2load, ${H2_CLIENTS} connections x ${H2_STREAMS} concurrent streams. lintel: ${H2_ENGINES.map((e) => `lintel-${e}`).join(", ")} only (${LINTEL_ENGINES.filter((e) => !H2_ENGINES.includes(e)).join(" and ")} do not speak HTTP/2); direct: the backend's own h2 listener`,
+          bodyBytes,
+          targets: [
+            secure("direct", backendH2, backend),
+            secure("haproxy", haproxyTls, haproxy),
+            ...peerTargets("tls", secure),
+            ...lintelTargets("tls", secure, H2_ENGINES),
+          ],
+          probe: (t) => probeH2(t.url, bodyBytes, cert),
+          drive: async (t, seconds) => {
+            const r = await runH2Load({
+              url: t.url,
+              clients: H2_CLIENTS,
+              streams: H2_STREAMS,
+              durationS: seconds,
+              dir: join(dir, "h2load"),
+              cpus: loadCpus,
+            });
+            if (r.problem) throw new RowFailed(`${t.name} (${t.url}): ${r.problem}`);
+            return r;
+          },
+        },
+        ...(wsEchoProc
+          ? [
+              {
+                row: "websocket" as const,
+                name: `websocket-${WS_MESSAGE_BYTES}B-${WS_CONNECTIONS}c`,
+                what: `WebSocket echo through the proxy: ${WS_CONNECTIONS} connections, each sending a ${WS_MESSAGE_BYTES}-byte message and waiting for its echo (Node ws load generator and echo server); rate in round trips/s. lintel: ${WS_ENGINES.map((e) => `lintel-${e}`).join(", ")} (${LINTEL_ENGINES.filter((e) => !WS_ENGINES.includes(e)).join(" and ")} does not tunnel upgrades)`,
+                bodyBytes: WS_MESSAGE_BYTES,
+                unit: "msg",
+                targets: [
+                  websocket("direct", wsEcho, wsEchoProc),
+                  websocket("haproxy", haproxyWs, haproxy),
+                  ...peerTargets("ws", websocket),
+                  ...lintelTargets("ws", websocket, WS_ENGINES),
+                ],
+                probe: (t: Target) => probeWs(t.url),
+                drive: async (t: Target, seconds: number) => {
+                  const r = await runWsLoad({
+                    url: t.url,
+                    connections: WS_CONNECTIONS,
+                    messageBytes: WS_MESSAGE_BYTES,
+                    durationS: seconds,
+                    cpus: loadCpus,
+                  });
+                  if (r.requests === 0)
+                    throw new RowFailed(
+                      `${t.name} (${t.url}): no message came back${r.problem ? `: ${r.problem}` : ""}`,
+                    );
+                  return r;
+                },
+              },
+            ]
+          : []),
+        {
           row: "policy",
           name: `policy-${bodyBytes}B-${connections}c`,
           what: "plaintext keep-alive on uws: no failure accrual (bare), Linkerd's defaults (lintel-uws), and p2c + accrual + retries + timeouts (policy)",
@@ -832,7 +1055,7 @@ ${servers("large")}- protocol: http
       const probed = new Set<string>();
       const toProbe = [
         ...scenarios
-          .filter((sc) => o.rows.includes(sc.row))
+          .filter((sc) => o.rows.includes(sc.row) && !sc.probe)
           .flatMap((sc) => sc.targets.map((t) => ({ t, body: sc.bodyBytes }))),
         ...(o.rows.includes("latency") ? plainTargets.map((t) => ({ t, body: bodyBytes })) : []),
       ];
@@ -855,6 +1078,8 @@ ${servers("large")}- protocol: http
       const live = (ts: readonly Target[]) => ts.filter((t) => !dropped.has(t.proc));
 
       const rows: Row[] = [];
+      /** Rows that failed (RowFailed), with the reason: the run then exits 1. */
+      const failedRows: Record<string, string> = {};
       const ratios: Record<string, number> = {};
       const ratiosVsNginx: Record<string, number> = {};
       const ratiosVsCaddy: Record<string, number> = {};
@@ -866,133 +1091,149 @@ ${servers("large")}- protocol: http
         if (!o.rows.includes(sc.row)) continue;
         const targets = live(sc.targets);
         console.log(`\n[${sc.row}] ${sc.name}: ${sc.what}`);
-        const results = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
-        const cpuPerRequest = new Map<string, number[]>(targets.map((t) => [t.name, []]));
-        const run = (t: Target, seconds: number) =>
-          runWrk({
-            url: t.url,
-            connections: sc.connections ?? connections,
-            durationS: seconds,
-            cpus: loadCpus,
-            threads: pinned ? 1 : wrkThreads,
-            headers: sc.headers,
-          });
-        for (const t of targets) await run(t, warmupS);
-        // CPU used on the proxy cores by anything but the target (other work on the
-        // machine), in % of those cores: a round it disturbed says so.
-        let othersOnProxyMax = 0;
-        for (let r = 0; r < rounds; r++) {
-          for (const t of targets) {
-            if (t.proc.child.exitCode !== null)
-              throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
-            const cpuBefore = cpuSeconds(t.proc);
-            const proxyBusy0 = proxyCpus ? cpuTimes(proxyCpus) : undefined;
-            const t0 = performance.now();
-            const res = await run(t, durationS);
-            const cpuUsed = cpuSeconds(t.proc) - cpuBefore;
-            const cpuUs = (cpuUsed * 1e6) / Math.max(1, res.requests);
-            let others = "";
-            if (proxyBusy0) {
-              const b = cpuTimes(proxyCpus);
-              const busyPct =
-                (100 * (b.busy - proxyBusy0.busy)) / Math.max(1, b.total - proxyBusy0.total);
-              const own =
-                t.name === "direct"
-                  ? 0
-                  : (100 * cpuUsed) / ((performance.now() - t0) / 1000) / threads;
-              const pct = Math.max(0, busyPct - own);
-              othersOnProxyMax = Math.max(othersOnProxyMax, pct);
-              if (pct > 10) others = `  (other work on cpu ${proxyCpus}: ${pct.toFixed(0)}%)`;
+        try {
+          const results = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
+          const cpuPerRequest = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+          const run = (t: Target, seconds: number): Promise<LoadResult> =>
+            sc.drive
+              ? sc.drive(t, seconds)
+              : runWrk({
+                  url: t.url,
+                  connections: sc.connections ?? connections,
+                  durationS: seconds,
+                  cpus: loadCpus,
+                  threads: pinned ? 1 : wrkThreads,
+                  headers: sc.headers,
+                });
+          if (sc.probe)
+            for (const t of targets) {
+              const problem = await sc.probe(t);
+              if (problem !== undefined) throw new RowFailed(`${t.name} (${t.url}): ${problem}`);
             }
-            results.get(t.name)!.push(res);
-            cpuPerRequest.get(t.name)!.push(cpuUs);
-            const mb =
-              sc.bodyBytes >= 4096 ? `  ${((res.rps * sc.bodyBytes) / 1e6).toFixed(0)} MB/s` : "";
-            console.log(
-              `  round ${r + 1} ${t.name.padEnd(17)} ${res.rps.toFixed(0).padStart(8)} req/s${mb}  p99 ${res.p99Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} us/req${res.errors > 0 ? `  ${res.errors} errors` : ""}${others}`,
+          for (const t of targets) await run(t, warmupS);
+          // CPU used on the proxy cores by anything but the target (other work on the
+          // machine), in % of those cores: a round it disturbed says so.
+          let othersOnProxyMax = 0;
+          for (let r = 0; r < rounds; r++) {
+            for (const t of targets) {
+              if (t.proc.child.exitCode !== null)
+                throw new Error(`${t.proc.name} died:\n${t.proc.output()}`);
+              const cpuBefore = cpuSeconds(t.proc);
+              const proxyBusy0 = proxyCpus ? cpuTimes(proxyCpus) : undefined;
+              const t0 = performance.now();
+              const res = await run(t, durationS);
+              const cpuUsed = cpuSeconds(t.proc) - cpuBefore;
+              const cpuUs = (cpuUsed * 1e6) / Math.max(1, res.requests);
+              const unit = sc.unit ?? "req";
+              let others = "";
+              if (proxyBusy0) {
+                const b = cpuTimes(proxyCpus);
+                const busyPct =
+                  (100 * (b.busy - proxyBusy0.busy)) / Math.max(1, b.total - proxyBusy0.total);
+                const own =
+                  t.name === "direct"
+                    ? 0
+                    : (100 * cpuUsed) / ((performance.now() - t0) / 1000) / threads;
+                const pct = Math.max(0, busyPct - own);
+                othersOnProxyMax = Math.max(othersOnProxyMax, pct);
+                if (pct > 10) others = `  (other work on cpu ${proxyCpus}: ${pct.toFixed(0)}%)`;
+              }
+              results.get(t.name)!.push(res);
+              cpuPerRequest.get(t.name)!.push(cpuUs);
+              const mb =
+                sc.bodyBytes >= 4096 ? `  ${((res.rps * sc.bodyBytes) / 1e6).toFixed(0)} MB/s` : "";
+              console.log(
+                `  round ${r + 1} ${t.name.padEnd(17)} ${res.rps.toFixed(0).padStart(8)} ${unit}/s${mb}  p99 ${res.p99Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} us/req${res.errors > 0 ? `  ${res.errors} errors` : ""}${others}`,
+              );
+            }
+          }
+          const scRows = targets.map((t): Row => {
+            const rs = results.get(t.name)!;
+            const rps = median(rs.map((x) => x.rps));
+            return {
+              row: sc.row,
+              name: sc.name,
+              target: t.name,
+              rps,
+              p50_ms: median(rs.map((x) => x.p50Ms)),
+              p99_ms: median(rs.map((x) => x.p99Ms)),
+              min_rps: Math.min(...rs.map((x) => x.rps)),
+              max_rps: Math.max(...rs.map((x) => x.rps)),
+              errors: rs.reduce((s, x) => s + x.errors, 0),
+              cpu_us_per_req: median(cpuPerRequest.get(t.name)!),
+              body_mb_per_s: (rps * sc.bodyBytes) / 1e6,
+            };
+          });
+          rows.push(...scRows);
+          const rowOf = (name: string) => scRows.find((x) => x.target === name);
+          const direct = rowOf("direct");
+          const haproxyRps = rowOf("haproxy")!.rps;
+          const nginxRps = rowOf("nginx")?.rps;
+          const caddyRps = rowOf("caddy")?.rps;
+          // The table's ratio columns, by target: every proxy against HAProxy, nginx, direct.
+          const cols = { haproxy: {}, nginx: {}, direct: {} } as Record<
+            "haproxy" | "nginx" | "direct",
+            Record<string, number>
+          >;
+          const goals: string[] = [];
+          for (const r of scRows.filter((x) => x.target !== "direct")) {
+            const key = `${sc.name}/${r.target}`;
+            const vsH = r.rps / haproxyRps;
+            const vsN = nginxRps === undefined ? undefined : r.rps / nginxRps;
+            if (r.target !== "haproxy") cols.haproxy[r.target] = vsH;
+            if (vsN !== undefined && r.target !== "nginx") cols.nginx[r.target] = vsN;
+            if (direct) cols.direct[r.target] = vsDirect[key] = r.rps / direct.rps;
+            if (!r.target.startsWith("lintel")) {
+              if (r.target !== "haproxy") peersVsHaproxy[key] = vsH;
+              continue;
+            }
+            ratios[key] = vsH;
+            if (vsN !== undefined) ratiosVsNginx[key] = vsN;
+            if (caddyRps !== undefined) ratiosVsCaddy[key] = r.rps / caddyRps;
+            const okH = vsH >= GOAL_VS_HAPROXY;
+            const okN = vsN === undefined || vsN >= GOAL_VS_NGINX;
+            goalsMet[key] = okH && okN;
+            const mark = (ok: boolean) => (ok ? "ok" : "MISSED");
+            goals.push(
+              `${r.target} ${vsH.toFixed(2)} x HAProxy ${mark(okH)}${vsN === undefined ? "" : `, ${vsN.toFixed(2)} x nginx ${mark(okN)}`}`,
             );
           }
-        }
-        const scRows = targets.map((t): Row => {
-          const rs = results.get(t.name)!;
-          const rps = median(rs.map((x) => x.rps));
-          return {
-            row: sc.row,
-            name: sc.name,
-            target: t.name,
-            rps,
-            p50_ms: median(rs.map((x) => x.p50Ms)),
-            p99_ms: median(rs.map((x) => x.p99Ms)),
-            min_rps: Math.min(...rs.map((x) => x.rps)),
-            max_rps: Math.max(...rs.map((x) => x.rps)),
-            errors: rs.reduce((s, x) => s + x.errors, 0),
-            cpu_us_per_req: median(cpuPerRequest.get(t.name)!),
-            body_mb_per_s: (rps * sc.bodyBytes) / 1e6,
-          };
-        });
-        rows.push(...scRows);
-        const rowOf = (name: string) => scRows.find((x) => x.target === name);
-        const direct = rowOf("direct");
-        const haproxyRps = rowOf("haproxy")!.rps;
-        const nginxRps = rowOf("nginx")?.rps;
-        const caddyRps = rowOf("caddy")?.rps;
-        // The table's ratio columns, by target: every proxy against HAProxy, nginx, direct.
-        const cols = { haproxy: {}, nginx: {}, direct: {} } as Record<
-          "haproxy" | "nginx" | "direct",
-          Record<string, number>
-        >;
-        const goals: string[] = [];
-        for (const r of scRows.filter((x) => x.target !== "direct")) {
-          const key = `${sc.name}/${r.target}`;
-          const vsH = r.rps / haproxyRps;
-          const vsN = nginxRps === undefined ? undefined : r.rps / nginxRps;
-          if (r.target !== "haproxy") cols.haproxy[r.target] = vsH;
-          if (vsN !== undefined && r.target !== "nginx") cols.nginx[r.target] = vsN;
-          if (direct) cols.direct[r.target] = vsDirect[key] = r.rps / direct.rps;
-          if (!r.target.startsWith("lintel")) {
-            if (r.target !== "haproxy") peersVsHaproxy[key] = vsH;
-            continue;
+          printTable(scRows, cols, sc.bodyBytes >= 4096, sc.unit);
+          if (goals.length > 0)
+            console.log(
+              `goals (lintel >= ${GOAL_VS_HAPROXY} x HAProxy${nginxRps === undefined ? "" : `, >= ${GOAL_VS_NGINX.toFixed(1)} x nginx`}): ${goals.join("; ")}`,
+            );
+          if (PEER_ROWS.includes(sc.row))
+            for (const p of PEERS)
+              if (peerStatus[p.name]?.status === "skipped")
+                console.log(
+                  `(${p.name} not measured: ${peerStatus[p.name]!.reason!.split("\n")[0]})`,
+                );
+          const withErrors = scRows.filter((r) => r.errors > 0);
+          if (withErrors.length > 0)
+            console.log(
+              sc.row === "websocket"
+                ? `warning: errors (connections that failed or closed early, echoes that differed, all rounds): ${withErrors.map((r) => `${r.target} ${r.errors}`).join(", ")}`
+                : `warning: errors (${sc.drive ? "h2load's failed requests" : "wrk's socket errors"} and non-2xx answers, all rounds): ${withErrors.map((r) => `${r.target} ${r.errors}`).join(", ")}; their req/s count those answers too`,
+            );
+          if (othersOnProxyMax > 15)
+            console.log(
+              `warning: something other than the target used up to ${othersOnProxyMax.toFixed(0)}% of the proxy cores (${proxyCpus}) during a round: that round's numbers are disturbed (other work on the machine?)`,
+            );
+          const fastest = Math.max(...scRows.filter((r) => r !== direct).map((r) => r.rps));
+          if (direct && direct.rps < fastest * 1.3) {
+            console.log(
+              `warning: direct-to-backend (${direct.rps.toFixed(0)} req/s) is not well above the proxies (${fastest.toFixed(0)}); the load generator or backend may be the limit, so the ratios understate the gap`,
+            );
           }
-          ratios[key] = vsH;
-          if (vsN !== undefined) ratiosVsNginx[key] = vsN;
-          if (caddyRps !== undefined) ratiosVsCaddy[key] = r.rps / caddyRps;
-          const okH = vsH >= GOAL_VS_HAPROXY;
-          const okN = vsN === undefined || vsN >= GOAL_VS_NGINX;
-          goalsMet[key] = okH && okN;
-          const mark = (ok: boolean) => (ok ? "ok" : "MISSED");
-          goals.push(
-            `${r.target} ${vsH.toFixed(2)} x HAProxy ${mark(okH)}${vsN === undefined ? "" : `, ${vsN.toFixed(2)} x nginx ${mark(okN)}`}`,
-          );
+          if (o.profile === sc.row)
+            for (const t of targets.filter((x) => x.proc === lintel))
+              await profileDuring(sc.row, t.name, () => run(t, durationS));
+        } catch (e) {
+          if (!(e instanceof RowFailed)) throw e;
+          failedRows[sc.row] = e.message;
+          console.log(`ERROR: the ${sc.row} row FAILED and has no numbers: ${e.message}`);
         }
-        printTable(scRows, cols, sc.bodyBytes >= 4096);
-        if (goals.length > 0)
-          console.log(
-            `goals (lintel >= ${GOAL_VS_HAPROXY} x HAProxy${nginxRps === undefined ? "" : `, >= ${GOAL_VS_NGINX.toFixed(1)} x nginx`}): ${goals.join("; ")}`,
-          );
-        if (PEER_ROWS.includes(sc.row))
-          for (const p of PEERS)
-            if (peerStatus[p.name]?.status === "skipped")
-              console.log(
-                `(${p.name} not measured: ${peerStatus[p.name]!.reason!.split("\n")[0]})`,
-              );
-        const withErrors = scRows.filter((r) => r.errors > 0);
-        if (withErrors.length > 0)
-          console.log(
-            `warning: errors (wrk's socket errors and non-2xx answers, all rounds): ${withErrors.map((r) => `${r.target} ${r.errors}`).join(", ")}; their req/s count those answers too`,
-          );
-        if (othersOnProxyMax > 15)
-          console.log(
-            `warning: something other than the target used up to ${othersOnProxyMax.toFixed(0)}% of the proxy cores (${proxyCpus}) during a round: that round's numbers are disturbed (other work on the machine?)`,
-          );
-        const fastest = Math.max(...scRows.filter((r) => r !== direct).map((r) => r.rps));
-        if (direct && direct.rps < fastest * 1.3) {
-          console.log(
-            `warning: direct-to-backend (${direct.rps.toFixed(0)} req/s) is not well above the proxies (${fastest.toFixed(0)}); the load generator or backend may be the limit, so the ratios understate the gap`,
-          );
-        }
-        if (o.profile === sc.row)
-          for (const t of targets.filter((x) => x.proc === lintel))
-            await profileDuring(sc.row, t.name, () => run(t, durationS));
       }
       result.rows = rows;
       result.ratios = ratios;
@@ -1001,6 +1242,10 @@ ${servers("large")}- protocol: http
       result.ratios_vs_caddy = ratiosVsCaddy;
       result.peers_vs_haproxy = peersVsHaproxy;
       result.goals = { vs_haproxy: GOAL_VS_HAPROXY, vs_nginx: GOAL_VS_NGINX, met: goalsMet };
+      if (Object.keys(failedRows).length > 0) {
+        result.failed_rows = failedRows;
+        exitCode = 1;
+      }
 
       if (o.rows.includes("latency")) {
         // The rate: half of HAProxy's peak on the plaintext row of this run.
@@ -1075,7 +1320,13 @@ ${servers("large")}- protocol: http
     const file = all ? "latest.json" : `latest-${o.rows.join("+") || "scaling"}.json`;
     writeFileSync(join(resultsDir, file), `${JSON.stringify(result, null, 2)}\n`);
     console.log(`\nwrote loadtest/results/${file}`);
-    return 0;
+    if (exitCode !== 0)
+      console.error(
+        `\nFAILED rows: ${Object.entries(result.failed_rows as Record<string, string>)
+          .map(([row, why]) => `${row}: ${why}`)
+          .join("; ")}`,
+      );
+    return exitCode;
   } finally {
     await stopAll();
     rmSync(dir, { recursive: true, force: true });
@@ -1465,12 +1716,13 @@ function printTable(
   rows: readonly Row[],
   cols: Readonly<Record<"haproxy" | "nginx" | "direct", Readonly<Record<string, number>>>>,
   showMb: boolean,
+  unit = "req",
 ): void {
   const fmt = (x: number | undefined) => (x === undefined ? "" : x.toFixed(2));
   const width = Math.max(12, ...rows.map((r) => r.target.length));
   const mbHead = showMb ? ` ${"MB/s".padStart(6)}` : "";
   console.log(
-    `${"target".padEnd(width)} ${"req/s".padStart(9)}${mbHead} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/nginx".padStart(6)} ${"/direct".padStart(7)} ${"cpu us/req".padStart(10)}`,
+    `${"target".padEnd(width)} ${`${unit}/s`.padStart(9)}${mbHead} ${"min-max".padStart(17)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"errors".padStart(6)} ${"/haproxy".padStart(8)} ${"/nginx".padStart(6)} ${"/direct".padStart(7)} ${"cpu us/req".padStart(10)}`,
   );
   for (const row of rows) {
     const t = row.target;
@@ -1479,6 +1731,8 @@ function printTable(
       `${t.padEnd(width)} ${row.rps.toFixed(0).padStart(9)}${mb} ${`${row.min_rps.toFixed(0)}-${row.max_rps.toFixed(0)}`.padStart(17)} ${row.p50_ms.toFixed(2).padStart(7)} ${row.p99_ms.toFixed(2).padStart(7)} ${String(row.errors).padStart(6)} ${fmt(cols.haproxy[t]).padStart(8)} ${fmt(cols.nginx[t]).padStart(6)} ${fmt(cols.direct[t]).padStart(7)} ${row.cpu_us_per_req.toFixed(1).padStart(10)}`,
     );
   }
+  if (unit !== "req")
+    console.log(`(${unit}/s: round trips per second; cpu us/req: per round trip)`);
 }
 
 // Ctrl-C or a kill: stop what the benchmark started (by PID) before leaving.

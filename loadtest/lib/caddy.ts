@@ -17,7 +17,7 @@ import type { PeerLaunch, PeerOptions } from "./peers.js";
 const CERT_TAG = "lintel-bench";
 
 export function caddyConfig(o: PeerOptions): Record<string, unknown> {
-  const { tls, egress, large } = o;
+  const { tls, egress, large, ws } = o;
   const proxyTo = (port: number, tlsTo?: { caFile: string; name: string }) => [
     {
       handle: [
@@ -56,6 +56,8 @@ export function caddyConfig(o: PeerOptions): Record<string, unknown> {
       proxyTo(egress.backendTlsPort, { caFile: egress.caFile, name: egress.name }),
     );
   if (large) servers.large = server(large.port, proxyTo(large.backendPort));
+  // reverse_proxy tunnels WebSocket upgrades by itself, with no stream timeout by default.
+  if (ws) servers.ws = server(ws.port, proxyTo(ws.backendPort));
   return {
     admin: { disabled: true },
     logging: { logs: { default: { level: "ERROR" } } },

@@ -7,8 +7,12 @@ export interface ProxyOptions {
   readonly backendPort: number;
   /** nbthread: the same thread count as lintel's workers (default 1). */
   readonly threads?: number;
-  /** The same proxy terminating TLS (cert+key PEM) on another port. */
-  readonly tls?: { port: number; pem: string };
+  /**
+   * The same proxy terminating TLS (cert+key PEM) on another port; `alpn` (e.g.
+   * "h2,http/1.1", for the h2 row) is what the listener offers by ALPN. A client that sends
+   * no ALPN (wrk) gets HTTP/1.1 either way.
+   */
+  readonly tls?: { port: number; pem: string; alpn?: string };
   /**
    * A frontend on another port that originates TLS to the backend's TLS port, verifying
    * its certificate against `caFile` for `name` (SNI), as an egress proxy does.
@@ -16,10 +20,16 @@ export interface ProxyOptions {
   readonly egress?: { port: number; backendTlsPort: number; caFile: string; name: string };
   /** A frontend on another port in front of the large-body backend. */
   readonly large?: { port: number; backendPort: number };
+  /**
+   * A frontend on another port in front of the WebSocket echo server (the websocket row):
+   * http mode tunnels upgraded connections by itself; `timeout tunnel` is how long an
+   * idle WebSocket stays open (without it, `timeout client`/`server` apply).
+   */
+  readonly ws?: { port: number; backendPort: number };
 }
 
 export function proxyConfig(o: ProxyOptions): string {
-  const { tls, egress, large } = o;
+  const { tls, egress, large, ws } = o;
   return `global
   nbthread ${o.threads ?? 1}
   maxconn 4096
@@ -37,7 +47,7 @@ frontend bench
   bind 127.0.0.1:${o.listenPort}
 ${
   tls
-    ? `  bind 127.0.0.1:${tls.port} ssl crt ${tls.pem}
+    ? `  bind 127.0.0.1:${tls.port} ssl crt ${tls.pem}${tls.alpn ? ` alpn ${tls.alpn}` : ""}
 `
     : ""
 }  default_backend app
@@ -66,18 +76,32 @@ backend largeapp
   server app 127.0.0.1:${large.backendPort} maxconn 4096
 `
     : ""
+}${
+  ws
+    ? `
+frontend ws
+  bind 127.0.0.1:${ws.port}
+  default_backend wsapp
+
+backend wsapp
+  timeout tunnel 1h
+  server app 127.0.0.1:${ws.backendPort} maxconn 4096
+`
+    : ""
 }`;
 }
 
 /**
  * A backend answering every request with `bodyFile`'s bytes (200, keep-alive), also over
- * TLS when `tls` is given, with `threads` threads (default 1).
+ * TLS when `tls` is given (and over TLS with ALPN h2 on `tls.h2Port`, the h2 row's
+ * direct target: a port of its own, so the TLS port the egress row uses is unchanged),
+ * with `threads` threads (default 1).
  */
 export function backendConfig(
   listenPort: number,
   bodyFile: string,
   bodyBytes: number,
-  tls?: { port: number; pem: string },
+  tls?: { port: number; pem: string; h2Port?: number },
   threads = 1,
 ): string {
   // The answer is built in one buffer: make room for the body plus headers.
@@ -94,6 +118,6 @@ defaults
 
 frontend backend
   bind 127.0.0.1:${listenPort}
-${tls ? `  bind 127.0.0.1:${tls.port} ssl crt ${tls.pem}\n` : ""}  http-request return status 200 content-type application/octet-stream file ${bodyFile}
+${tls ? `  bind 127.0.0.1:${tls.port} ssl crt ${tls.pem}\n` : ""}${tls?.h2Port ? `  bind 127.0.0.1:${tls.h2Port} ssl crt ${tls.pem} alpn h2,http/1.1\n` : ""}  http-request return status 200 content-type application/octet-stream file ${bodyFile}
 `;
 }

@@ -20,7 +20,7 @@ import type { PeerLaunch, PeerOptions } from "./peers.js";
 const MANY_REQUESTS = 100_000_000;
 
 export function nginxConfig(o: PeerOptions): string {
-  const { tls, egress, large, dir } = o;
+  const { tls, egress, large, ws, dir } = o;
   const upstream = (name: string, port: number) => `  upstream ${name} {
     server 127.0.0.1:${port};
     keepalive ${o.idleUpstream};
@@ -66,7 +66,7 @@ ${upstream("app", o.backendPort)}${egress ? upstream("tlsapp", egress.backendTls
     listen 127.0.0.1:${o.listenPort};
 ${
   tls
-    ? `    listen 127.0.0.1:${tls.port} ssl;
+    ? `    listen 127.0.0.1:${tls.port} ssl${tls.h2 ? " http2" : ""};
     ssl_certificate ${tls.certPath};
     ssl_certificate_key ${tls.keyPath};
     ssl_session_cache shared:bench_tls:10m;
@@ -100,6 +100,22 @@ ${
     listen 127.0.0.1:${large.port};
     location / {
       proxy_pass http://largeapp;
+    }
+  }
+`
+    : ""
+}${
+  ws
+    ? `
+  server {
+    listen 127.0.0.1:${ws.port};
+    location / {
+      proxy_pass http://127.0.0.1:${ws.backendPort};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 1h;
+      proxy_send_timeout 1h;
     }
   }
 `

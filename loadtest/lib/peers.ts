@@ -16,8 +16,11 @@ export interface PeerOptions {
   readonly backendPort: number;
   /** Idle keep-alive connections to each backend the proxy keeps for reuse. */
   readonly idleUpstream: number;
-  /** The same proxy terminating TLS on another port (the bench certificate, lib/certs.ts). */
-  readonly tls?: { port: number; certPath: string; keyPath: string };
+  /**
+   * The same proxy terminating TLS on another port (the bench certificate, lib/certs.ts);
+   * `h2`: HTTP/2 offered there too by ALPN (the h2 row), HTTP/1.1 to the backend still.
+   */
+  readonly tls?: { port: number; certPath: string; keyPath: string; h2?: boolean };
   /**
    * A listener on another port that originates TLS to the backend's TLS port, verifying
    * its certificate against `caFile` for `name` (SNI), as HAProxy's egress frontend does.
@@ -25,6 +28,8 @@ export interface PeerOptions {
   readonly egress?: { port: number; backendTlsPort: number; caFile: string; name: string };
   /** A listener on another port in front of the large-body backend. */
   readonly large?: { port: number; backendPort: number };
+  /** A listener on another port in front of the WebSocket echo server (the websocket row). */
+  readonly ws?: { port: number; backendPort: number };
 }
 
 export interface PeerLaunch {
