@@ -4,8 +4,11 @@
 
 import { execFile } from "node:child_process";
 import { type ClientHttp2Session, connect } from "node:http2";
+import { connect as connectTcp } from "node:net";
+import { connect as connectTls } from "node:tls";
 import { promisify } from "node:util";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { encodeProxyV2 } from "../../gateway/server/proxy-protocol.js";
 import { chainPem, type Issued, TestCa } from "../tls/test-ca.js";
 import { cleanup, echo, onCleanup, startLintel, startUpstream, type Upstream } from "./harness.js";
 
@@ -230,5 +233,38 @@ routers:
     ]).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
     // The preface is not an HTTP/1 request line lintel serves.
     expect(prior.stdout).not.toBe("200");
+  });
+
+  it("knows the client a PROXY v2 header names on an HTTP/2 connection over TLS", async () => {
+    const up = await upstream();
+    const l = await startLintel(
+      `
+admin: {ip: 127.0.0.1, port: 0}
+routers:
+- protocol: http
+  label: h2
+  dtab: /svc => /$/inet/127.0.0.1/${up.port}
+  servers:
+  - {ip: 127.0.0.1, port: 0, clearContext: true, proxyProtocol: v2, proxyProtocolFrom: [127.0.0.1], tls: {certPath: app.crt, keyPath: app.key}}
+`,
+      { "app.crt": chainPem(leaf, root), "app.key": leaf.keyPem() },
+    );
+    const raw = connectTcp(l.port(), "127.0.0.1");
+    await new Promise<void>((resolve) => raw.once("connect", () => resolve()));
+    raw.write(
+      encodeProxyV2({ address: "203.0.113.9", port: 4444 }, { address: "127.0.0.1", port: 443 }),
+    );
+    const s = await session("https://app.test", {
+      createConnection: () =>
+        connectTls({
+          socket: raw,
+          servername: "app.test",
+          ca: root.certPem,
+          ALPNProtocols: ["h2"],
+        }),
+    });
+    const r = await request(s, { ":path": "/proxied", ":authority": "app.test" });
+    expect(r.status).toBe(200);
+    expect(up.seen[0]!.headers["x-forwarded-for"]).toBe("203.0.113.9");
   });
 });

@@ -10,7 +10,6 @@ import {
   type ServerHttp2Stream,
 } from "node:http2";
 import type { Readable } from "node:stream";
-import type { TLSSocket } from "node:tls";
 import type { ServerExchange } from "../../http/exchange.js";
 
 /** Fields HTTP/2 forbids in a response (RFC 9113 §8.2.2); Node refuses to send them. */
@@ -24,6 +23,26 @@ const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
 
 const ignore = () => {};
 
+/**
+ * What every stream of a connection shares, read once from the real socket (a session's
+ * `socket` is a proxy object, slow to read and unknown to the PROXY-header map).
+ */
+export interface H2Connection {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly secure: boolean;
+  /** The client: the peer, or the one a PROXY header from an allowed peer named. */
+  readonly clientAddress: string;
+  readonly clientPort: number;
+}
+
+/** The largest first chunk held back to leave with the end of the response. */
+const HOLD_BYTES = 16 * 1024;
+
+const flushHeld = (ex: H2Exchange) => ex.flush();
+
 export class H2Exchange implements ServerExchange {
   readonly method: string;
   readonly url: string;
@@ -34,6 +53,8 @@ export class H2Exchange implements ServerExchange {
   readonly localAddress: string;
   readonly localPort: number;
   readonly secure: boolean;
+  readonly clientAddress: string;
+  readonly clientPort: number;
   readonly contentLength: number | undefined;
   readonly hasBody: boolean;
   readonly condemned = false;
@@ -45,14 +66,16 @@ export class H2Exchange implements ServerExchange {
   private waitingForTrailers = false;
   /** The response head, held until the body's first bytes or the end. */
   private head: OutgoingHttpHeaders | undefined;
+  /** A small first body chunk, held with the head until the end or the next tick. */
+  private held: Buffer | undefined;
   /** Draining: the session ends once this response is out. */
   private closeSession = false;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
     raw: readonly string[],
-    readonly clientAddress: string,
-    readonly clientPort: number,
+    /** The connection the stream came on (read once per connection, from its socket). */
+    conn: H2Connection,
     /** Called once the response is complete (the session may close after it). */
     private readonly onDone: (session: Http2Session | undefined, closeSession: boolean) => void,
   ) {
@@ -84,12 +107,13 @@ export class H2Exchange implements ServerExchange {
     this.contentLength = length;
     this.hasBody = !stream.endAfterHeaders;
     this.trailersWanted = trailers;
-    const socket = stream.session?.socket;
-    this.remoteAddress = socket?.remoteAddress ?? "";
-    this.remotePort = socket?.remotePort ?? 0;
-    this.localAddress = socket?.localAddress ?? "";
-    this.localPort = socket?.localPort ?? 0;
-    this.secure = (socket as TLSSocket | undefined)?.encrypted === true;
+    this.remoteAddress = conn.remoteAddress;
+    this.remotePort = conn.remotePort;
+    this.localAddress = conn.localAddress;
+    this.localPort = conn.localPort;
+    this.secure = conn.secure;
+    this.clientAddress = conn.clientAddress;
+    this.clientPort = conn.clientPort;
     stream.on("error", ignore);
     stream.once("close", this.onClose);
   }
@@ -128,9 +152,29 @@ export class H2Exchange implements ServerExchange {
 
   write(chunk: Buffer): boolean {
     if (this.finished || this.stream.destroyed) return true;
-    this.sendHead(false);
     // The stream may keep the chunk queued; its memory is the caller's to reuse.
-    return this.stream.write(Buffer.from(chunk));
+    const copy = Buffer.from(chunk);
+    if (this.head !== undefined && this.held === undefined && copy.length <= HOLD_BYTES) {
+      // A small first chunk waits for the end in the same turn (a whole small response
+      // arrives in one upstream read): head and body then leave as HEADERS and one DATA
+      // frame ending the stream. Otherwise it goes out on the next tick.
+      this.held = copy;
+      process.nextTick(flushHeld, this);
+      return true;
+    }
+    this.flush();
+    return this.stream.write(copy);
+  }
+
+  /** Sends the held head and first chunk, if they are still held. */
+  flush(): void {
+    if (this.finished || this.stream.destroyed) return;
+    this.sendHead(false);
+    const held = this.held;
+    if (held !== undefined) {
+      this.held = undefined;
+      this.stream.write(held);
+    }
   }
 
   /** Sends the held head: ending the stream, or leaving it open for a body (and trailers). */
@@ -150,11 +194,16 @@ export class H2Exchange implements ServerExchange {
     if (this.finished) return;
     const stream = this.stream;
     const withTrailers = trailers !== undefined && trailers.length > 0 && this.trailersWanted;
-    if (this.head !== undefined) this.sendHead(!withTrailers);
+    const held = this.held;
+    this.held = undefined;
+    if (this.head !== undefined) this.sendHead(!withTrailers && held === undefined);
     if (this.waitingForTrailers) {
       stream.once("wantTrailers", () => stream.sendTrailers(trailerObject(trailers)));
     }
-    if (!stream.writableEnded) stream.end();
+    if (!stream.writableEnded) {
+      if (held !== undefined) stream.end(held);
+      else stream.end();
+    }
     this.done();
   }
 

@@ -13,8 +13,9 @@ import {
   type ServerHttp2Stream,
 } from "node:http2";
 import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { ExchangeHandler } from "../listener.js";
-import { H2Exchange } from "./h2-exchange.js";
+import { type H2Connection, H2Exchange } from "./h2-exchange.js";
 
 /** The cleartext HTTP/2 connection preface (RFC 9113 §3.4) starts with this line. */
 export const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n");
@@ -35,13 +36,17 @@ export class H2Side {
   private readonly sessions = new Set<Http2Session>();
   /** Streams in progress per session. */
   private readonly open = new Map<Http2Session, number>();
+  /** Each session's connection, read from its socket as it is accepted. */
+  private readonly connections = new WeakMap<Http2Session, H2Connection>();
+  /** The connection being handed to the server (its session is made synchronously). */
+  private accepting: H2Connection | undefined;
   private draining = false;
 
   constructor(
     handler: ExchangeHandler,
     limits: H2Limits,
     /** The client a connection stands for (what a PROXY header named, or the peer). */
-    clientOf: (socket: Socket) => { address: string; port: number },
+    private readonly clientOf: (socket: Socket) => { address: string; port: number },
   ) {
     this.server = createServer({
       maxSessionMemory: 32,
@@ -52,6 +57,7 @@ export class H2Side {
       },
     });
     this.server.on("session", (session: ServerHttp2Session) => {
+      if (this.accepting !== undefined) this.connections.set(session, this.accepting);
       this.sessions.add(session);
       this.open.set(session, 0);
       session.setTimeout(limits.idleTimeoutMs, () => {
@@ -70,15 +76,15 @@ export class H2Side {
       raw: string[],
     ) => {
       const session = stream.session;
-      if (session === undefined) return;
-      const client = clientOf(session.socket as Socket);
+      const conn = session && this.connections.get(session);
+      if (session === undefined || conn === undefined) return;
       this.open.set(session, (this.open.get(session) ?? 0) + 1);
       // Counted down when the stream closes, answered or reset (a reset flood leaves none).
       stream.once("close", () => {
         const n = this.open.get(session);
         if (n !== undefined) this.open.set(session, n - 1);
       });
-      handler(new H2Exchange(stream, raw, client.address, client.port, this.finished));
+      handler(new H2Exchange(stream, raw, conn, this.finished));
     };
     this.server.on("stream", onStream);
   }
@@ -95,7 +101,21 @@ export class H2Side {
       socket.pause();
       socket.unshift(first);
     }
-    this.server.emit("connection", socket);
+    const client = this.clientOf(socket);
+    this.accepting = {
+      remoteAddress: socket.remoteAddress ?? "",
+      remotePort: socket.remotePort ?? 0,
+      localAddress: socket.localAddress ?? "",
+      localPort: socket.localPort ?? 0,
+      secure: (socket as TLSSocket).encrypted === true,
+      clientAddress: client.address,
+      clientPort: client.port,
+    };
+    try {
+      this.server.emit("connection", socket);
+    } finally {
+      this.accepting = undefined;
+    }
   }
 
   /** Sessions with no stream in progress close now; the others after their streams (GOAWAY). */
