@@ -3,7 +3,7 @@
 // front with its default upstream settings (`proxy_http_version 1.0`, Connection: close).
 
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -103,7 +103,8 @@ describe("real clients against the default engine", () => {
     writeFileSync(
       join(dir, "nginx.conf"),
       `daemon off;
-worker_processes 1;
+# One process: stopping it (even with SIGKILL) leaves no worker behind.
+master_process off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 events { worker_connections 64; }
@@ -125,6 +126,7 @@ http {
     const child = spawn(nginx, ["-c", join(dir, "nginx.conf"), "-p", dir], { stdio: "ignore" });
     onCleanup(() => {
       child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
     });
     let answer = "";
     for (let i = 0; i < 50 && answer === ""; i++) {
