@@ -64,3 +64,26 @@ export function splitAbsoluteForm(target: string): { authority: string; path: st
   const rest = m[2]!;
   return { authority: m[1]!, path: rest === "" ? "/" : rest.startsWith("?") ? `/${rest}` : rest };
 }
+
+/**
+ * A request target and header fields as the router reads them: an absolute-form target
+ * becomes its path, and its authority replaces Host (RFC 9112 §3.2.2). Origin-form (and
+ * anything else) passes as it is.
+ */
+export function originForm(
+  target: string,
+  headers: readonly string[],
+): { url: string; headers: readonly string[] } {
+  const absolute = target.charCodeAt(0) === 47 ? undefined : splitAbsoluteForm(target);
+  if (absolute === undefined) return { url: target, headers };
+  return { url: absolute.path, headers: withHost(headers, absolute.authority) };
+}
+
+/** `headers` with every Host field replaced by one naming `authority`. */
+export function withHost(headers: readonly string[], authority: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2)
+    if (headers[i] !== "host") out.push(headers[i]!, headers[i + 1]!);
+  out.push("host", authority);
+  return out;
+}

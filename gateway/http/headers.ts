@@ -15,6 +15,15 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "upgrade",
 ]);
 
+/** Fields HTTP/2 forbids in a message (RFC 9113 §8.2.2); Node refuses to send them. */
+export const H2_CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+]);
+
 /** The header names a message's Connection header lists (they are hop-by-hop too). */
 export function connectionListed(headers: readonly string[]): Set<string> | undefined {
   let out: Set<string> | undefined;

@@ -6,7 +6,7 @@
 // the tunnel takes the connection over.
 
 import type { Readable } from "node:stream";
-import { type ServerExchange, splitAbsoluteForm } from "../http/exchange.js";
+import { originForm, type ServerExchange, withHost } from "../http/exchange.js";
 import { writeRawResponse } from "../http/raw-error.js";
 import type { TunnelRequest } from "../server/listener.js";
 
@@ -33,25 +33,15 @@ export class TunnelExchange implements ServerExchange {
     this.method = request.method;
     this.upgrade = request.upgrade;
     this.httpVersion = request.httpVersion;
-    const target = request.target;
-    // CONNECT names its authority; an absolute-form target's authority replaces Host too.
-    const authority =
-      request.method === "CONNECT"
-        ? target
-        : target.startsWith("/")
-          ? undefined
-          : splitAbsoluteForm(target)?.authority;
-    this.url =
-      request.method === "CONNECT" || authority === undefined
-        ? target
-        : splitAbsoluteForm(target)!.path;
-    const h = request.headers;
-    if (authority === undefined) this.headers = h;
-    else {
-      const headers: string[] = [];
-      for (let i = 0; i < h.length; i += 2) if (h[i] !== "host") headers.push(h[i]!, h[i + 1]!);
-      headers.push("host", authority);
-      this.headers = headers;
+    // CONNECT names its authority (the target is host:port); an Upgrade request is read as
+    // any request, an absolute-form target's authority replacing Host.
+    if (request.method === "CONNECT") {
+      this.url = request.target;
+      this.headers = withHost(request.headers, request.target);
+    } else {
+      const r = originForm(request.target, request.headers);
+      this.url = r.url;
+      this.headers = r.headers;
     }
     this.remoteAddress = socket.remoteAddress ?? "";
     this.remotePort = socket.remotePort ?? 0;

@@ -237,6 +237,18 @@ export async function startLintel(
   };
 }
 
+/** lintel with one router sending every name to the upstream on `upPort`, through one server. */
+export function startLintelTo(upPort: number): Promise<Lintel> {
+  return startLintel(`
+admin: {ip: 127.0.0.1, port: 0}
+routers:
+- protocol: http
+  dtab: /svc => /$/inet/127.0.0.1/${upPort}
+  servers:
+  - {ip: 127.0.0.1, port: 0}
+`);
+}
+
 export interface Reply {
   readonly status: number;
   readonly headers: IncomingMessage["headers"];

@@ -5,7 +5,7 @@
 
 import { connect } from "node:http2";
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanup, eventually, onCleanup, startLintel, startUpstream } from "./harness.js";
+import { cleanup, eventually, onCleanup, startLintelTo, startUpstream } from "./harness.js";
 
 afterEach(cleanup);
 
@@ -36,14 +36,7 @@ describe("HTTP/2 flow control on the default engine", () => {
       },
       { streaming: true },
     );
-    const l = await startLintel(`
-admin: {ip: 127.0.0.1, port: 0}
-routers:
-- protocol: http
-  dtab: /svc => /$/inet/127.0.0.1/${up.port}
-  servers:
-  - {ip: 127.0.0.1, port: 0}
-`);
+    const l = await startLintelTo(up.port);
     const session = connect(`http://127.0.0.1:${l.port()}`);
     onCleanup(() => {
       session.destroy();

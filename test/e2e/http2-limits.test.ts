@@ -17,7 +17,7 @@ import {
   rawH2,
   rstStream,
 } from "../support/h2-frames.js";
-import { cleanup, startLintel, startUpstream } from "./harness.js";
+import { cleanup, startLintelTo, startUpstream } from "./harness.js";
 
 afterEach(cleanup);
 
@@ -32,14 +32,7 @@ async function edge() {
     },
     { streaming: true },
   );
-  const l = await startLintel(`
-admin: {ip: 127.0.0.1, port: 0}
-routers:
-- protocol: http
-  dtab: /svc => /$/inet/127.0.0.1/${up.port}
-  servers:
-  - {ip: 127.0.0.1, port: 0}
-`);
+  const l = await startLintelTo(up.port);
   return { up, port: l.port() };
 }
 

@@ -14,7 +14,7 @@ import {
   freePort,
   onCleanup,
   requireBinary,
-  startLintel,
+  startLintelTo,
   startUpstream,
 } from "./harness.js";
 
@@ -24,14 +24,7 @@ const run = promisify(execFile);
 
 async function edge() {
   const up = await startUpstream("up", echo("up"));
-  const l = await startLintel(`
-admin: {ip: 127.0.0.1, port: 0}
-routers:
-- protocol: http
-  dtab: /svc => /$/inet/127.0.0.1/${up.port}
-  servers:
-  - {ip: 127.0.0.1, port: 0}
-`);
+  const l = await startLintelTo(up.port);
   return { up, port: l.port() };
 }
 

@@ -5,7 +5,7 @@
 import { request } from "node:http";
 import { connect } from "node:http2";
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanup, eventually, onCleanup, startLintel, startUpstream } from "./harness.js";
+import { cleanup, eventually, onCleanup, startLintelTo, startUpstream } from "./harness.js";
 
 afterEach(cleanup);
 
@@ -26,14 +26,7 @@ async function events() {
     },
     { streaming: true },
   );
-  const l = await startLintel(`
-admin: {ip: 127.0.0.1, port: 0}
-routers:
-- protocol: http
-  dtab: /svc => /$/inet/127.0.0.1/${up.port}
-  servers:
-  - {ip: 127.0.0.1, port: 0}
-`);
+  const l = await startLintelTo(up.port);
   return { port: l.port(), open: () => open };
 }
 

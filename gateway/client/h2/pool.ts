@@ -14,6 +14,7 @@ import {
   type OutgoingHttpHeaders,
 } from "node:http2";
 import type { Socket } from "node:net";
+import { H2_CONNECTION_SPECIFIC } from "../../http/headers.js";
 import type { UpstreamControl, UpstreamHandler, UpstreamRequest } from "../http1/connection.js";
 import { type ConnectionCounters, connectError, type TlsOrigination } from "../http1/pool.js";
 import { ResponseLimitError } from "../http1/response-parser.js";
@@ -28,16 +29,6 @@ export interface H2PoolOptions {
   readonly tls?: TlsOrigination;
   readonly counters?: ConnectionCounters;
 }
-
-/** Request fields HTTP/2 forbids (RFC 9113 §8.2.2); Node refuses to send them. */
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-]);
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
@@ -195,7 +186,7 @@ class H2Call implements UpstreamControl {
       // te: only "trailers" may cross (RFC 9113 §8.2.2).
       else if (name === "te") {
         if (value.toLowerCase().includes("trailers")) headers.te = "trailers";
-      } else if (!CONNECTION_SPECIFIC.has(name)) {
+      } else if (!H2_CONNECTION_SPECIFIC.has(name)) {
         const had = headers[name];
         headers[name] = had === undefined ? value : [...[had].flat().map(String), value];
       }

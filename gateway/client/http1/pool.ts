@@ -135,7 +135,6 @@ export class Http1Pool implements ConnectionOwner {
 
   private open(req: UpstreamRequest, handler: UpstreamHandler): void {
     this.connecting++;
-    const timeoutMs = this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     let conn: Http1Connection | undefined;
     const onread: OnReadOpts = {
       buffer: UPSTREAM_READ_BUFFER,
@@ -144,40 +143,9 @@ export class Http1Pool implements ConnectionOwner {
         return true;
       },
     };
-    const tls = this.opts.tls;
-    if (tls) {
-      tls.connect(
-        this.opts.host,
-        this.opts.port,
-        timeoutMs,
-        (err, socket) => {
-          if (err) this.openFailed(err, handler);
-          else conn = this.opened(socket!, req, handler);
-        },
-        onread,
-      );
-      return;
-    }
-    const socket: Socket = connect({
-      host: this.opts.host,
-      port: this.opts.port,
-      noDelay: true,
-      onread,
-    });
-    const timer = setTimeout(() => {
-      socket.destroy(
-        connectError("ETIMEDOUT", `connecting to ${this.authority} took over ${timeoutMs} ms`),
-      );
-    }, timeoutMs);
-    const onError = (err: Error) => {
-      clearTimeout(timer);
-      this.openFailed(err, handler);
-    };
-    socket.once("error", onError);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.off("error", onError);
-      conn = this.opened(socket, req, handler);
+    this.dial(onread, (err, socket) => {
+      if (err !== undefined || socket === undefined) this.openFailed(err!, handler);
+      else conn = this.opened(socket, req, handler);
     });
   }
 
@@ -186,8 +154,7 @@ export class Http1Pool implements ConnectionOwner {
    * like the pool's (TLS with the client's `tls`), never pooled, counted while open.
    */
   openTunnel(done: (err: Error | undefined, socket: Socket | undefined) => void): void {
-    const timeoutMs = this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const opened = (err: Error | undefined, socket: Socket | undefined) => {
+    this.dial(undefined, (err, socket) => {
       const counters = this.opts.counters;
       if (socket !== undefined && counters) {
         counters.connects.n++;
@@ -195,13 +162,26 @@ export class Http1Pool implements ConnectionOwner {
         socket.once("close", () => counters.connections.n--);
       }
       done(err, socket);
-    };
+    });
+  }
+
+  /** Opens TCP (then TLS with the client's `tls`) within connectTimeoutMs; `done` once. */
+  private dial(
+    onread: OnReadOpts | undefined,
+    done: (err: Error | undefined, socket: Socket | undefined) => void,
+  ): void {
+    const timeoutMs = this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const tls = this.opts.tls;
     if (tls) {
-      tls.connect(this.opts.host, this.opts.port, timeoutMs, opened);
+      tls.connect(this.opts.host, this.opts.port, timeoutMs, done, onread);
       return;
     }
-    const socket = connect({ host: this.opts.host, port: this.opts.port, noDelay: true });
+    const socket: Socket = connect({
+      host: this.opts.host,
+      port: this.opts.port,
+      noDelay: true,
+      ...(onread ? { onread } : {}),
+    });
     const timer = setTimeout(() => {
       socket.destroy(
         connectError("ETIMEDOUT", `connecting to ${this.authority} took over ${timeoutMs} ms`),
@@ -209,13 +189,13 @@ export class Http1Pool implements ConnectionOwner {
     }, timeoutMs);
     const onError = (err: Error) => {
       clearTimeout(timer);
-      opened(err, undefined);
+      done(err, undefined);
     };
     socket.once("error", onError);
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.off("error", onError);
-      opened(undefined, socket);
+      done(undefined, socket);
     });
   }
 

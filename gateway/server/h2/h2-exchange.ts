@@ -11,15 +11,7 @@ import {
 } from "node:http2";
 import type { Readable } from "node:stream";
 import type { ServerExchange } from "../../http/exchange.js";
-
-/** Fields HTTP/2 forbids in a response (RFC 9113 §8.2.2); Node refuses to send them. */
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-]);
+import { H2_CONNECTION_SPECIFIC } from "../../http/headers.js";
 
 const ignore = () => {};
 
@@ -238,7 +230,7 @@ function toObject(status: number, headers: readonly string[]): OutgoingHttpHeade
   const out: OutgoingHttpHeaders = { ":status": status };
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (CONNECTION_SPECIFIC.has(name)) continue;
+    if (H2_CONNECTION_SPECIFIC.has(name)) continue;
     const value = headers[i + 1]!;
     const had = out[name];
     if (had === undefined) out[name] = value;
@@ -253,7 +245,7 @@ function trailerObject(trailers: readonly string[] | undefined): OutgoingHttpHea
   if (trailers === undefined) return out;
   for (let i = 0; i < trailers.length; i += 2) {
     const name = trailers[i]!;
-    if (CONNECTION_SPECIFIC.has(name)) continue;
+    if (H2_CONNECTION_SPECIFIC.has(name)) continue;
     out[name] = trailers[i + 1]!;
   }
   return out;

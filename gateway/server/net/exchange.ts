@@ -4,7 +4,7 @@
 // framing is added where the length is not known in advance.
 
 import type { Readable } from "node:stream";
-import { type ServerExchange, splitAbsoluteForm } from "../../http/exchange.js";
+import { originForm, type ServerExchange } from "../../http/exchange.js";
 import { takeBuffer } from "./output-buffers.js";
 import { RequestBody } from "./request-body.js";
 import { Framing, type RequestHead } from "./request-head.js";
@@ -64,20 +64,9 @@ export class NetExchange implements ServerExchange {
     this.method = head.method;
     this.httpVersion = head.version;
     this.closeAfter = !head.keepAlive;
-    const target = head.target;
-    const absolute = target.charCodeAt(0) === 47 ? undefined : splitAbsoluteForm(target);
-    if (absolute) {
-      // RFC 9112 §3.2.2: with an absolute-form target the authority replaces Host.
-      const headers: string[] = [];
-      const h = head.headers;
-      for (let i = 0; i < h.length; i += 2) if (h[i] !== "host") headers.push(h[i]!, h[i + 1]!);
-      headers.push("host", absolute.authority);
-      this.headers = headers;
-      this.url = absolute.path;
-    } else {
-      this.headers = head.headers;
-      this.url = target;
-    }
+    const request = originForm(head.target, head.headers);
+    this.url = request.url;
+    this.headers = request.headers;
     this.contentLength = head.framing === Framing.Length ? head.length : undefined;
     if (head.framing === Framing.None) {
       // RFC 9110 §8.6: a Content-Length of 0 is a length all the same.
