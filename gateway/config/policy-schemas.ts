@@ -19,6 +19,7 @@ import {
   number,
   type ObjectSchema,
   object,
+  oneOf,
   opt,
   req,
   type Schema,
@@ -105,6 +106,11 @@ function clientFields(registry: Registry) {
     /** lintel (Envoy's max_pending_requests): requests waiting for a connection to one endpoint. */
     maxPendingRequests: opt(integer({ min: 0 })),
     tls: opt(clientTls),
+    /**
+     * lintel: what this client speaks to its upstreams, `http` (HTTP/1.1) or `h2`
+     * (prior knowledge, or ALPN h2 under `tls`); the router's `protocol` when absent.
+     */
+    protocol: opt(oneOf(["http", "h2"] as const)),
   };
 }
 

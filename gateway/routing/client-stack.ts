@@ -31,7 +31,7 @@ export interface ClientStackOptions {
   readonly log: Logger;
   /** Set on a router that leaves the cluster: every address is checked before it is dialled. */
   readonly egress?: EgressPolicy;
-  /** The router's protocol: what its clients speak to the upstreams. */
+  /** The router's protocol: what its clients speak to the upstreams unless one says otherwise. */
   readonly protocol: "http" | "h2";
 }
 
@@ -54,7 +54,7 @@ export function clientStack(o: ClientStackOptions): (bound: BoundName) => Client
     };
     const stats = o.metrics.client(key);
     const pool = p.hostConnectionPool;
-    const h2 = o.protocol === "h2";
+    const h2 = (p.protocol ?? o.protocol) === "h2";
     const pools = h2 ? h2Pools : http1Pools;
     return new Client(
       bound,

@@ -138,10 +138,10 @@ export async function startTcpUpstream(
 export async function startUpstream(
   name: string,
   handler: UpstreamHandler = echo(name),
-  opts: { streaming?: boolean } = {},
+  opts: { streaming?: boolean; maxHeaderSize?: number } = {},
 ): Promise<Upstream> {
   const seen: SeenRequest[] = [];
-  const server = createServer((req, res) => {
+  const server = createServer({ maxHeaderSize: opts.maxHeaderSize }, (req, res) => {
     if (opts.streaming) {
       seen.push({
         method: req.method!,

@@ -3,7 +3,14 @@
 // stream is identified, bound and forwarded as any request is.
 
 import { execFile } from "node:child_process";
-import { type ClientHttp2Session, connect } from "node:http2";
+import {
+  type ClientHttp2Session,
+  connect,
+  createServer as createH2Server,
+  createSecureServer as createSecureH2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from "node:http2";
 import { connect as connectTcp } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { promisify } from "node:util";
@@ -139,6 +146,63 @@ describe("HTTP/2 on the net engine", () => {
     expect([h2.version, h2.status, h1.version, h1.status]).toEqual(["2", "200", "1.1", "200"]);
   });
 
+  it("upgrades a cleartext request that asks for h2c, the request being stream 1", async () => {
+    const up = await upstream();
+    const l = await lintel(up);
+    const port = l.port("h2", 0);
+    // Two requests on one connection: the first upgrades, the second is a stream after it.
+    const { stdout } = await run("curl", [
+      "-sS",
+      "--max-time",
+      "10",
+      "--http2",
+      "-H",
+      "x-from-client: kept",
+      "-w",
+      "\n%{http_version} %{http_code} %{num_connects}\n",
+      `http://127.0.0.1:${port}/first`,
+      `http://127.0.0.1:${port}/second`,
+    ]);
+    const answers = stdout.split("\n").filter((line) => /^\d/.test(line));
+    expect(answers).toEqual(["2 200 1", "2 200 0"]);
+    expect(up.seen.map((s) => s.url)).toEqual(["/first", "/second"]);
+    const first = up.seen[0]!.headers;
+    expect(first.host).toBe(`127.0.0.1:${port}`);
+    expect(first["x-from-client"]).toBe("kept");
+    // The upgrade's own fields stay on the hop they were meant for.
+    expect([first.upgrade, first["http2-settings"]]).toEqual([undefined, undefined]);
+  });
+
+  it("carries an upgraded request's head larger than one frame (HEADERS + CONTINUATION)", async () => {
+    const up = await startUpstream("up", echo("up"), { maxHeaderSize: 128 * 1024 });
+    const l = await startLintel(`
+routers:
+- protocol: http
+  label: big
+  maxHeadersKB: 64
+  dtab: /svc => /$/inet/127.0.0.1/${up.port}
+  servers:
+  - {ip: 127.0.0.1, port: 0, engine: net}
+`);
+    const big = "v".repeat(40_000);
+    const r = await curl(["--http2", "-H", `x-big: ${big}`, `http://127.0.0.1:${l.port()}/big`]);
+    expect([r.version, r.status]).toEqual(["2", "200"]);
+    expect(up.seen[0]!.headers["x-big"]).toBe(big);
+  });
+
+  it("serves an h2c request with a body in HTTP/1.1, and nghttp's upgrade in HTTP/2", async () => {
+    const up = await upstream();
+    const l = await lintel(up);
+    const port = l.port("h2", 0);
+    const post = await curl(["--http2", "-d", "a body", `http://127.0.0.1:${port}/post`]);
+    expect([post.version, post.status]).toEqual(["1.1", "200"]);
+    expect(String(up.seen[0]!.body)).toBe("a body");
+    const nghttp = await run("nghttp", ["-u", "-v", `http://127.0.0.1:${port}/nghttp`]);
+    expect(nghttp.stdout).toContain("HTTP Upgrade response");
+    expect(nghttp.stdout).toMatch(/recv HEADERS frame <length=\d+, flags=0x04, stream_id=1>/);
+    expect(up.seen[1]!.url).toBe("/nghttp");
+  });
+
   it("runs many concurrent streams on one connection, bodies both ways", async () => {
     const up = await upstream();
     const l = await lintel(up);
@@ -188,6 +252,52 @@ describe("HTTP/2 on the net engine", () => {
     });
   });
 
+  it("chooses the upstream protocol per client: h2 in cleartext and over TLS, HTTP/1.1 beside", async () => {
+    const h1 = await upstream();
+    const answer = (name: string) => (req: Http2ServerRequest, res: Http2ServerResponse) =>
+      res.end(`${name} ${req.httpVersion} ${req.url}`);
+    const plain = createH2Server(answer("plain"));
+    const secure = createSecureH2Server(
+      { cert: chainPem(leaf, root), key: leaf.keyPem() },
+      answer("secure"),
+    );
+    const ports: number[] = [];
+    for (const server of [plain, secure]) {
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+      onCleanup(() => new Promise<void>((r) => server.close(() => r())));
+      ports.push((server.address() as { port: number }).port);
+    }
+    const l = await startLintel(
+      `
+routers:
+- protocol: http
+  label: mixed
+  dtab: |
+    /svc/h1 => /$/inet/127.0.0.1/${h1.port};
+    /svc/plain => /$/inet/127.0.0.1/${ports[0]};
+    /svc/secure => /$/inet/127.0.0.1/${ports[1]};
+  client:
+    kind: io.l5d.static
+    configs:
+    - {prefix: "/$/inet/127.0.0.1/${ports[0]}", protocol: h2}
+    - prefix: "/$/inet/127.0.0.1/${ports[1]}"
+      protocol: h2
+      tls: {commonName: app.test, trustCerts: [ca.pem]}
+  servers:
+  - {ip: 127.0.0.1, port: 0, engine: net}
+`,
+      { "ca.pem": root.certPem },
+    );
+    const got: string[] = [];
+    for (const host of ["h1", "plain", "secure"]) {
+      const r = await curl(["-H", `Host: ${host}`, `http://127.0.0.1:${l.port()}/${host}`]);
+      got.push(`${r.status} ${r.body.split("\n")[0]}`);
+    }
+    expect(got[0]).toMatch(/^200 /);
+    expect(got.slice(1)).toEqual(["200 plain 2.0 /plain", "200 secure 2.0 /secure"]);
+    expect(h1.seen.map((s) => s.url)).toEqual(["/h1"]);
+  });
+
   it("answers lintel's own errors on the stream, and the session goes on", async () => {
     const up = await upstream();
     const l = await startLintel(`
@@ -220,6 +330,8 @@ routers:
       `https://app.test:${tls}/`,
     ]);
     expect([r.version, r.status]).toEqual(["1.1", "200"]);
+    const upgrade = await curl(["--http2", `http://127.0.0.1:${l.port("h2", 0)}/`]);
+    expect([upgrade.version, upgrade.status]).toEqual(["1.1", "200"]);
     const prior = await run("curl", [
       "-sS",
       "-o",

@@ -6,13 +6,15 @@
 
 import type { Socket } from "node:net";
 import { ProxyError } from "../../http/errors.js";
+import { originForm } from "../../http/exchange.js";
 import { writeRawError } from "../../http/raw-error.js";
 import { H2_PREFACE } from "../h2/h2-side.js";
 import type { TunnelRequest } from "../listener.js";
 import { BodyDecoder } from "./body-decoder.js";
 import { type ExchangeConnection, NetExchange } from "./exchange.js";
+import { upgradeToH2c, wantsH2c } from "./h2c-upgrade.js";
 import { isPooled, releaseBuffer } from "./output-buffers.js";
-import { Framing, parseRequestHead, RequestHeadError } from "./request-head.js";
+import { Framing, parseRequestHead, type RequestHead, RequestHeadError } from "./request-head.js";
 
 /** What a connection needs from its listener. */
 export interface ConnectionHost {
@@ -31,6 +33,8 @@ export interface ConnectionHost {
 const CRLFCRLF = Buffer.from("\r\n\r\n");
 /** Pipelined bytes held while a response is in progress before the socket is paused. */
 const MAX_HELD_BYTES = 64 * 1024;
+/** How long a client that asked for h2c has to send its HTTP/2 preface after the 101. */
+const H2C_PREFACE_WAIT_MS = 10_000;
 
 /** Why reading is paused (bits): the body's reader is slow, or requests are held. */
 const PAUSED_BODY = 1;
@@ -175,7 +179,11 @@ export class Http1Connection implements ExchangeConnection {
     this.idleTicks = 0;
     this.requests++;
     let rest = buf.subarray(end + 4);
-    // h2c upgrades are not taken (prior knowledge is): such a request is served in HTTP/1.1.
+    if (this.host.http2 !== undefined && !this.secure && wantsH2c(head)) {
+      this.upgradeToH2(head, rest);
+      return false;
+    }
+    // An h2c upgrade not taken (TLS, a body, HTTP/2 off) is served in HTTP/1.1.
     const upgrade = head.upgrade !== "" && head.upgrade.toLowerCase() !== "h2c";
     if (head.method === "CONNECT" || (upgrade && this.host.onUpgrade !== undefined)) {
       this.tunnel(head.method, head.target, head.upgrade, head.version, head.headers, rest);
@@ -361,6 +369,21 @@ export class Http1Connection implements ExchangeConnection {
       socket,
       head: rest,
     });
+  }
+
+  /** Switches to HTTP/2 (h2c), the request being its stream 1. */
+  private upgradeToH2(head: RequestHead, rest: Buffer): void {
+    const socket = this.socket;
+    const http2 = this.host.http2!;
+    const { url, headers } = originForm(head.target, head.headers);
+    this.handOver();
+    upgradeToH2c(
+      socket,
+      { method: head.method, url, headers },
+      rest,
+      H2C_PREFACE_WAIT_MS,
+      (first) => http2(socket, first),
+    );
   }
 
   /** Another protocol owns the socket from here; it reads on when it is ready. */
