@@ -1,19 +1,49 @@
 // `npm run bench:k8s`: the Kubernetes watch path, against the in-process API stub over
 // loopback with the real client and io.l5d.k8s namer: how long an EndpointSlice change
-// takes to reach a bound name's addresses, and what a synced watch of 10,000 endpoints keeps.
+// takes to reach the load balancers (the bound name's addresses, then a Client built as
+// the runtime builds one, with its p2c balancer: on the control thread, and on a worker
+// thread through the control thread's address snapshots), and what a synced watch of
+// 10,000 endpoints keeps.
 
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { systemClock } from "../gateway/clock.js";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import type {
+  BalancedEndpoint,
+  LoadBalancer,
+  LoadBalancerFactory,
+} from "../gateway/client/balancers/balancer.js";
+import type { Client } from "../gateway/client/client.js";
+import { clientParamsResolver } from "../gateway/client/params.js";
+import { UpstreamTlsContexts } from "../gateway/client/upstream-tls.js";
+import { coarseClock, systemClock } from "../gateway/clock.js";
+import type { RouterConfig } from "../gateway/config/config-schema.js";
 import { KubeClient } from "../gateway/k8s/client.js";
 import { openConnection } from "../gateway/k8s/connection.js";
 import { EndpointSlices } from "../gateway/k8s/resources.js";
 import { silentLogger } from "../gateway/log.js";
 import { K8sNamer } from "../gateway/namers/k8s.js";
-import { type Addr, Path, type Var } from "../gateway/naming/index.js";
+import {
+  type Activity,
+  type Addr,
+  type BoundName,
+  Dtab,
+  type NameTree,
+  Path,
+  readPath,
+  type Var,
+} from "../gateway/naming/index.js";
+import { type ClientStackOptions, clientStack } from "../gateway/routing/client-stack.js";
+import type { NamingSetup } from "../gateway/routing/naming-setup.js";
+import { PolicyKinds } from "../gateway/routing/policy-kinds.js";
+import { Registry, RouterMetrics } from "../gateway/telemetry/index.js";
+import { WorkerBindings } from "../gateway/workers/bind-service.js";
+import type { FromWorker, ToWorker } from "../gateway/workers/protocol.js";
+import { RemoteBindings } from "../gateway/workers/remote-interpreter.js";
+import { TreeDecoder } from "../gateway/workers/tree-codec.js";
 import { type KubeApiStub, startKubeApiStub } from "../test/support/kube-api-stub.js";
 import { type EndpointSlice, endpointSlice, service } from "../test/support/kube-objects.js";
 
@@ -28,10 +58,6 @@ const MEMORY_PER_SLICE = 100;
 const SYNC_REPEATS = 5;
 
 const gc = globalThis.gc;
-if (!gc) {
-  console.error("run with node --expose-gc (npm run bench:k8s does)");
-  process.exit(2);
-}
 
 // ---- the objects ----------------------------------------------------------------------
 
@@ -150,7 +176,264 @@ async function heapAfterGc(): Promise<number> {
   return process.memoryUsage().heapUsed;
 }
 
+// ---- the balancers ---------------------------------------------------------------------
+
+/**
+ * Milliseconds on the process's monotonic clock, the same in every thread (uv_hrtime):
+ * a time taken on a worker thread compares with one taken here.
+ */
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** The address of a balanced endpoint (its key is `host:port`). */
+const hostOf = (e: BalancedEndpoint) => e.key.slice(0, e.key.lastIndexOf(":"));
+
+/**
+ * The updates of the balancers a client stack makes: the default kind (p2c) as the
+ * runtime makes it, each update() timed as it returns. Says when a balancer first holds
+ * `total` endpoints, and when it holds them with all of the addresses it is told to expect.
+ */
+class BalancerUpdates {
+  readonly kinds: PolicyKinds;
+  private isReady = false;
+  private readonly readyWaiters: (() => void)[] = [];
+  private waiting: {
+    readonly ips: readonly string[];
+    readonly resolve: (at: number) => void;
+  } | null = null;
+
+  constructor(private readonly total: number) {
+    const ctx = {
+      log: silentLogger,
+      clock: systemClock,
+      random: Math.random,
+      kube: () => {
+        throw new Error("the bench's clients use no Kubernetes API");
+      },
+    };
+    const real = new PolicyKinds(ctx).balancer(undefined);
+    const updated = (eps: readonly BalancedEndpoint[], at: number) => this.updated(eps, at);
+    const timed: LoadBalancerFactory = {
+      make<E extends BalancedEndpoint>(): LoadBalancer<E> {
+        const lb = real.make<E>();
+        return {
+          update(eps) {
+            lb.update(eps);
+            updated(eps, now());
+          },
+          pick: (avoid) => lb.pick(avoid),
+          observe: lb.observe && ((e, latencyMs, ok) => lb.observe!(e, latencyMs, ok)),
+          stats: () => lb.stats(),
+          describe: lb.describe && (() => lb.describe!()),
+        };
+      },
+    };
+    this.kinds = new (class extends PolicyKinds {
+      override balancer(): LoadBalancerFactory {
+        return timed;
+      }
+    })(ctx);
+  }
+
+  /** Resolves once a balancer holds `total` endpoints. */
+  ready(): Promise<void> {
+    if (this.isReady) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /** Resolves with the time a balancer holds `total` endpoints, `ips` among them. */
+  expect(ips: readonly string[]): Promise<number> {
+    return new Promise((resolve) => {
+      this.waiting = { ips, resolve };
+    });
+  }
+
+  private updated(eps: readonly BalancedEndpoint[], at: number): void {
+    if (eps.length !== this.total) return;
+    if (!this.isReady) {
+      this.isReady = true;
+      for (const r of this.readyWaiters.splice(0)) r();
+    }
+    const w = this.waiting;
+    if (!w) return;
+    const hosts = new Set(eps.map(hostOf));
+    if (w.ips.every((ip) => hosts.has(ip))) {
+      this.waiting = null;
+      w.resolve(at);
+    }
+  }
+}
+
+/** What the runtime gives clientStack for a router with no `client` block. */
+function stackOptions(kinds: PolicyKinds): ClientStackOptions {
+  return {
+    paramsFor: clientParamsResolver({ kind: "io.l5d.global" } as RouterConfig["client"]),
+    kinds,
+    tlsContexts: new UpstreamTlsContexts(),
+    metrics: new RouterMetrics(new Registry(), "bench"),
+    clock: coarseClock,
+    log: silentLogger,
+    protocol: "http",
+  };
+}
+
+/** A balancer some change must reach. */
+interface BalancerProbe {
+  /** Call before the change: resolves with the time the balancer holds `ips`. */
+  expect(ips: readonly string[]): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** The control thread's own client of the bound name (a router served on the main thread). */
+async function controlProbe(bound: BoundName, total: number): Promise<BalancerProbe> {
+  const updates = new BalancerUpdates(total);
+  const client = clientStack(stackOptions(updates.kinds))(bound);
+  await bounded(updates.ready(), "the control thread's balancer holds every endpoint");
+  return { expect: (ips) => updates.expect(ips), close: () => client.close() };
+}
+
+/** Between this file's two threads, beside lintel's own messages. */
+type BenchToWorker =
+  | { readonly type: "bench-expect"; readonly ips: readonly string[] }
+  | { readonly type: "bench-close" };
+type BenchFromWorker =
+  | { readonly type: "bench-ready" }
+  | { readonly type: "bench-seen"; readonly at: number }
+  | { readonly type: "bench-closed" };
+
+interface BenchWorkerData {
+  readonly total: number;
+}
+
+/**
+ * A worker thread's client of the bound name, as with uws servers: the worker binds
+ * through the control thread (WorkerBindings here, RemoteBindings and TreeDecoder there,
+ * lintel's own), which sends every new address set of the name across the thread boundary.
+ */
+async function workerProbe(
+  tree: Activity<NameTree<BoundName>>,
+  total: number,
+): Promise<BalancerProbe> {
+  const worker = new Worker(new URL(import.meta.url), {
+    workerData: { total } satisfies BenchWorkerData,
+  });
+  const naming = {
+    routers: new Map([["bench", { interpreter: { bind: () => tree } }]]),
+  } as unknown as NamingSetup;
+  const bindings = new WorkerBindings(naming, (m: ToWorker) => worker.postMessage(m));
+  let ready: () => void = () => {};
+  let seen: ((at: number) => void) | null = null;
+  let closed: () => void = () => {};
+  const isReady = new Promise<void>((r) => {
+    ready = r;
+  });
+  worker.on("error", (e) => {
+    console.error("the bench's worker thread failed:", e);
+    process.exit(1);
+  });
+  worker.on("message", (m: FromWorker | BenchFromWorker) => {
+    switch (m.type) {
+      case "bind":
+        bindings.bind(m.sub, m.router, m.dtab, m.path);
+        break;
+      case "unbind":
+        bindings.unbind(m.sub);
+        break;
+      case "bench-ready":
+        ready();
+        break;
+      case "bench-seen":
+        seen?.(m.at);
+        seen = null;
+        break;
+      case "bench-closed":
+        closed();
+        break;
+    }
+  });
+  await bounded(isReady, "the worker's balancer holds every endpoint");
+  return {
+    expect(ips) {
+      const at = new Promise<number>((resolve) => {
+        seen = resolve;
+      });
+      worker.postMessage({ type: "bench-expect", ips } satisfies BenchToWorker);
+      return at;
+    },
+    async close() {
+      const done = new Promise<void>((r) => {
+        closed = r;
+      });
+      worker.postMessage({ type: "bench-close" } satisfies BenchToWorker);
+      await bounded(done, "the worker's client closed");
+      bindings.close();
+      await worker.terminate();
+    },
+  };
+}
+
+/** The worker thread's side (this same file, run by workerProbe). */
+function benchWorker(): void {
+  const port = parentPort!;
+  const { total } = workerData as BenchWorkerData;
+  const updates = new BalancerUpdates(total);
+  const decoder = new TreeDecoder();
+  const remote = new RemoteBindings(decoder, (m: FromWorker) => port.postMessage(m));
+  const makeClient = clientStack(stackOptions(updates.kinds));
+  let client: Client | undefined;
+  const stop = remote
+    .interpreter("bench")
+    .bind(Dtab.empty, readPath("/svc/web"))
+    .observe((s) => {
+      if (client || s.status !== "ok" || s.value.kind !== "leaf") return;
+      client = makeClient(s.value.value);
+    });
+  void updates
+    .ready()
+    .then(() => port.postMessage({ type: "bench-ready" } satisfies BenchFromWorker));
+  port.on("message", (m: ToWorker | BenchToWorker) => {
+    switch (m.type) {
+      case "bound":
+        remote.bound(m.sub, m.state);
+        break;
+      case "addr":
+        decoder.setAddr(m.addr, m.value);
+        break;
+      case "addr-drop":
+        decoder.dropAddr(m.addr);
+        break;
+      case "bench-expect":
+        void updates
+          .expect(m.ips)
+          .then((at) => port.postMessage({ type: "bench-seen", at } satisfies BenchFromWorker));
+        break;
+      case "bench-close":
+        stop();
+        void (client?.close() ?? Promise.resolve()).then(() => {
+          port.postMessage({ type: "bench-closed" } satisfies BenchFromWorker);
+          port.close();
+        });
+        break;
+    }
+  });
+}
+
+/** `p`, or a failure after WAIT_MS. */
+async function bounded<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${WAIT_MS} ms`)), WAIT_MS);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // ---- 1. propagation ----------------------------------------------------------------------
+
+/** Where the balancer a change must reach runs. */
+type Where = "control thread" | "worker thread";
 
 interface PropagationCase {
   readonly label: string;
@@ -162,11 +445,17 @@ interface PropagationCase {
 
 interface PropagationResult {
   readonly label: string;
+  readonly where: Where;
+  /** From stub.apply to the bound name's address Var. */
   readonly total: Stats;
+  /** From stub.apply to the balancer's update (the client's endpoints replaced). */
+  readonly balancer: Stats;
   /** The synchronous part of stub.apply: the stub storing the object and writing the event. */
   readonly apply: Stats;
-  /** From apply's return to the observer: loopback, the reflector, the index, the addresses. */
+  /** From apply's return to the address Var: loopback, the reflector, the index, the addresses. */
   readonly after: Stats;
+  /** From apply's return to the balancer: the above, then the client (and the thread hop). */
+  readonly balancerAfter: Stats;
   readonly eventKb: number;
 }
 
@@ -175,6 +464,7 @@ async function propagation(
   namer: K8sNamer,
   c: PropagationCase,
   ns: string,
+  where: Where,
 ): Promise<PropagationResult> {
   const total = c.slices * c.perSlice;
   const { uid, pods } = populate(stub, ns, "web", c.slices, c.perSlice);
@@ -188,13 +478,15 @@ async function propagation(
   );
   if (bound.status !== "ok" || bound.value.kind !== "leaf" || bound.value.value.kind !== "bound")
     throw new Error("unreachable");
-  const addr: Var<Addr> = bound.value.value.addr;
+  const leaf: BoundName = bound.value.value;
+  const addr: Var<Addr> = leaf.addr;
 
-  // The balancers' view: one observer for the whole case; each round says what it waits for.
+  // The address Var's view: one observer for the whole case (the first one, so the
+  // balancer's work is not in its time); each round says what it waits for.
   let waiting: { readonly ips: readonly string[]; readonly resolve: (at: number) => void } | null =
     null;
   const stopAddr = addr.observe((a) => {
-    const at = performance.now();
+    const at = now();
     if (!waiting || a.kind !== "bound" || a.addresses.length !== total) return;
     const hosts = new Set(a.addresses.map((x) => x.host));
     if (waiting.ips.every((ip) => hosts.has(ip))) waiting.resolve(at);
@@ -206,10 +498,17 @@ async function propagation(
   );
   // Services and EndpointSlices of the namespace: both watches open, so changes stream.
   await waitFor(() => stub.watchCount() === watchesBefore + 2, `${c.label}: watches open`);
+  // One balancer per case, where the runtime would have it.
+  const probe =
+    where === "control thread"
+      ? await controlProbe(leaf, total)
+      : await workerProbe(tree as Activity<NameTree<BoundName>>, total);
 
   const totals: number[] = [];
+  const balancers: number[] = [];
   const applies: number[] = [];
   const afters: number[] = [];
+  const balancerAfters: number[] = [];
   let eventBytes = 0;
   for (let round = 0; round < WARMUP + ROUNDS; round++) {
     const s = round % c.slices;
@@ -221,35 +520,39 @@ async function propagation(
       ips.push(p.ip);
     }
     const next: EndpointSlice = slice(ns, "web", uid, sliceName("web", s), pods[s]!);
-    let timer: NodeJS.Timeout | undefined;
-    const arrived = new Promise<number>((resolve, reject) => {
-      waiting = { ips, resolve };
-      timer = setTimeout(
-        () => reject(new Error(`${c.label}: round ${round} not seen within ${WAIT_MS} ms`)),
-        WAIT_MS,
-      );
-    });
-    const t0 = performance.now();
+    const arrived = bounded(
+      new Promise<number>((resolve) => {
+        waiting = { ips, resolve };
+      }),
+      `${c.label}: round ${round} at the address Var`,
+    );
+    const balanced = bounded(probe.expect(ips), `${c.label}: round ${round} at the balancer`);
+    const t0 = now();
     const stored = stub.apply(next);
-    const t1 = performance.now();
-    const at = await arrived;
-    clearTimeout(timer);
+    const t1 = now();
+    const [at, lb] = await Promise.all([arrived, balanced]);
     waiting = null;
     if (round >= WARMUP) {
       totals.push(at - t0);
+      balancers.push(lb - t0);
       applies.push(t1 - t0);
       afters.push(at - t1);
+      balancerAfters.push(lb - t1);
     }
     eventBytes = Buffer.byteLength(JSON.stringify({ type: "MODIFIED", object: stored }));
     await sleep(10);
   }
+  await probe.close();
   stopAddr();
   stopTree();
   return {
     label: c.label,
+    where,
     total: stats(totals),
+    balancer: stats(balancers),
     apply: stats(applies),
     after: stats(afters),
+    balancerAfter: stats(balancerAfters),
     eventKb: eventBytes / 1024,
   };
 }
@@ -355,6 +658,10 @@ const CASES: readonly PropagationCase[] = [
 ];
 
 async function main(): Promise<void> {
+  if (!gc) {
+    console.error("run with node --expose-gc (npm run bench:k8s does)");
+    process.exit(2);
+  }
   console.log(`machine: ${cpus()[0]?.model ?? "unknown"} x ${cpus().length} cores`);
   console.log(`node: ${process.version}`);
   const stub = await startKubeApiStub({ bookmarkIntervalMs: 60_000 });
@@ -376,27 +683,42 @@ async function main(): Promise<void> {
 
     const namer = new K8sNamer(api, Path.of("#", "io.l5d.k8s"), undefined, silentLogger);
     const results: PropagationResult[] = [];
+    const places: readonly Where[] = ["control thread", "worker thread"];
     for (const [i, c] of CASES.entries()) {
-      const r = await propagation(stub, namer, c, `prop-${i}`);
-      results.push(r);
-      console.log(
-        `\n[propagation] ${r.label} (event ${r.eventKb.toFixed(0)} KiB): apply -> address Var p50 ${ms(r.total.p50)} ms, p95 ${ms(r.total.p95)} ms, max ${ms(r.total.max)} ms; stub.apply p50 ${ms(r.apply.p50)} ms, after it p50 ${ms(r.after.p50)} ms, p95 ${ms(r.after.p95)} ms`,
-      );
+      for (const [j, where] of places.entries()) {
+        const r = await propagation(stub, namer, c, `prop-${i}-${j}`, where);
+        results.push(r);
+        console.log(
+          `\n[propagation] ${r.label}, balancer on the ${where} (event ${r.eventKb.toFixed(0)} KiB): after stub.apply returns (the event written) -> balancer p50 ${ms(r.balancerAfter.p50)} ms, p95 ${ms(r.balancerAfter.p95)} ms, max ${ms(r.balancerAfter.max)} ms (-> address Var p50 ${ms(r.after.p50)} ms, p95 ${ms(r.after.p95)} ms); stub.apply itself p50 ${ms(r.apply.p50)} ms; from its call -> balancer p50 ${ms(r.balancer.p50)} ms, p95 ${ms(r.balancer.p95)} ms`,
+        );
+      }
     }
 
     console.log(
-      `\nsummary (ms; ${ROUNDS} changes per case after ${WARMUP} warm-up; propagation is from stub.apply to the address Var's observer, "after" from apply's return: the stub's own work excluded)`,
+      `\nsummary (ms; ${ROUNDS} changes per case after ${WARMUP} warm-up. "balancer": to the p2c balancer's update in a Client built as the runtime builds one, on the control thread or on a worker thread through the control thread's address snapshot; "Var": to the bound name's address Var. "after apply": from stub.apply's return, when the event is written, so the stub's own work is left out; "from apply": from its call)`,
     );
     const rows: string[][] = [
-      ["measurement", "p50", "p95", "max", "stub.apply p50", "after p50", "after p95"],
+      [
+        "measurement",
+        "balancer after apply p50",
+        "p95",
+        "max",
+        "Var after apply p50",
+        "p95",
+        "stub.apply p50",
+        "balancer from apply p50",
+        "p95",
+      ],
       ...results.map((r) => [
-        `propagation: ${r.label}`,
-        ms(r.total.p50),
-        ms(r.total.p95),
-        ms(r.total.max),
-        ms(r.apply.p50),
+        `propagation: ${r.label}, ${r.where}`,
+        ms(r.balancerAfter.p50),
+        ms(r.balancerAfter.p95),
+        ms(r.balancerAfter.max),
         ms(r.after.p50),
         ms(r.after.p95),
+        ms(r.apply.p50),
+        ms(r.balancer.p50),
+        ms(r.balancer.p95),
       ]),
       [
         `list+sync ${m.endpoints} endpoints (warm)`,
@@ -406,8 +728,10 @@ async function main(): Promise<void> {
         "",
         "",
         "",
+        "",
+        "",
       ],
-      [`list+sync ${m.endpoints} endpoints (cold)`, ms(m.coldSyncMs), "", "", "", "", ""],
+      [`list+sync ${m.endpoints} endpoints (cold)`, ms(m.coldSyncMs), "", "", "", "", "", "", ""],
     ];
     const widths = rows[0]!.map((_, j) => Math.max(...rows.map((r) => r[j]!.length)));
     for (const r of rows)
@@ -423,4 +747,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (isMainThread) await main();
+else benchWorker();

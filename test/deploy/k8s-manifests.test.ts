@@ -3,10 +3,10 @@
 // - every rendered object validates against the Kubernetes OpenAPI schemas (the npm
 //   package kubernetes-models: the model of the object's apiVersion/kind, .validate());
 // - the policies a reviewer checks, each its own test: requests, probes on the admin
-//   port, the restricted security context, the edge LoadBalancer Service, RBAC exactly as
-//   listed, no API token in the egress pods, graceful termination longer than the
-//   config's drain, PDB/HPA on their own pods, the IngressClass, and that each
-//   ConfigMap carries its folder's config.yaml;
+//   port, the restricted security context, the edge LoadBalancer Service, RBAC exactly
+//   what the kinds in each config.yaml need, no API token in the egress pods, a preStop
+//   sleep and a grace period longer than it plus the config's drain, PDB/HPA on their
+//   own pods, the IngressClass, and that each ConfigMap carries its folder's config.yaml;
 // - each config.yaml passes `lintel check` (the built bin: run `npm run -s build` first).
 //
 // kubectl: any with kustomize built in; Debian's is the package kubernetes-client (kubectl
@@ -45,6 +45,8 @@ const NAMESPACE = "lintel";
 const IMAGE = "ghcr.io/lintel/lintel:0.1.0";
 const PART_OF = "app.kubernetes.io/part-of";
 const COMPONENT = "app.kubernetes.io/component";
+/** The preStop sleep every role's pods have (their Services' users notice a deletion late). */
+const PRESTOP_SECONDS = 5;
 const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "IngressClass"]);
 
 const CI = process.env.CI === "true";
@@ -233,6 +235,95 @@ function transformers(role: Role, kind: string): Kinded[] {
   return config(role).routers.flatMap((r) =>
     (r.interpreter?.transformers ?? []).filter((t) => t.kind === kind),
   );
+}
+
+// ---------------------------------------------------------------------------------------
+// What a config needs from the Kubernetes API, from the kinds it uses
+
+/** `(apiGroup or "core")/resource verb`, as the RBAC test lists grants. */
+type Grant = string;
+
+const listWatch = (resource: string): Grant[] => [`${resource} list`, `${resource} watch`];
+const SERVICES = listWatch("core/services");
+const ENDPOINT_SLICES = listWatch("discovery.k8s.io/endpointslices");
+const INGRESSES = listWatch("networking.k8s.io/ingresses");
+const SECRETS = listWatch("core/secrets");
+
+/**
+ * What each kind that talks to the Kubernetes API asks of it, as its code in gateway/
+ * does (the watches it opens through ctx.kube, and the writes): a `kind:` anywhere in
+ * a config, by its name. The kinds that read nothing from the API are absent.
+ */
+const KIND_NEEDS: Readonly<Record<string, (o: Kinded) => Grant[]>> = {
+  // namers/k8s.ts, transformers/k8s-daemonset.ts: k8s/service-index.ts with EndpointSlices.
+  "io.l5d.k8s": () => [...SERVICES, ...ENDPOINT_SLICES],
+  "io.l5d.k8s.daemonset": () => [...SERVICES, ...ENDPOINT_SLICES],
+  // namers/k8s-external.ts: the Services' load-balancer addresses only.
+  "io.l5d.k8s.external": () => SERVICES,
+  // transformers/k8s-localnode.ts: POD_IP and NODE_NAME from the downward API.
+  "io.l5d.k8s.localnode": () => [],
+  // identifiers/ingress.ts; ingress-status.ts watches the publishService and writes the
+  // status with a merge patch (no get).
+  "io.l5d.ingress": (o) => [
+    ...INGRESSES,
+    ...(o.publishService !== undefined ? SERVICES : []),
+    ...(o.publishService !== undefined || o.publishAddresses !== undefined
+      ? ["networking.k8s.io/ingresses/status patch"]
+      : []),
+  ],
+  // interpreters/k8s-configmap.ts.
+  "io.l5d.k8s.configMap": () => listWatch("core/configmaps"),
+  // acme/kubernetes-storage.ts: certificates in Secrets, locks in Leases.
+  kubernetes: () => [
+    ...["get", "list", "create", "update", "delete"].map((v) => `core/secrets ${v}`),
+    ...["get", "create", "update"].map((v) => `coordination.k8s.io/leases ${v}`),
+  ],
+};
+
+/** The same for the certificate sources of a server's `tls.certs` (keyed by name, not `kind:`). */
+const CERT_SOURCE_NEEDS: Readonly<Record<string, Grant[]>> = {
+  // k8s/secret-certificates.ts: the Ingresses' spec.tls and the kubernetes.io/tls Secrets.
+  ingressSecrets: [...INGRESSES, ...SECRETS],
+  // k8s/secret-certificates.ts: one Secret, watched with a field selector on its name.
+  secret: SECRETS,
+};
+
+/** A kind or certificate source whose name says Kubernetes must be in the tables above. */
+const LOOKS_KUBERNETES = /k8s|kube|ingress|secret|configmap/i;
+
+/** Every grant the kinds in `cfg` need (sorted, each once); throws on a kind not in the tables. */
+function apiNeeds(cfg: unknown): Grant[] {
+  const needs = new Set<Grant>();
+  const unknown: string[] = [];
+  const visit = (v: unknown, key: string): void => {
+    if (Array.isArray(v)) {
+      for (const x of v) {
+        // tls.certs entries name their source by their one key: {ingressSecrets: {}}.
+        if (key === "certs" && typeof x === "object" && x !== null)
+          for (const source of Object.keys(x)) {
+            const grants = CERT_SOURCE_NEEDS[source];
+            if (grants) for (const g of grants) needs.add(g);
+            else if (LOOKS_KUBERNETES.test(source)) unknown.push(`certificate source ${source}`);
+          }
+        visit(x, key);
+      }
+      return;
+    }
+    if (typeof v !== "object" || v === null) return;
+    const o = v as Kinded;
+    if (typeof o.kind === "string") {
+      const needsOf = KIND_NEEDS[o.kind];
+      if (needsOf) for (const g of needsOf(o)) needs.add(g);
+      else if (LOOKS_KUBERNETES.test(o.kind)) unknown.push(`kind ${o.kind}`);
+    }
+    for (const [k, x] of Object.entries(o)) visit(x, k);
+  };
+  visit(cfg, "");
+  if (unknown.length > 0)
+    throw new Error(
+      `the RBAC test does not know what ${unknown.join(", ")} needs from the API: add it to KIND_NEEDS or CERT_SOURCE_NEEDS`,
+    );
+  return [...needs].sort();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -443,15 +534,38 @@ describe.skipIf(SKIP)("deploy/k8s manifests", () => {
     expect([...ports].sort()).toEqual([...servers, admin(role).port].sort());
   });
 
-  it.each(ROLES)("%s: terminationGracePeriodSeconds outlasts lintel's drain", (role) => {
-    const a = admin(role);
-    const grace = podSpec(role).terminationGracePeriodSeconds ?? 30;
-    expect(grace).toBeGreaterThan((a.drainDelayMs + a.shutdownGraceMs) / 1000);
-    // The readiness probe notices the drain before lintel stops accepting connections.
-    const probe = container(role).readinessProbe!;
-    const noticed = (probe.periodSeconds ?? 10) * (probe.failureThreshold ?? 3) * 1000;
-    expect(a.drainDelayMs).toBeGreaterThan(noticed);
-  });
+  it.each(ROLES)(
+    "%s: a preStop sleep, with no shell, before SIGTERM starts lintel's drain",
+    (role) => {
+      const lifecycle = container(role).lifecycle;
+      // The kubelet's own sleep action (Kubernetes 1.30+): the image has no shell for an
+      // exec hook, and an httpGet hook would not wait.
+      expect(lifecycle?.preStop).toEqual({ sleep: { seconds: PRESTOP_SECONDS } });
+      expect(lifecycle?.postStart).toBeUndefined();
+      // The manifest says what to do on an older cluster.
+      const file = role === "node-proxy" ? "daemonset.yaml" : "deployment.yaml";
+      const text = readFileSync(join(K8S, role, file), "utf8");
+      expect(text).toMatch(/Kubernetes 1\.30 or later \(PodLifecycleSleepAction/);
+      expect(text).toMatch(/On an older cluster delete this `lifecycle` block/);
+      expect(text).not.toMatch(/no preStop|There is no preStop/i);
+    },
+  );
+
+  it.each(ROLES)(
+    "%s: terminationGracePeriodSeconds outlasts the preStop sleep and lintel's drain",
+    (role) => {
+      const a = admin(role);
+      const grace = podSpec(role).terminationGracePeriodSeconds ?? 30;
+      // The grace period runs from the deletion: the preStop hook uses part of it.
+      const preStop = container(role).lifecycle?.preStop?.sleep?.seconds ?? 0;
+      expect(preStop).toBe(PRESTOP_SECONDS);
+      expect(grace).toBeGreaterThan(preStop + (a.drainDelayMs + a.shutdownGraceMs) / 1000);
+      // The readiness probe notices the drain before lintel stops accepting connections.
+      const probe = container(role).readinessProbe!;
+      const noticed = (probe.periodSeconds ?? 10) * (probe.failureThreshold ?? 3) * 1000;
+      expect(a.drainDelayMs).toBeGreaterThan(noticed);
+    },
+  );
 
   it("no Service exposes an admin port", () => {
     for (const role of ROLES)
@@ -523,65 +637,72 @@ describe.skipIf(SKIP)("deploy/k8s manifests", () => {
     expect(id.publishService).toBe(`${lb.metadata!.namespace}/${lb.metadata!.name}`);
   });
 
-  // (apiGroup or "core")/resource verb, for what each role's config reads.
-  const RBAC: Record<Role, string[]> = {
-    edge: [
-      "discovery.k8s.io/endpointslices list",
-      "discovery.k8s.io/endpointslices watch",
-      "core/services list",
-      "core/services watch",
-      "networking.k8s.io/ingresses list",
-      "networking.k8s.io/ingresses watch",
-      "networking.k8s.io/ingresses/status get",
-      "networking.k8s.io/ingresses/status patch",
-      "networking.k8s.io/ingressclasses list",
-      "networking.k8s.io/ingressclasses watch",
-      "core/secrets list",
-      "core/secrets watch",
-    ],
-    egress: [],
-    "node-proxy": [
-      "discovery.k8s.io/endpointslices list",
-      "discovery.k8s.io/endpointslices watch",
-      "core/services list",
-      "core/services watch",
-    ],
-  };
-
-  it.each(ROLES)("%s: RBAC grants its ServiceAccount exactly what its config reads", (role) => {
-    const saName = podSpec(role).serviceAccountName;
-    const sa = one<IServiceAccount>(role, "ServiceAccount", saName);
-    const roles = rendered(role).filter((o) => o.kind === "ClusterRole" || o.kind === "Role");
-    const bindings = rendered(role).filter(
-      (o) => o.kind === "ClusterRoleBinding" || o.kind === "RoleBinding",
-    ) as unknown as IClusterRoleBinding[];
-    const granted: string[] = [];
-    for (const b of bindings) {
-      expect(b.subjects).toEqual([
-        { kind: "ServiceAccount", name: sa.metadata!.name, namespace: sa.metadata!.namespace },
-      ]);
-      const r = roles.find((x) => x.kind === b.roleRef.kind && x.metadata.name === b.roleRef.name);
-      expect(r, `${b.roleRef.kind} ${b.roleRef.name} is in deploy/k8s/${role}`).toBeDefined();
-      for (const rule of (r as unknown as IClusterRole).rules ?? []) {
-        expect(rule.nonResourceURLs ?? []).toEqual([]);
-        expect(rule.resourceNames ?? []).toEqual([]);
-        for (const g of rule.apiGroups ?? [])
-          for (const res of rule.resources ?? [])
-            for (const v of rule.verbs) granted.push(`${g === "" ? "core" : g}/${res} ${v}`);
-      }
-    }
-    expect(roles).toHaveLength(bindings.length);
-    const usesConfigMaps = config(role).routers.some(
-      (r) => r.interpreter?.kind === "io.l5d.k8s.configMap",
+  it("the RBAC expectations come from the kinds a config uses", () => {
+    // The shipped configs: what their kinds read, and (the edge) the status it writes.
+    const PODS = [...ENDPOINT_SLICES, ...SERVICES];
+    expect(apiNeeds(config("node-proxy"))).toEqual([...PODS].sort());
+    expect(apiNeeds(config("egress"))).toEqual([]);
+    expect(apiNeeds(config("edge"))).toEqual(
+      [...PODS, ...INGRESSES, ...SECRETS, "networking.k8s.io/ingresses/status patch"].sort(),
     );
-    const expected = [
-      ...RBAC[role],
-      ...(usesConfigMaps ? ["core/configmaps list", "core/configmaps watch"] : []),
-    ];
-    expect([...granted].sort()).toEqual([...expected].sort());
-    expect(granted.filter((g) => g.includes("*"))).toEqual([]);
-    for (const g of granted) expect(["list", "watch", "get", "patch"]).toContain(g.split(" ")[1]);
+    // Neither the class objects nor a status get: no kind reads them.
+    expect(apiNeeds(config("edge")).filter((g) => /ingressclasses|status get/.test(g))).toEqual([]);
+    // Another config, other needs.
+    const other = {
+      routers: [
+        {
+          identifier: { kind: "io.l5d.ingress" },
+          interpreter: { kind: "io.l5d.k8s.configMap", name: "dtabs" },
+          servers: [{ port: 1, tls: { certs: [{ secret: "ns/name" }] } }],
+        },
+      ],
+    };
+    expect(apiNeeds(other)).toEqual(
+      [...INGRESSES, ...listWatch("core/configmaps"), ...SECRETS].sort(),
+    );
+    // A Kubernetes kind the tables do not know fails rather than passing unchecked.
+    expect(() => apiNeeds({ namers: [{ kind: "io.l5d.k8s.pods" }] })).toThrow(
+      /kind io\.l5d\.k8s\.pods needs/,
+    );
+    expect(() => apiNeeds({ certs: [{ k8sSecretStore: {} }] })).toThrow(
+      /certificate source k8sSecretStore/,
+    );
   });
+
+  it.each(ROLES)(
+    "%s: RBAC grants its ServiceAccount exactly what its config's kinds need",
+    (role) => {
+      const saName = podSpec(role).serviceAccountName;
+      const sa = one<IServiceAccount>(role, "ServiceAccount", saName);
+      const roles = rendered(role).filter((o) => o.kind === "ClusterRole" || o.kind === "Role");
+      const bindings = rendered(role).filter(
+        (o) => o.kind === "ClusterRoleBinding" || o.kind === "RoleBinding",
+      ) as unknown as IClusterRoleBinding[];
+      const granted: Grant[] = [];
+      for (const b of bindings) {
+        expect(b.subjects).toEqual([
+          { kind: "ServiceAccount", name: sa.metadata!.name, namespace: sa.metadata!.namespace },
+        ]);
+        const r = roles.find(
+          (x) => x.kind === b.roleRef.kind && x.metadata.name === b.roleRef.name,
+        );
+        expect(r, `${b.roleRef.kind} ${b.roleRef.name} is in deploy/k8s/${role}`).toBeDefined();
+        for (const rule of (r as unknown as IClusterRole).rules ?? []) {
+          expect(rule.nonResourceURLs ?? []).toEqual([]);
+          expect(rule.resourceNames ?? []).toEqual([]);
+          for (const g of rule.apiGroups ?? [])
+            for (const res of rule.resources ?? [])
+              for (const v of rule.verbs) granted.push(`${g === "" ? "core" : g}/${res} ${v}`);
+        }
+      }
+      expect(roles).toHaveLength(bindings.length);
+      // Each grant once, and nothing a kind of the config does not use.
+      expect([...granted].sort()).toEqual(apiNeeds(config(role)));
+      expect(granted.filter((g) => g.includes("*"))).toEqual([]);
+      // The shipped roles read and patch status; they create, change and delete nothing.
+      for (const g of granted) expect(["list", "watch", "patch"]).toContain(g.split(" ")[1]);
+    },
+  );
 
   it("egress: no Kubernetes API token in the pod, no RBAC", () => {
     expect(podSpec("egress").automountServiceAccountToken).toBe(false);

@@ -1,9 +1,12 @@
 // lintel in a Kubernetes cluster, end to end against the API stub (no API server can run
 // here; the stub speaks the API's list/watch): the edge → node proxy → pod path, scaling
-// under load, the API going down, dtabs from a ConfigMap, and the admin server's view.
+// under load and the API going down (each served on the main thread, and on a worker
+// thread fed by the control thread's snapshots), dtabs from a ConfigMap, and the admin
+// server's view.
 // Pods, node proxies and edges are real servers and lintels on loopback.
 
 import { afterEach, describe, expect, it } from "vitest";
+import type { ClientsView } from "../../gateway/admin/clients.js";
 import { type KubeApiStub, startKubeApiStub } from "../support/kube-api-stub.js";
 import { configMap, endpointSlice, service } from "../support/kube-objects.js";
 import {
@@ -69,6 +72,7 @@ function requestLoop(port: number, host: string, concurrency = 4) {
     by,
     failures,
     count: (who: string) => by.get(who) ?? 0,
+    total: () => [...by.values()].reduce((a, b) => a + b, 0) + failures.length,
     async stop() {
       stopped = true;
       await Promise.all(workers);
@@ -88,8 +92,30 @@ function webService(s: KubeApiStub, namespace = "default") {
   );
 }
 
-async function edge(s: KubeApiStub, extra = ""): Promise<Lintel> {
-  return startLintel(`
+/**
+ * Where the edge serves requests: the main thread (the net engine, `workers: 0`), or a
+ * worker thread (the uws engine, the only one that runs in workers), which gets every
+ * endpoint change as a snapshot from the control thread's watch.
+ */
+interface Placement {
+  readonly label: string;
+  readonly workers: number;
+  /** Extra keys of the server. */
+  readonly server: string;
+}
+
+const PLACEMENTS: readonly Placement[] = [
+  { label: "main thread, net engine", workers: 0, server: "" },
+  { label: "worker thread, uws engine", workers: 1, server: ", engine: uws" },
+];
+
+async function edge(
+  s: KubeApiStub,
+  opts: { extra?: string; placement?: Placement } = {},
+): Promise<Lintel> {
+  const p = opts.placement ?? PLACEMENTS[0]!;
+  const l = await startLintel(`
+workers: ${p.workers}
 ${kubernetesAt(s)}
 admin: {ip: 127.0.0.1, port: 0}
 namers:
@@ -98,10 +124,50 @@ routers:
 - protocol: http
   label: edge
   dtab: /svc => /#/io.l5d.k8s/default/http;
-${extra}
+${opts.extra ?? ""}
   servers:
-  - {ip: 127.0.0.1, port: 0, clearContext: true}
+  - {ip: 127.0.0.1, port: 0, clearContext: true${p.server}}
 `);
+  // The placement asked for is the one serving.
+  expect(l.runtime.pool !== undefined).toBe(p.workers > 0);
+  return l;
+}
+
+/**
+ * With workers, waits until they report (every second) having served all of the
+ * loop's `requests`: the requests took the worker path, not the control thread's.
+ */
+async function servedOnWorkers(e: Lintel, p: Placement, requests: number): Promise<void> {
+  if (p.workers === 0) return;
+  const served = () => e.runtime.pool!.stats.reduce((n, w) => n + w.requests, 0);
+  await eventually(
+    () => served() >= requests,
+    3000,
+    `the workers to have served ${requests} requests (they report ${served()})`,
+  );
+}
+
+/**
+ * Waits until the balancers of every thread that serves (the control thread's, or each
+ * worker's) hold endpoints, none of them the one on `port`.
+ */
+async function leftTheBalancers(e: Lintel, port: number): Promise<void> {
+  const gone = async () => {
+    const view = JSON.parse(
+      (await call(e.adminPort, { path: "/admin/clients.json" })).text,
+    ) as ClientsView;
+    return (
+      view.threads.length > 0 &&
+      view.threads.every((t) => {
+        if (!("routers" in t)) return false;
+        const addresses = t.routers.flatMap((r) =>
+          r.clients.flatMap((c) => c.endpoints.map((x) => x.address)),
+        );
+        return addresses.length > 0 && !addresses.includes(`127.0.0.1:${port}`);
+      })
+    );
+  };
+  await eventually(gone, 5000, `127.0.0.1:${port} to leave every thread's balancer`);
 }
 
 describe("the edge to node proxy to pod path", () => {
@@ -150,9 +216,8 @@ routers:
       );
     }
 
-    const e = await edge(
-      s,
-      `  interpreter:
+    const e = await edge(s, {
+      extra: `  interpreter:
     kind: default
     transformers:
     - kind: io.l5d.k8s.daemonset
@@ -160,7 +225,7 @@ routers:
       service: l5d
       port: incoming
       hostNetwork: true`,
-    );
+    });
     const replies = await Promise.all(
       Array.from({ length: 20 }, () => call(e.port(), { headers: { host: "web" } })),
     );
@@ -182,58 +247,73 @@ routers:
   });
 });
 
-describe("endpoints that change under load", () => {
-  it("scaling the Service up and down loses no request", async () => {
-    const s = await kubeStub();
-    const pods: Upstream[] = [];
-    for (const n of [1, 2, 3]) pods.push(await startUpstream(`pod-${n}`));
-    webService(s);
-    s.apply(podSlice("web", "web-1", pods[0]!, "node-1"));
-    const e = await edge(s);
-    const loop = requestLoop(e.port(), "web");
-    onCleanup(() => loop.stop());
-    await reaches(loop, "pod-1");
-    // Up: two more pods.
-    s.apply(podSlice("web", "web-2", pods[1]!, "node-1"));
-    s.apply(podSlice("web", "web-3", pods[2]!, "node-2"));
-    await reaches(loop, "pod-2");
-    await reaches(loop, "pod-3");
-    // Down, as Kubernetes does it: the endpoint turns not ready, then the pod ends.
-    s.apply(podSlice("web", "web-1", pods[0]!, "node-1", { ready: false }));
-    // Once the change is in (a moment), pod-1 gets nothing more.
-    await new Promise((r) => setTimeout(r, 300));
-    const before = loop.count("pod-1");
-    await reaches(loop, "pod-2", 20);
-    expect(loop.count("pod-1")).toBe(before);
-    await new Promise<void>((r) => pods[0]!.server.close(() => r()));
-    s.remove("EndpointSlice", "default", "web-1");
-    await reaches(loop, "pod-3", 20);
-    await loop.stop();
-    expect(loop.failures).toEqual([]);
-    expect(loop.count("pod-2") + loop.count("pod-3")).toBeGreaterThan(40);
-  });
+/** Scales Service web from one pod to three and back to two under a request loop. */
+async function scalingLosesNoRequest(p: Placement): Promise<void> {
+  const s = await kubeStub();
+  const pods: Upstream[] = [];
+  for (const n of [1, 2, 3]) pods.push(await startUpstream(`pod-${n}`));
+  webService(s);
+  s.apply(podSlice("web", "web-1", pods[0]!, "node-1"));
+  const e = await edge(s, { placement: p });
+  const loop = requestLoop(e.port(), "web");
+  onCleanup(() => loop.stop());
+  await reaches(loop, "pod-1");
+  // Up: two more pods.
+  s.apply(podSlice("web", "web-2", pods[1]!, "node-1"));
+  s.apply(podSlice("web", "web-3", pods[2]!, "node-2"));
+  await reaches(loop, "pod-2");
+  await reaches(loop, "pod-3");
+  // Down, as Kubernetes does it: the endpoint turns not ready, then the pod ends.
+  s.apply(podSlice("web", "web-1", pods[0]!, "node-1", { ready: false }));
+  // Once the change is in every balancer (and the requests already sent to pod-1 have
+  // their answers), pod-1 gets nothing more.
+  await leftTheBalancers(e, pods[0]!.port);
+  await new Promise((r) => setTimeout(r, 100));
+  const before = loop.count("pod-1");
+  await reaches(loop, "pod-2", 20);
+  expect(loop.count("pod-1")).toBe(before);
+  await new Promise<void>((r) => pods[0]!.server.close(() => r()));
+  s.remove("EndpointSlice", "default", "web-1");
+  await reaches(loop, "pod-3", 20);
+  await loop.stop();
+  expect(loop.failures).toEqual([]);
+  expect(loop.count("pod-2") + loop.count("pod-3")).toBeGreaterThan(40);
+  await servedOnWorkers(e, p, loop.total());
+}
 
-  it("keeps routing with what it knew while the API is down, and catches up when it is back", async () => {
-    const s = await kubeStub();
-    const pod1 = await startUpstream("pod-1");
-    const pod2 = await startUpstream("pod-2");
-    webService(s);
-    s.apply(podSlice("web", "web-1", pod1, "node-1"));
-    const e = await edge(s);
-    const loop = requestLoop(e.port(), "web", 2);
-    onCleanup(() => loop.stop());
-    await reaches(loop, "pod-1");
-    s.down();
-    await new Promise((r) => setTimeout(r, 1500));
-    await reaches(loop, "pod-1", 20);
-    const k8s = (await call(e.adminPort, { path: "/admin/kubernetes.json" })).text;
-    expect(k8s).toContain('"lastError"');
-    s.up();
-    s.apply(podSlice("web", "web-2", pod2, "node-2"));
-    await reaches(loop, "pod-2");
-    await loop.stop();
-    expect(loop.failures).toEqual([]);
-  });
+/** The API goes down under a request loop, then comes back with a new pod. */
+async function apiDownKeepsTrafficFlowing(p: Placement): Promise<void> {
+  const s = await kubeStub();
+  const pod1 = await startUpstream("pod-1");
+  const pod2 = await startUpstream("pod-2");
+  webService(s);
+  s.apply(podSlice("web", "web-1", pod1, "node-1"));
+  const e = await edge(s, { placement: p });
+  const loop = requestLoop(e.port(), "web", 2);
+  onCleanup(() => loop.stop());
+  await reaches(loop, "pod-1");
+  s.down();
+  await new Promise((r) => setTimeout(r, 1500));
+  await reaches(loop, "pod-1", 20);
+  const k8s = (await call(e.adminPort, { path: "/admin/kubernetes.json" })).text;
+  expect(k8s).toContain('"lastError"');
+  s.up();
+  s.apply(podSlice("web", "web-2", pod2, "node-2"));
+  await reaches(loop, "pod-2");
+  await loop.stop();
+  expect(loop.failures).toEqual([]);
+  await servedOnWorkers(e, p, loop.total());
+}
+
+describe("endpoints that change under load", () => {
+  it.each(PLACEMENTS)("scaling the Service up and down loses no request ($label)", (p) =>
+    scalingLosesNoRequest(p),
+  );
+
+  it.each(PLACEMENTS)(
+    "keeps routing with what it knew while the API is down, and catches up when it is back ($label)",
+    (p) => apiDownKeepsTrafficFlowing(p),
+  );
 });
 
 describe("dtabs from a ConfigMap", () => {

@@ -228,6 +228,60 @@ describe("a watch", () => {
     await waitUntil(() => w.items.has("default/late"), "events still arrive");
   });
 
+  it("moves its resourceVersion on bookmarks alone, so it resumes after a compaction without a list", async () => {
+    const s = await stub({ bookmarkIntervalMs: 30 });
+    s.apply(svc("a"));
+    const c = client(s);
+    const w = c.watch(Services, { namespace: "default" });
+    cleanups.push(w.subscribe(() => {}));
+    await w.whenSynced(2000);
+    await waitUntil(() => s.watchCount() === 1, "the watch is open");
+    const listed = c.status().watches[0]!.resourceVersion;
+    // Writes the watch does not see (another namespace): only bookmarks tell it the
+    // version moved on.
+    for (let i = 0; i < 5; i++) s.apply(svc(`elsewhere-${i}`, 80, "other"));
+    const latest = s.resourceVersion;
+    expect(Number(latest)).toBeGreaterThan(Number(listed));
+    await waitUntil(
+      () => c.status().watches[0]!.resourceVersion === latest,
+      () => `the bookmarked version: ${c.status().watches[0]!.resourceVersion}, stub at ${latest}`,
+    );
+    expect(w.items.size).toBe(1);
+    // The history up to now is forgotten: the version from the list is too old now, the
+    // bookmarked one is not.
+    s.dropWatches();
+    s.compact();
+    s.apply(svc("after"));
+    await waitUntil(() => w.items.has("default/after"), "the change after the compaction arrives");
+    expect(lists(s, "services")).toHaveLength(1);
+    const resumed = watchesOf(s, "services");
+    expect(resumed.length).toBeGreaterThanOrEqual(2);
+    expect(resumed[1]!.query.get("resourceVersion")).toBe(latest);
+    expect(c.status().watches[0]!.lists).toBe(1);
+  });
+
+  it("is kept alive past its idle timeout by bookmarks", async () => {
+    // A watch with no events for 4 idle timeouts; bookmarks every 25 ms reset the timer.
+    // (The timeout is long enough that a busy machine's pauses do not end the watch.)
+    const s = await stub({ bookmarkIntervalMs: 25 });
+    s.apply(svc("a"));
+    const c = client(s, { ...FAST, idleTimeoutMs: 400 });
+    const w = c.watch(Services, { namespace: "default" });
+    cleanups.push(w.subscribe(() => {}));
+    await w.whenSynced(2000);
+    await waitUntil(() => s.watchCount() === 1, "the watch is open");
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(watchesOf(s, "services")).toHaveLength(1);
+    expect(s.watchCount()).toBe(1);
+    const st = c.status().watches[0]!;
+    expect(st).toMatchObject({ watches: 1, errors: 0, phase: "watching" });
+    expect(st.lastError).toBeUndefined();
+    // The one watch still carries events.
+    s.apply(svc("b"));
+    await waitUntil(() => w.items.has("default/b"), "b arrives on the same watch");
+    expect(watchesOf(s, "services")).toHaveLength(1);
+  });
+
   it("is shared: two kinds asking for one selector make one list and one watch", async () => {
     const s = await stub();
     s.apply(svc("a"));
