@@ -24,6 +24,7 @@ import {
 import { engineNotes } from "./server/engine-notes.js";
 import { freePort } from "./server/free-port.js";
 import { type ListenerTls, listenerTls } from "./server/tls-listener.js";
+import { SharedArena } from "./shared-arena.js";
 import { processScope } from "./telemetry/index.js";
 import type { HandedOver, Placement, ServerTlsSetup, ThreadRole } from "./thread-role.js";
 import { WorkerPool } from "./workers/pool.js";
@@ -37,6 +38,7 @@ export function workerCount(config: LintelConfig): number {
 export class ControlThread implements ThreadRole {
   readonly naming: NamingSetup;
   readonly isWorker = false;
+  readonly arena = new SharedArena();
   acmeHttp: ((token: string) => Promise<string | undefined>) | undefined;
   /** Worker threads for the uws servers: none when no server is uws. */
   private readonly workers: number;
@@ -128,6 +130,7 @@ export class ControlThread implements ThreadRole {
       certificates: this.workerCertificates,
       restarts,
       acmeHttp: this.acmeHttp,
+      arena: this.arena,
     });
     rt.pool = pool;
     await pool.start();

@@ -19,6 +19,7 @@ import { ControlThread } from "./control-thread.js";
 import { CidrSet } from "./http/cidr.js";
 import type { KubeApiRef } from "./k8s/api.js";
 import type { Logger } from "./log.js";
+import { RedisClients } from "./redis-clients.js";
 import { AccessLog } from "./routing/access-log.js";
 import { clientStack } from "./routing/client-stack.js";
 import { EgressPolicy } from "./routing/egress-policy.js";
@@ -26,7 +27,7 @@ import { type NamingSetup, routerLabel } from "./routing/naming-setup.js";
 import { PolicyKinds } from "./routing/policy-kinds.js";
 import { responseSettings } from "./routing/response-settings.js";
 import { Router } from "./routing/router.js";
-import { ServerStack } from "./routing/server-stack/server-stack.js";
+import { configuredLayer, ServerStack } from "./routing/server-stack/server-stack.js";
 import { ServicePolicies } from "./routing/service-policy.js";
 import { Tunnels } from "./routing/tunnels.js";
 import { LISTENERS } from "./server/engines.js";
@@ -62,6 +63,9 @@ export interface BoundListener {
   readonly listener: Listener;
 }
 
+/** How long a server's start waits for the Redis its layers use (then they start without). */
+const REDIS_CONNECT_WAIT_MS = 2000;
+
 /** How long past the grace period a worker may take to report that it stopped. */
 const WORKER_STOP_MARGIN_MS = 2000;
 
@@ -84,6 +88,8 @@ export class Runtime {
   telemeters: Telemeters | undefined;
   /** This thread's metrics (a worker's own; see metricsSnapshot() for all threads'). */
   readonly metrics = new Registry();
+  /** This thread's Redis connections (the kinds that share state through Redis). */
+  readonly redis = new RedisClients();
   private readonly certificateGauges = certificateGauges(this.metrics, () => this.tlsServers);
   readonly startedAt = Date.now();
   private stopping: Promise<void> | undefined;
@@ -160,6 +166,14 @@ export class Runtime {
           maxHeaderCount: r.maxHeaderCount,
           maxBodyBytes: r.maxRequestKB === undefined ? undefined : r.maxRequestKB * 1024,
         };
+        const layerContext = {
+          ...kindContext,
+          routerLabel: label,
+          limits,
+          metrics: rt.metrics,
+          arena: role.arena,
+          redis: rt.redis,
+        };
         const router = new Router(label, {
           naming: role.naming.routers.get(label)!,
           clients: cache,
@@ -170,7 +184,9 @@ export class Runtime {
           bindingIdleTtlMs: r.bindingCache.idleTtlSecs * 1000,
           egress,
           metrics,
-          services: new ServicePolicies(r.service, policyKinds, metrics, coarseClock),
+          services: new ServicePolicies(r.service, policyKinds, metrics, coarseClock, (ls, at) =>
+            ls.map((l, k) => configuredLayer(l, `${at}[${k}]`, layerContext)),
+          ),
           response: responseSettings(r),
           observer: rt.telemeters.observer,
         });
@@ -205,11 +221,11 @@ export class Runtime {
             continue;
           }
           const server = new ServerStack(s, {
-            ...kindContext,
-            routerLabel: label,
-            limits,
+            ...layerContext,
             acmeHttp: s.tls ? undefined : role.acmeHttp,
           });
+          // Layers that count in Redis have opened their connections: let them come up.
+          await rt.redis.connected(REDIS_CONNECT_WAIT_MS);
           // CONNECT (where enabled) and Upgrade requests take their connections over once
           // routed; an engine that cannot hand a connection over ignores them.
           const tunnels = new Tunnels(CONNECT_TIMEOUT_MS, s.tunnelIdleTimeoutMs);
@@ -232,6 +248,7 @@ export class Runtime {
                 proxyProtocolFrom: s.proxyProtocol ? new CidrSet(s.proxyProtocolFrom) : undefined,
                 headersTimeoutMs: s.headersTimeoutMs,
                 maxConnections: s.maxConnections,
+                maxConnectionsPerClient: s.maxConnectionsPerClient,
                 http2: s.http2,
                 onConnect: s.connect ? toTunnel : undefined,
                 onUpgrade: toTunnel,
@@ -340,6 +357,7 @@ export class Runtime {
     this.naming.close();
     await Promise.all(this.accessLogs.map((a) => a.close()));
     await this.telemeters?.close();
+    this.redis.close();
     await this.admin?.close();
   }
 }

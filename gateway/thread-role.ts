@@ -11,6 +11,7 @@ import type { Logger } from "./log.js";
 import type { NamingSetup } from "./routing/naming-setup.js";
 import type { Runtime } from "./runtime.js";
 import type { ListenerTls } from "./server/tls-listener.js";
+import type { SharedArena } from "./shared-arena.js";
 
 /** A TLS server's listener settings, and the store of certificates this thread loads for it. */
 export interface ServerTlsSetup {
@@ -33,6 +34,8 @@ export interface HandedOver {
 
 export interface ThreadRole {
   readonly naming: NamingSetup;
+  /** Memory shared by every thread of the process (made by the control thread). */
+  readonly arena: SharedArena;
   /** The Kubernetes API the kinds of this thread use. */
   kube(ref?: KubeApiRef): KubeApi;
   /** A worker does not wait for load balancers at shutdown: its control thread has. */

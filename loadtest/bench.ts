@@ -12,7 +12,7 @@
 // Prints a table per row and writes loadtest/results/latest.json (latest-<rows>.json when
 // only some rows ran).
 //
-//   npm run bench -- [--quick] [--rows plaintext,tls,handshake,egress,large,h2,websocket,policy,latency]
+//   npm run bench -- [--quick] [--rows plaintext,tls,handshake,egress,large,h2,websocket,policy,compression,latency]
 //                    [--profile ROW] [--workers N] [--scaling] [--latency-rate REQ_PER_S]
 //                    [--duration S] [--connections N] [--body BYTES] [--rounds N]
 
@@ -25,6 +25,7 @@ import { cpus, release, tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import WebSocket from "ws";
 import { caddyLaunch } from "./lib/caddy.js";
 import { type BenchCert, makeBenchCert } from "./lib/certs.js";
@@ -61,6 +62,8 @@ const ROW_NAMES = [
   "h2",
   "websocket",
   "policy",
+  "protection",
+  "compression",
   "latency",
 ] as const;
 type RowName = (typeof ROW_NAMES)[number];
@@ -97,6 +100,10 @@ const PEERS = [
   },
 ] as const;
 type PeerName = (typeof PEERS)[number]["name"];
+/** The protection row's layers: a limit per client address far above any rate measured here, and an access rule. */
+const PROTECTION_LAYERS =
+  "[{kind: rateLimit, requests: 100000000, intervalSecs: 1}, {kind: access, allow: [127.0.0.0/8]}]";
+
 /** The rows the peers take part in (policy measures lintel's own resilience settings). */
 const PEER_ROWS: readonly RowName[] = [
   "plaintext",
@@ -112,6 +119,13 @@ const PEER_ROWS: readonly RowName[] = [
 const GOAL_VS_HAPROXY = 0.8;
 const GOAL_VS_NGINX = 1.0;
 const LARGE_BODY = 64 * 1024;
+/** The compression row: a JSON body of about this size, as an API answers. */
+const COMPRESSION_BODY = 16 * 1024;
+/** The compression row's compressing lintel servers: gzip only, brotli only (default levels). */
+const COMPRESSION_LAYERS = {
+  gzip: "[{kind: compression, encodings: [gzip]}]",
+  br: "[{kind: compression, encodings: [br]}]",
+} as const;
 /** The issue's target for the latency row: p99 added over direct, at half HAProxy's peak. */
 const P99_ADDED_TARGET_MS = 1;
 /** The h2 row's load: h2load connections and concurrent streams on each. */
@@ -389,6 +403,100 @@ function probeTarget(url: string, bodyBytes: number, cert: BenchCert): Promise<s
   });
 }
 
+/** About `bytes` of JSON (an array of records, as an API answers), the same every run. */
+function benchJson(bytes: number): Buffer {
+  const items: string[] = [];
+  let n = 2;
+  for (let i = 0; ; i++) {
+    const item = JSON.stringify({
+      id: i,
+      name: `user-${i}`,
+      email: `user${i}@example.com`,
+      active: i % 3 === 0,
+      score: (i * 7919) % 1000,
+      tags: ["alpha", "beta", "gamma"].slice(0, (i % 3) + 1),
+    });
+    if (n + item.length + 1 > bytes) break;
+    items.push(item);
+    n += item.length + 1;
+  }
+  return Buffer.from(`[${items.join(",")}]`);
+}
+
+/**
+ * The compression row's check of a target: a GET accepting br and gzip must answer 200
+ * with `body`, encoded as `encoding` (undefined: as it is). The size sent, or the problem.
+ */
+function probeCompressed(
+  url: string,
+  body: Buffer,
+  encoding: "br" | "gzip" | undefined,
+): Promise<number | string> {
+  return new Promise((resolve) => {
+    const done = (r: number | string) => {
+      clearTimeout(timer);
+      resolve(r);
+    };
+    const req = httpGet(
+      url,
+      { agent: false, headers: { "accept-encoding": "br, gzip" } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (d: Buffer) => chunks.push(d));
+        res.on("error", (e) => done(e.message));
+        res.on("end", () => {
+          const got = Buffer.concat(chunks);
+          const coding = res.headers["content-encoding"];
+          if (res.statusCode !== 200) return done(`status ${res.statusCode}`);
+          if (coding !== encoding)
+            return done(`content-encoding ${coding ?? "none"}, not ${encoding ?? "none"}`);
+          try {
+            const plain =
+              coding === "br"
+                ? brotliDecompressSync(got)
+                : coding === "gzip"
+                  ? gunzipSync(got)
+                  : got;
+            done(plain.equals(body) ? got.length : "the decoded body is not the backend's JSON");
+          } catch (e) {
+            done(`cannot decode the ${coding} body: ${(e as Error).message}`);
+          }
+        });
+      },
+    );
+    req.on("error", (e) => done(e.message));
+    const timer = setTimeout(() => req.destroy(new Error("no answer within 5 s")), 5000);
+  });
+}
+
+/**
+ * The compression row's cost, printed and returned for latest.json: each compressing
+ * target's req/s and CPU per request against lintel-net (no compression) in the same run.
+ */
+function reportCompressionCost(
+  rows: readonly Row[],
+  sizes: Readonly<Record<string, number>>,
+): Record<string, unknown> {
+  const none = rows.find((r) => r.target === "lintel-net");
+  if (!none) return {};
+  const out: Record<string, unknown> = {};
+  for (const r of rows.filter((x) => x.target.startsWith("lintel-net-"))) {
+    const ratio = r.rps / none.rps;
+    const extraUs = r.cpu_us_per_req - none.cpu_us_per_req;
+    const sent = sizes[r.target];
+    console.log(
+      `compression cost: ${r.target} ${ratio.toFixed(2)} x lintel-net req/s, +${extraUs.toFixed(1)} us CPU per request${sent === undefined ? "" : `, ${sizes["lintel-net"] ?? "?"} -> ${sent} bytes per body`}`,
+    );
+    out[r.target] = {
+      rps_vs_none: ratio,
+      extra_cpu_us_per_req: extraUs,
+      body_bytes: sizes["lintel-net"],
+      sent_bytes: sent,
+    };
+  }
+  return out;
+}
+
 /**
  * The h2 row's check of a target: one GET over TLS (verified against the bench
  * certificate) that must negotiate h2 by ALPN and answer 200 with the backend's body.
@@ -560,12 +668,15 @@ async function main(): Promise<number> {
     writeFileSync(bodyFile, Buffer.alloc(bodyBytes, "x"));
     const largeFile = join(dir, "large.bin");
     writeFileSync(largeFile, Buffer.alloc(LARGE_BODY, "x"));
+    const jsonFile = join(dir, "body.json");
+    const jsonBody = benchJson(COMPRESSION_BODY);
+    writeFileSync(jsonFile, jsonBody);
     // The certificates get a directory of their own: lintel watches it, and files written
     // next to them (h2load's logs) would keep it busy rescanning.
     mkdirSync(join(dir, "certs"));
     const cert = makeBenchCert(join(dir, "certs"));
     mkdirSync(join(dir, "h2load"));
-    const ports = await distinctPorts(13 + 5 * (LINTEL_ENGINES.length + PEERS.length));
+    const ports = await distinctPorts(20 + 5 * (LINTEL_ENGINES.length + PEERS.length));
     const port = () => ports.shift()!;
     const [backendPort, haproxyPort, adminPort, haproxyTls] = [port(), port(), port(), port()];
     // The egress row: plaintext in, TLS (verified, SNI) out to the backend's TLS port.
@@ -578,6 +689,18 @@ async function main(): Promise<number> {
     const [wsEcho, haproxyWs] = [port(), port()];
     // The policy row: the plaintext backend behind no resilience policy, and a typical one.
     const [uwsBare, uwsPolicy] = [port(), port()];
+    // The compression row: a JSON backend, HAProxy in front of it, and lintel (net engine)
+    // with no compression, gzip, and brotli in front of it.
+    const [jsonBackend, haproxyJson, netJson, netGzip, netBr] = [
+      port(),
+      port(),
+      port(),
+      port(),
+      port(),
+    ];
+    // The protection row: the plaintext backend behind a per-address rate limit that never
+    // triggers and an access rule, on each engine.
+    const [netLimited, uwsLimited] = [port(), port()];
     // Each lintel engine and each peer: plaintext, TLS, egress and large listeners.
     const listeners = (): Listeners => ({
       plain: port(),
@@ -609,6 +732,17 @@ async function main(): Promise<number> {
       backendConfig(largeBackend, largeFile, LARGE_BODY, undefined, loadCores),
     );
     writeFileSync(
+      join(dir, "backend-json.cfg"),
+      backendConfig(
+        jsonBackend,
+        jsonFile,
+        jsonBody.length,
+        undefined,
+        loadCores,
+        "application/json",
+      ),
+    );
+    writeFileSync(
       join(dir, "haproxy.cfg"),
       proxyConfig({
         listenPort: haproxyPort,
@@ -623,6 +757,7 @@ async function main(): Promise<number> {
           name: cert.name,
         },
         large: { port: haproxyLarge, backendPort: largeBackend },
+        json: { port: haproxyJson, backendPort: jsonBackend },
         ws: { port: haproxyWs, backendPort: wsEcho },
       }),
     );
@@ -684,6 +819,19 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
     retries: {budget: {percentCanRetry: 0.2}, backoff: {kind: jittered, minMs: 10, maxMs: 100}}
   servers:
   - {ip: 127.0.0.1, port: ${uwsPolicy}, engine: uws}
+- protocol: http
+  label: protection
+  dtab: /svc => /$/inet/127.0.0.1/${backendPort}
+  servers:
+  - {ip: 127.0.0.1, port: ${netLimited}, engine: net, layers: ${PROTECTION_LAYERS}}
+  - {ip: 127.0.0.1, port: ${uwsLimited}, engine: uws, layers: ${PROTECTION_LAYERS}}
+- protocol: http
+  label: compression
+  dtab: /svc => /$/inet/127.0.0.1/${jsonBackend}
+  servers:
+  - {ip: 127.0.0.1, port: ${netJson}, engine: net}
+  - {ip: 127.0.0.1, port: ${netGzip}, engine: net, layers: ${COMPRESSION_LAYERS.gzip}}
+  - {ip: 127.0.0.1, port: ${netBr}, engine: net, layers: ${COMPRESSION_LAYERS.br}}
 `;
     writeFileSync(lintelConfig, lintelYaml(`workers: ${threads}\n`));
     // Refuse what lintel refuses, before measuring anything: a config lintel rejects would
@@ -804,6 +952,9 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
       const largeBe = o.rows.includes("large")
         ? start("large backend", "haproxy", ["-f", join(dir, "backend-large.cfg")], loadCpus)
         : undefined;
+      const jsonBe = o.rows.includes("compression")
+        ? start("json backend", "haproxy", ["-f", join(dir, "backend-json.cfg")], loadCpus)
+        : undefined;
       // The websocket row's backend, pinned with the HTTP backend.
       const wsEchoProc = o.rows.includes("websocket")
         ? start(
@@ -827,13 +978,22 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
         peers.set(name, start(name, l.cmd, l.args, proxyCpus, l.env));
       await waitForPort(backendPort, backend);
       if (largeBe) await waitForPort(largeBackend, largeBe);
+      if (jsonBe) await waitForPort(jsonBackend, jsonBe);
       if (wsEchoProc) await waitForPort(wsEcho, wsEchoProc);
-      for (const p of [haproxyPort, haproxyTls, haproxyEgress, haproxyLarge, haproxyWs])
+      for (const p of [
+        haproxyPort,
+        haproxyTls,
+        haproxyEgress,
+        haproxyLarge,
+        haproxyJson,
+        haproxyWs,
+      ])
         await waitForPort(p, haproxy);
       for (const e of LINTEL_ENGINES)
         for (const [kind, p] of Object.entries(lintelPorts[e]))
           if (kind !== "ws" || WS_ENGINES.includes(e)) await waitForPort(p, lintel);
-      for (const p of [uwsBare, uwsPolicy]) await waitForPort(p, lintel);
+      for (const p of [uwsBare, uwsPolicy, netLimited, uwsLimited]) await waitForPort(p, lintel);
+      for (const p of [netJson, netGzip, netBr]) await waitForPort(p, lintel);
       for (const [name, proc] of peers)
         try {
           for (const p of Object.values(peerPorts[name])) await waitForPort(p, proc);
@@ -1018,7 +1178,51 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
             plain("lintel-uws-policy", uwsPolicy, lintel),
           ],
         },
+        {
+          row: "protection",
+          name: `protection-${bodyBytes}B-${connections}c`,
+          what: "plaintext keep-alive: no layers, and a per-address rate limit that never triggers plus an access rule, on each engine",
+          bodyBytes,
+          targets: [
+            plain("haproxy", haproxyPort, haproxy),
+            plain("lintel-net", lintelPorts.net.plain, lintel),
+            plain("lintel-net-protected", netLimited, lintel),
+            plain("lintel-uws", lintelPorts.uws.plain, lintel),
+            plain("lintel-uws-protected", uwsLimited, lintel),
+          ],
+        },
+        ...(jsonBe
+          ? [
+              {
+                row: "compression" as const,
+                name: `compression-json-${jsonBody.length}B-${connections}c`,
+                what: `a ${jsonBody.length}-byte JSON answer to clients sending Accept-Encoding: br, gzip, on the net engine: no compression (lintel-net), the compression layer with gzip (level 6) and with brotli (quality 4); req/s and body MB/s count the JSON before compression; HAProxy and direct do not compress`,
+                bodyBytes: jsonBody.length,
+                headers: { "accept-encoding": "br, gzip" },
+                targets: [
+                  plain("direct", jsonBackend, jsonBe),
+                  plain("haproxy", haproxyJson, haproxy),
+                  plain("lintel-net", netJson, lintel),
+                  plain("lintel-net-gzip", netGzip, lintel),
+                  plain("lintel-net-br", netBr, lintel),
+                ],
+                probe: async (t: Target) => {
+                  const want = t.name.endsWith("-gzip")
+                    ? "gzip"
+                    : t.name.endsWith("-br")
+                      ? "br"
+                      : undefined;
+                  const r = await probeCompressed(t.url, jsonBody, want);
+                  if (typeof r === "string") return r;
+                  compressedSizes[t.name] = r;
+                  return undefined;
+                },
+              },
+            ]
+          : []),
       ];
+      /** The compression row's body as each target sent it, in bytes (from its probe). */
+      const compressedSizes: Record<string, number> = {};
 
       const profiles: {
         row: RowName;
@@ -1086,6 +1290,8 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
       const peersVsHaproxy: Record<string, number> = {};
       const goalsMet: Record<string, boolean> = {};
       const vsDirect: Record<string, number> = {};
+      /** The compression row: each compressing target against lintel-net in the same run. */
+      const compressionCost: Record<string, unknown> = {};
       const wrkThreads = Math.max(1, Math.min(loadCores, 2));
       for (const sc of scenarios) {
         if (!o.rows.includes(sc.row)) continue;
@@ -1190,6 +1396,9 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
             ratios[key] = vsH;
             if (vsN !== undefined) ratiosVsNginx[key] = vsN;
             if (caddyRps !== undefined) ratiosVsCaddy[key] = r.rps / caddyRps;
+            // A compressing target does work HAProxy does not do here: its cost is against
+            // lintel-net (reportCompressionCost), not a goal against HAProxy.
+            if (sc.row === "compression" && r.target !== "lintel-net") continue;
             const okH = vsH >= GOAL_VS_HAPROXY;
             const okN = vsN === undefined || vsN >= GOAL_VS_NGINX;
             goalsMet[key] = okH && okN;
@@ -1199,6 +1408,8 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
             );
           }
           printTable(scRows, cols, sc.bodyBytes >= 4096, sc.unit);
+          if (sc.row === "compression")
+            Object.assign(compressionCost, reportCompressionCost(scRows, compressedSizes));
           if (goals.length > 0)
             console.log(
               `goals (lintel >= ${GOAL_VS_HAPROXY} x HAProxy${nginxRps === undefined ? "" : `, >= ${GOAL_VS_NGINX.toFixed(1)} x nginx`}): ${goals.join("; ")}`,
@@ -1238,6 +1449,7 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
       result.rows = rows;
       result.ratios = ratios;
       result.vs_direct = vsDirect;
+      if (Object.keys(compressionCost).length > 0) result.compression_cost = compressionCost;
       result.ratios_vs_nginx = ratiosVsNginx;
       result.ratios_vs_caddy = ratiosVsCaddy;
       result.peers_vs_haproxy = peersVsHaproxy;

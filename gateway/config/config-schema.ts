@@ -174,6 +174,8 @@ const server = (registry: Registry) =>
         headersTimeoutMs: opt(integer({ min: 100 })),
         /** lintel: the most connections open at once on this server; net engine. */
         maxConnections: opt(integer({ min: 1 })),
+        /** lintel: the most connections one client address may have open at once; net engine. */
+        maxConnectionsPerClient: opt(integer({ min: 1 })),
         /** lintel: answer every request with a redirect to HTTPS on this port. */
         httpsRedirect: opt(httpsRedirectBlock),
         /** lintel: accept CONNECT tunnels (https_proxy clients) under the router's egress policy; net engine. */
@@ -202,6 +204,9 @@ const server = (registry: Registry) =>
       }
       if (s.engine === "uws" && s.maxConnections !== undefined) {
         return "maxConnections needs engine: net (uws gives no hook to count connections)";
+      }
+      if (s.engine === "uws" && s.maxConnectionsPerClient !== undefined) {
+        return "maxConnectionsPerClient needs engine: net (uws gives no hook to count connections)";
       }
       if (s.connect && s.engine === "uws") {
         return "connect needs engine: net (uws does not accept CONNECT)";

@@ -138,6 +138,8 @@ function serviceFields(registry: Registry) {
       object({ budget: opt(retryBudget), backoff: opt(pluginSchema(registry, "backoff")) }),
     ),
     responseClassifier: opt(pluginSchema(registry, "responseClassifier")),
+    /** lintel: layers for the service names the entry matches, after identification. */
+    layers: opt(list(pluginSchema(registry, "serverLayer"), { expected: "a list of layers" })),
   };
 }
 

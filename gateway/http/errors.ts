@@ -14,6 +14,8 @@ export type ProxyErrorCode =
   | "LINTEL_UPSTREAM_TLS"
   | "LINTEL_RESPONSE_TOO_LARGE"
   | "LINTEL_FORBIDDEN"
+  | "LINTEL_UNAUTHORIZED"
+  | "LINTEL_RATE_LIMITED"
   | "LINTEL_METHOD_NOT_ALLOWED"
   | "LINTEL_SHUTTING_DOWN"
   | "LINTEL_OVERLOADED"
@@ -43,6 +45,10 @@ const STATUS: Record<ProxyErrorCode, number> = {
   LINTEL_RESPONSE_TOO_LARGE: 502,
   /** An egress destination the router's policy does not allow (host or address). */
   LINTEL_FORBIDDEN: 403,
+  /** A layer that authenticates (JWT, basic) found no valid credentials. */
+  LINTEL_UNAUTHORIZED: 401,
+  /** Over a rate limit or a per-client connection or request limit. */
+  LINTEL_RATE_LIMITED: 429,
   /** CONNECT on a server that does not tunnel. */
   LINTEL_METHOD_NOT_ALLOWED: 405,
   LINTEL_SHUTTING_DOWN: 503,
@@ -80,6 +86,8 @@ export class ProxyError extends Error {
   constructor(
     readonly code: ProxyErrorCode,
     message: string,
+    /** More response fields for the answer (Retry-After, WWW-Authenticate), flat. */
+    readonly headers?: readonly string[],
   ) {
     super(message);
     this.name = "ProxyError";

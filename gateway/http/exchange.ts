@@ -11,6 +11,12 @@ export interface ServerExchange {
   /** "1.1" or "1.0". */
   readonly httpVersion: string;
   readonly headers: readonly string[];
+  /**
+   * Replaces `headers` for the rest of the request path (later layers, identification,
+   * the request sent upstream): an auth layer drops the credentials it checked and adds
+   * the identity it verified.
+   */
+  replaceHeaders(headers: readonly string[]): void;
   /** The direct peer of the connection. */
   readonly remoteAddress: string;
   readonly remotePort: number;

@@ -16,6 +16,7 @@ import { staticIdentifier } from "../identifiers/static.js";
 import { defaultInterpreter } from "../interpreters/default.js";
 import { fsInterpreter } from "../interpreters/fs.js";
 import { k8sConfigMapInterpreter } from "../interpreters/k8s-configmap.js";
+import { EDGE_LAYERS } from "../layers/index.js";
 import { fsNamer } from "../namers/fs.js";
 import { k8sNamer } from "../namers/k8s.js";
 import { k8sExternalNamer } from "../namers/k8s-external.js";
@@ -78,6 +79,7 @@ export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
   callDepthLayer,
   connectTargetLayer,
   admissionLayer,
+  ...EDGE_LAYERS,
 ];
 
 /** A registry holding the built-in kinds. */

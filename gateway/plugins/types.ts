@@ -16,8 +16,11 @@ import type { HostResolver } from "../namers/dns.js";
 import type { Dtab, Namer, NamerLookup, Path, Transformer } from "../naming/index.js";
 import type { Backoff } from "../policy/backoff.js";
 import type { ResponseClassifier } from "../policy/classifier.js";
+import type { RedisClients } from "../redis-clients.js";
 import type { ServerLayer } from "../routing/server-stack/layer.js";
+import type { SharedArena } from "../shared-arena.js";
 import type { Telemeter } from "../telemeters/telemeter.js";
+import type { Registry } from "../telemetry/registry.js";
 
 /** What every kind is given: shared services, so no kind builds its own. */
 export interface PluginContext {
@@ -67,6 +70,12 @@ export interface CertSourceContext extends PluginContext {
 
 export interface ServerLayerContext extends PluginContext {
   readonly routerLabel: string;
+  /** This thread's metrics (merged over the threads by the admin server). */
+  readonly metrics: Registry;
+  /** Memory every thread of the process shares (a limit's counts). */
+  readonly arena: SharedArena;
+  /** This thread's Redis connections, one per address. */
+  readonly redis: RedisClients;
   /** The router's limits on request heads and bodies. */
   readonly limits: RequestLimits;
   /** The ACME HTTP-01 answer for a token (plain-HTTP servers, when the config uses ACME). */

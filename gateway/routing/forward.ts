@@ -2,15 +2,20 @@
 // below call as the response arrives (no closures per request on the data path): a slow
 // client pauses the upstream read, a client that goes away aborts the upstream request,
 // an upstream that dies mid-response truncates the client's response rather than leaving
-// it hanging, and an error before any answer becomes lintel's error response. On a router
-// with compressionLevel, an eligible body goes through gzip (response-compression.ts).
+// it hanging, and an error before any answer becomes lintel's error response. With
+// compression (a router's compressionLevel, a compression layer), an eligible body goes
+// through gzip or brotli (response-compression.ts).
 
 import type { UpstreamControl, UpstreamHandler } from "../client/http1/connection.js";
 import { ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
 import { appendVia, HOP_BY_HOP } from "../http/headers.js";
 import { CLIENT_CLOSED, RESPONSE_TRUNCATED } from "../telemetry/index.js";
-import type { CompressedBodyOwner, GzipBody, ResponseCompression } from "./response-compression.js";
+import type {
+  CompressedBody,
+  CompressedBodyOwner,
+  ResponseCompression,
+} from "./response-compression.js";
 
 export interface ForwardPolicy {
   /** Drop every l5d-* header from the response (clearContext servers). */
@@ -73,8 +78,8 @@ export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
   private control: UpstreamControl | undefined;
   private started = false;
   private finished = false;
-  /** The body goes to the client through gzip (set in onHead). */
-  private gzip: GzipBody | undefined;
+  /** The body goes to the client through gzip or brotli (set in onHead). */
+  private compressed: CompressedBody | undefined;
   /** The upstream's response ended while its compressed body was still going out. */
   private upstreamDone = false;
   readonly outcome: ForwardOutcome = { status: 0, bytes: 0, error: "" };
@@ -82,11 +87,19 @@ export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
   constructor(
     readonly ex: ServerExchange,
     private readonly policy: ForwardPolicy,
-    private readonly respondError: (ex: ServerExchange, err: ProxyError) => void,
+    private readonly respondError: (
+      ex: ServerExchange,
+      err: ProxyError,
+      added: readonly string[] | undefined,
+    ) => void,
     private readonly onDone: (h: ForwardHandler<C>) => void,
     readonly ctx: C,
-    /** The router's compressionLevel; undefined when it does not compress. */
+    /** A compression layer's, or the router's compressionLevel; undefined: none. */
     private readonly compression?: ResponseCompression,
+    /** Fields the layers add to the response (RateLimit, HSTS), flat. */
+    private readonly added?: readonly string[],
+    /** Upstream fields the layers drop (a responseHeaders layer's `set` and `remove`). */
+    private readonly dropped?: ReadonlySet<string>,
   ) {
     ex.onAbort(this.clientGone);
   }
@@ -94,7 +107,7 @@ export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
   private readonly clientGone = () => {
     if (this.upstreamDone) {
       // Only the compressed rest of the body was still going out.
-      this.gzip?.destroy();
+      this.compressed?.destroy();
       if (!this.finished) {
         this.outcome.error = CLIENT_CLOSED;
         this.done();
@@ -118,9 +131,13 @@ export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
     this.started = true;
     this.outcome.status = status;
     const { out, length } = responseHeaders(headers, this.policy);
+    const dropped = this.dropped;
+    if (dropped !== undefined)
+      for (let i = out.length - 2; i >= 0; i -= 2) if (dropped.has(out[i]!)) out.splice(i, 2);
+    if (this.added !== undefined) out.push(...this.added);
     if (this.compression !== undefined) {
-      this.gzip = this.compression.begin(this.ex, status, out, length, this);
-      if (this.gzip !== undefined) {
+      this.compressed = this.compression.begin(this.ex, status, out, length, this);
+      if (this.compressed !== undefined) {
         this.ex.writeHead(status, out, undefined);
         return;
       }
@@ -129,7 +146,7 @@ export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.gzip !== undefined) return this.gzip.write(chunk);
+    if (this.compressed !== undefined) return this.compressed.write(chunk);
     this.outcome.bytes += chunk.length;
     if (this.ex.write(chunk)) return true;
     this.ex.onWritable(this.resume);
@@ -137,17 +154,17 @@ export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
   }
 
   onEnd(trailers: string[] | undefined): void {
-    if (this.gzip !== undefined) {
+    if (this.compressed !== undefined) {
       // The client's response ends when zlib has given out the rest (compressedEnded).
       this.upstreamDone = true;
-      this.gzip.end(trailers);
+      this.compressed.end(trailers);
       return;
     }
     this.ex.end(trailers);
     this.done();
   }
 
-  // ---- CompressedBodyOwner: the gzip stream of a compressed response --------------------
+  // ---- CompressedBodyOwner: the zlib stream of a compressed response --------------------
 
   compressorDrained(): void {
     if (!this.upstreamDone && !this.finished) this.control?.resume();
@@ -172,7 +189,7 @@ export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
 
   onError(err: Error): void {
     if (this.finished) return;
-    this.gzip?.destroy();
+    this.compressed?.destroy();
     if (this.ex.aborted) {
       this.outcome.status = this.outcome.status || 499;
       this.outcome.error = CLIENT_CLOSED;
@@ -184,7 +201,7 @@ export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
       const e = err instanceof ProxyError ? err : new ProxyError("LINTEL_UPSTREAM", err.message);
       this.outcome.status = e.status;
       this.outcome.error = e.code;
-      this.respondError(this.ex, e);
+      this.respondError(this.ex, e, this.added);
     }
     this.done();
   }

@@ -1,10 +1,12 @@
 // A router serves one `routers[]` entry: for each request it runs its server's stack,
-// identifies the service name, binds it (router dtab + per-request dentries) from the
-// binding cache, and hands it to the service's stack. A finished request is counted in
-// its server's, service's and client's metrics.
+// identifies the service name, runs the service's layers, binds it (router dtab +
+// per-request dentries) from the binding cache, and hands it to the service's stack. A
+// layer may decide later (proceed / refuse). A finished request is counted in its
+// server's, service's and client's metrics.
 //
-//   server stack (server-stack/: ACME answers, redirect, checks, call depth, admission)
-//     → identify → bind → choose a branch
+//   server stack (server-stack/: ACME answers, redirect, checks, call depth, the server's
+//                 layers, admission)
+//     → identify → the service entry's layers → bind → choose a branch
 //     → logical (ServiceCall: deadline, retries, classifier)
 //     → concrete (Client: limits, balancer, failure accrual, requeues, egress checks)
 //     → endpoint (Attempt: attempt timeout, outcome; the connection pool)
@@ -42,6 +44,7 @@ import type { RouterNaming } from "./naming-setup.js";
 import { readBody } from "./read-body.js";
 import type { ResponseSettings } from "./response-settings.js";
 import type { Answerer, ArrivingRequest } from "./server-stack/layer.js";
+import type { StackedRequest } from "./server-stack/layer-stack.js";
 import type { ServerStack } from "./server-stack/server-stack.js";
 import { ServiceCall } from "./service-call.js";
 import type { ServicePolicies, ServicePolicy } from "./service-policy.js";
@@ -200,8 +203,14 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
       start,
       arrived: server.timeoutMs === undefined ? 0 : Date.now(),
       passed: 0,
+      servicePassed: 0,
       tunnels,
+      target: undefined,
       service: undefined,
+      responseHeaders: undefined,
+      dropResponseFields: undefined,
+      compression: undefined,
+      claims: undefined,
       client: undefined,
       serviceStats: undefined,
       clientStats: undefined,
@@ -212,22 +221,44 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
       error: "",
     };
     try {
-      if (server.arrive(st, this)) return;
-      this.identifyAndBind(st);
+      if (server.arrive(st, this) === false) this.identify(st);
     } catch (e) {
       this.failWith(st, e);
     }
   }
 
-  /** A layer of the server stack answers the request itself (a redirect, an ACME answer). */
+  /** A layer answers the request itself (a redirect, an ACME answer, an auth denial). */
   answer(req: ArrivingRequest, status: number, headers: readonly string[], body: Buffer): void {
     const st = req as RequestState;
     if (!st.ex.aborted) {
-      st.ex.respond(status, headers, body);
+      const added = st.responseHeaders;
+      st.ex.respond(status, added === undefined ? headers : [...headers, ...added], body);
       st.status = status;
       st.bytes = body.length;
     }
     this.finish(st);
+  }
+
+  /** A layer that decided later lets the request go on: the next layer, or the next step. */
+  proceed(req: ArrivingRequest): void {
+    const st = req as RequestState;
+    if (st.ex.aborted) {
+      this.finish(st);
+      return;
+    }
+    this.step(st, () => {
+      const t = st.target;
+      if (t === undefined) {
+        if (st.server.arrive(st, this) === false) this.identify(st);
+      } else if (t.service.layers.arrive(st, this) === false) this.bind(st, t);
+    });
+  }
+
+  /** A layer that decided later refuses the request. */
+  refuse(req: ArrivingRequest, err: ProxyError): void {
+    const st = req as RequestState;
+    if (st.ex.aborted) this.finish(st);
+    else this.fail(st, err);
   }
 
   /** Runs one step of a request; an error it throws becomes the request's error response. */
@@ -254,8 +285,8 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
     });
   }
 
-  /** identify → bind (router dtab + per-request dentries): the service name's bound tree. */
-  private identifyAndBind(st: RequestState): void {
+  /** identify → the service's layers → bind (router dtab + per-request dentries). */
+  private identify(st: RequestState): void {
     const { ex, server } = st;
     const headers = ex.headers;
     // Before anything is bound (and so before any DNS query).
@@ -270,6 +301,13 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
     const service = entry.service;
     st.serviceStats = service.stats;
     const target: Target = { dst: id.dst, url: id.url ?? ex.url, local, service, entry };
+    st.target = target;
+    if (service.layers.arrive(st, this) === false) this.bind(st, target);
+  }
+
+  /** Waits for the service name's bound tree (once, when cold), then chooses from it. */
+  private bind(st: RequestState, target: Target): void {
+    const entry = target.entry;
     if (entry.state.status === "pending") {
       const wait = this.bindings.settled(entry, this.opts.naming.bindingTimeoutMs);
       this.after(wait, st, () => this.choose(st, target));
@@ -353,7 +391,9 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
       this.respondError,
       this.onForwarded,
       st,
-      response?.compression,
+      st.compression ?? response?.compression,
+      st.responseHeaders,
+      st.dropResponseFields,
     );
     const length = ex.contentLength;
     const keep =
@@ -446,14 +486,18 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
     this.finish(st);
   }
 
-  private readonly respondError = (ex: ServerExchange, err: ProxyError) => {
-    respondWithError(ex, err, this.opts.log);
+  private readonly respondError = (
+    ex: ServerExchange,
+    err: ProxyError,
+    added: readonly string[] | undefined,
+  ) => {
+    respondWithError(ex, err, this.opts.log, added);
   };
 
   private fail(st: RequestState, err: ProxyError): void {
     st.status = err.status;
     st.error = err.code;
-    respondWithError(st.ex, err, this.opts.log);
+    respondWithError(st.ex, err, this.opts.log, st.responseHeaders);
     this.finish(st);
   }
 
@@ -502,6 +546,7 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
         error: reason,
       });
     }
+    if (st.servicePassed > 0) st.target!.service.layers.leave(st);
     if (st.passed > 0) st.server.leave(st);
     if (--this.inflight === 0 && this.idleWaiters.length > 0) {
       const w = this.idleWaiters;
@@ -540,14 +585,14 @@ interface Target {
   readonly entry: BindingEntry;
 }
 
-interface RequestState {
+interface RequestState extends StackedRequest {
   readonly ex: ServerExchange;
   readonly server: ServerStack;
   readonly start: number;
   /** Date.now() on arrival, when the server has a timeoutMs. */
   readonly arrived: number;
-  /** How many layers of the server stack it passed (they are left when it finishes). */
-  passed: number;
+  /** Where it goes, once identified. */
+  target: Target | undefined;
   /** Set for a CONNECT or Upgrade request: it becomes a tunnel instead of a forwarded request. */
   readonly tunnels: Tunnels | undefined;
   service: string | undefined;
@@ -604,18 +649,22 @@ class BodyLimit extends Transform {
   }
 }
 
-export function respondWithError(ex: ServerExchange, err: ProxyError, log: Logger): void {
+export function respondWithError(
+  ex: ServerExchange,
+  err: ProxyError,
+  log: Logger,
+  added?: readonly string[],
+): void {
   if (ex.aborted) return;
   if (err.closesConnection) ex.closeAfterResponse(true);
   log.debug("request failed", { code: err.code, status: err.status, error: err.message });
-  if (ex.httpVersion === "2.0" && isGrpc(getHeader(ex.headers, "content-type"))) {
-    // A gRPC client reads its call's fate from grpc-status, not from the HTTP status.
-    ex.respond(200, [...grpcErrorHeaders(err), "l5d-err", l5dErrValue(err.message)], EMPTY);
-    return;
-  }
-  ex.respond(
-    err.status,
-    ["content-type", TEXT_PLAIN, "l5d-err", l5dErrValue(err.message), "via", "1.1 lintel"],
-    Buffer.from(`${err.message}\n`),
-  );
+  // A gRPC client reads its call's fate from grpc-status, not from the HTTP status.
+  const grpc = ex.httpVersion === "2.0" && isGrpc(getHeader(ex.headers, "content-type"));
+  const headers = grpc
+    ? [...grpcErrorHeaders(err), "l5d-err", l5dErrValue(err.message)]
+    : ["content-type", TEXT_PLAIN, "l5d-err", l5dErrValue(err.message), "via", "1.1 lintel"];
+  if (err.headers !== undefined) headers.push(...err.headers);
+  if (added !== undefined) headers.push(...added);
+  if (grpc) ex.respond(200, headers, EMPTY);
+  else ex.respond(err.status, headers, Buffer.from(`${err.message}\n`));
 }

@@ -14,7 +14,7 @@ export class TunnelExchange implements ServerExchange {
   readonly method: string;
   readonly url: string;
   readonly httpVersion: string;
-  readonly headers: readonly string[];
+  headers: readonly string[];
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly clientAddress: string;
@@ -58,6 +58,10 @@ export class TunnelExchange implements ServerExchange {
 
   onAbort(cb: () => void): void {
     this.request.socket.once("close", cb);
+  }
+
+  replaceHeaders(headers: readonly string[]): void {
+    this.headers = headers;
   }
 
   body(): Readable {

@@ -23,6 +23,8 @@ export interface ListenerOptions {
   readonly http2?: boolean;
   /** net engine: the most connections open at once. */
   readonly maxConnections?: number;
+  /** net engine: the most connections one client address (after PROXY) may have open. */
+  readonly maxConnectionsPerClient?: number;
   /** net engine: takes over CONNECT requests; without it they are refused with 405. */
   readonly onConnect?: (request: TunnelRequest) => void;
   /**

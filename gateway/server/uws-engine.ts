@@ -62,7 +62,7 @@ export class UwsExchange implements ServerExchange {
   readonly method: string;
   readonly url: string;
   readonly httpVersion = "1.1";
-  readonly headers: string[] = [];
+  headers: readonly string[];
   readonly remotePort = 0;
   readonly clientPort = 0;
   // Read from uws only when asked (most requests never need them), while res is valid.
@@ -105,7 +105,8 @@ export class UwsExchange implements ServerExchange {
     this.method = req.getCaseSensitiveMethod();
     const q = req.getQuery();
     this.url = q ? `${req.getUrl()}?${q}` : req.getUrl();
-    const headers = this.headers;
+    const headers: string[] = [];
+    this.headers = headers;
     // The few headers the engine itself needs are picked up in the same pass (the first
     // of each, as getHeader would give), sparing a native call each.
     let cl: string | undefined;
@@ -156,6 +157,10 @@ export class UwsExchange implements ServerExchange {
     this.abortHandlers = undefined;
     if (handlers && !this.done) for (const h of handlers) h();
   };
+
+  replaceHeaders(headers: readonly string[]): void {
+    this.headers = headers;
+  }
 
   pauseRequest(): void {
     if (!this.aborted) this.res.pause();

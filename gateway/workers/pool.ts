@@ -13,6 +13,7 @@ import type { RouterClientsView } from "../client/client-view.js";
 import type { Logger } from "../log.js";
 import type { NamingSetup } from "../routing/naming-setup.js";
 import type { Listener } from "../server/listener.js";
+import type { SharedArena } from "../shared-arena.js";
 import type { ThreadState } from "../telemeters/telemeter.js";
 import type { WorkerTelemetrySource } from "../telemeters/telemeters.js";
 import {
@@ -45,6 +46,8 @@ export interface PoolOptions {
   readonly restarts?: Counter;
   /** The ACME HTTP-01 answers the workers' plain-HTTP servers give (when ACME is used). */
   readonly acmeHttp?: (token: string) => Promise<string | undefined>;
+  /** Memory the workers share with the control thread. */
+  readonly arena: SharedArena;
 }
 
 interface Slot {
@@ -288,6 +291,7 @@ export class WorkerPool implements WorkerTelemetrySource {
         configFile: this.opts.source.file,
         ports: this.opts.ports,
         certificates: this.certificatesNow(),
+        arena: this.opts.arena.buffer,
       });
     });
   }

@@ -55,6 +55,8 @@ export interface WorkerInit {
   /** `router label/server index` → port, for servers configured with port 0. */
   readonly ports: Readonly<Record<string, number>>;
   readonly certificates: readonly WireCertificates[];
+  /** The control thread's shared memory (shared, not copied). */
+  readonly arena: SharedArrayBuffer;
 }
 
 export type ToWorker =

@@ -8,6 +8,7 @@ import { createForwardingLogger } from "../log.js";
 import { Runtime } from "../runtime.js";
 import { closeAllUwsApps } from "../server/uws-engine.js";
 import { loadLintelConfig } from "../setup.js";
+import { SharedArena } from "../shared-arena.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 import { RemoteAcmeAnswers, usesAcme } from "./remote-acme.js";
 import { RemoteCertificates } from "./remote-certificates.js";
@@ -131,6 +132,7 @@ async function serve(init: WorkerInit): Promise<void> {
       acmeHttp: usesAcme(loaded.config) ? (token) => acme.answer(token) : undefined,
       ports: init.ports,
       certificates: (server) => certificates.get(server),
+      arena: new SharedArena(init.arena),
     },
   });
   const rt = runtime;

@@ -9,6 +9,7 @@ import type { KubeApi, KubeApiRef } from "../k8s/api.js";
 import type { Logger } from "../log.js";
 import { buildWorkerNaming, type NamingSetup } from "../routing/naming-setup.js";
 import { tlsPolicy } from "../server/tls-listener.js";
+import type { SharedArena } from "../shared-arena.js";
 import type { HandedOver, Placement, ServerTlsSetup, ThreadRole } from "../thread-role.js";
 
 /** What a worker thread's runtime gets from the control thread. */
@@ -23,12 +24,15 @@ export interface WorkerSide {
   /** Ports chosen for servers configured with port 0, by server key. */
   readonly ports: Readonly<Record<string, number>>;
   readonly certificates: (server: string) => LiveCertificates | undefined;
+  /** The control thread's shared memory. */
+  readonly arena: SharedArena;
 }
 
 export class WorkerThread implements ThreadRole {
   readonly naming: NamingSetup;
   readonly isWorker = true;
   readonly acmeHttp: WorkerSide["acmeHttp"];
+  readonly arena: SharedArena;
 
   constructor(
     private readonly config: LintelConfig,
@@ -37,6 +41,7 @@ export class WorkerThread implements ThreadRole {
   ) {
     this.naming = buildWorkerNaming(config, log, side.interpreters, side.kube);
     this.acmeHttp = side.acmeHttp;
+    this.arena = side.arena;
   }
 
   kube(ref?: KubeApiRef): KubeApi {

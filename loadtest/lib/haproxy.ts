@@ -20,6 +20,8 @@ export interface ProxyOptions {
   readonly egress?: { port: number; backendTlsPort: number; caFile: string; name: string };
   /** A frontend on another port in front of the large-body backend. */
   readonly large?: { port: number; backendPort: number };
+  /** A frontend on another port in front of the JSON backend (the compression row). */
+  readonly json?: { port: number; backendPort: number };
   /**
    * A frontend on another port in front of the WebSocket echo server (the websocket row):
    * http mode tunnels upgraded connections by itself; `timeout tunnel` is how long an
@@ -29,7 +31,7 @@ export interface ProxyOptions {
 }
 
 export function proxyConfig(o: ProxyOptions): string {
-  const { tls, egress, large, ws } = o;
+  const { tls, egress, large, json, ws } = o;
   return `global
   nbthread ${o.threads ?? 1}
   maxconn 4096
@@ -77,6 +79,17 @@ backend largeapp
 `
     : ""
 }${
+  json
+    ? `
+frontend json
+  bind 127.0.0.1:${json.port}
+  default_backend jsonapp
+
+backend jsonapp
+  server app 127.0.0.1:${json.backendPort} maxconn 4096
+`
+    : ""
+}${
   ws
     ? `
 frontend ws
@@ -95,7 +108,7 @@ backend wsapp
  * A backend answering every request with `bodyFile`'s bytes (200, keep-alive), also over
  * TLS when `tls` is given (and over TLS with ALPN h2 on `tls.h2Port`, the h2 row's
  * direct target: a port of its own, so the TLS port the egress row uses is unchanged),
- * with `threads` threads (default 1).
+ * with `threads` threads (default 1), as `contentType` (the compression row's is JSON).
  */
 export function backendConfig(
   listenPort: number,
@@ -103,6 +116,7 @@ export function backendConfig(
   bodyBytes: number,
   tls?: { port: number; pem: string; h2Port?: number },
   threads = 1,
+  contentType = "application/octet-stream",
 ): string {
   // The answer is built in one buffer: make room for the body plus headers.
   const bufsize = Math.max(16_384, bodyBytes + 4096);
@@ -118,6 +132,6 @@ defaults
 
 frontend backend
   bind 127.0.0.1:${listenPort}
-${tls ? `  bind 127.0.0.1:${tls.port} ssl crt ${tls.pem}\n` : ""}${tls?.h2Port ? `  bind 127.0.0.1:${tls.h2Port} ssl crt ${tls.pem} alpn h2,http/1.1\n` : ""}  http-request return status 200 content-type application/octet-stream file ${bodyFile}
+${tls ? `  bind 127.0.0.1:${tls.port} ssl crt ${tls.pem}\n` : ""}${tls?.h2Port ? `  bind 127.0.0.1:${tls.h2Port} ssl crt ${tls.pem} alpn h2,http/1.1\n` : ""}  http-request return status 200 content-type ${contentType} file ${bodyFile}
 `;
 }

@@ -144,8 +144,11 @@ class FakeExchange implements ServerExchange {
 
   constructor(
     readonly method: string,
-    readonly headers: string[],
+    public headers: readonly string[],
   ) {}
+  replaceHeaders(headers: readonly string[]): void {
+    this.headers = headers;
+  }
   body(): Readable {
     throw new Error("no body");
   }

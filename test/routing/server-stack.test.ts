@@ -7,16 +7,21 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ServerConfig } from "../../gateway/config/config-schema.js";
 import { formatConfigError } from "../../gateway/config/load.js";
+import { CidrSet } from "../../gateway/http/cidr.js";
 import { ProxyError } from "../../gateway/http/errors.js";
 import type { ServerExchange } from "../../gateway/http/exchange.js";
 import { silentLogger } from "../../gateway/log.js";
-import type { Answerer, ArrivingRequest } from "../../gateway/routing/server-stack/layer.js";
 import {
-  ServerStack,
-  type StackedRequest,
-} from "../../gateway/routing/server-stack/server-stack.js";
+  type Answerer,
+  type ArrivingRequest,
+  clientAddress,
+  LATER,
+  type ServerLayer,
+} from "../../gateway/routing/server-stack/layer.js";
+import { LayerStack, type StackedRequest } from "../../gateway/routing/server-stack/layer-stack.js";
+import { ServerStack } from "../../gateway/routing/server-stack/server-stack.js";
 import { loadLintelConfig } from "../../gateway/setup.js";
-import { noServices } from "../support/plugin-services.js";
+import { layerServices, noServices } from "../support/plugin-services.js";
 
 let dir: string;
 beforeEach(() => {
@@ -34,7 +39,7 @@ async function serverConfig(server: string): Promise<ServerConfig> {
   return r.config.routers[0]!.servers[0]!;
 }
 
-const CONTEXT = { ...noServices, log: silentLogger };
+const CONTEXT = { ...noServices, ...layerServices(), log: silentLogger };
 
 const LIMITS = {
   maxTargetBytes: 1024,
@@ -55,14 +60,37 @@ function exchange(url: string, headers: string[]): ServerExchange {
   } as unknown as ServerExchange;
 }
 
-function request(url: string, headers: string[] = ["host", "a.test"]): StackedRequest {
-  return { ex: exchange(url, headers), passed: 0 };
+function request(
+  url: string,
+  headers: string[] = ["host", "a.test"],
+  trusted: string[] = [],
+): StackedRequest {
+  return {
+    ex: exchange(url, headers),
+    server: { trustedProxies: new CidrSet(trusted) },
+    service: undefined,
+    client: undefined,
+    responseHeaders: undefined,
+    dropResponseFields: undefined,
+    compression: undefined,
+    claims: undefined,
+    passed: 0,
+    servicePassed: 0,
+  };
 }
 
 class Answers implements Answerer {
   readonly got: { status: number; headers: readonly string[]; body: string }[] = [];
+  readonly proceeded: ArrivingRequest[] = [];
+  readonly refused: ProxyError[] = [];
   answer(_req: ArrivingRequest, status: number, headers: readonly string[], body: Buffer) {
     this.got.push({ status, headers, body: body.toString() });
+  }
+  proceed(req: ArrivingRequest) {
+    this.proceeded.push(req);
+  }
+  refuse(_req: ArrivingRequest, err: ProxyError) {
+    this.refused.push(err);
   }
 }
 
@@ -191,5 +219,58 @@ describe("the server stack", () => {
     expect(() => stack.arrive(long, new Answers())).toThrow(/maxInitialLineKB/);
     expect(long.passed).toBe(0);
     expect(stack.arrive(request("/"), new Answers())).toBe(false);
+  });
+
+  it("resumes after a layer that decides later, and leaves every layer the request met", () => {
+    const trail: string[] = [];
+    const layer = (name: string, verdict: (req: ArrivingRequest) => boolean | "later") =>
+      ({
+        name,
+        arrive: (req) => {
+          trail.push(`arrive ${name}`);
+          return verdict(req);
+        },
+        leave: () => trail.push(`leave ${name}`),
+      }) satisfies ServerLayer;
+    const stack = new LayerStack(
+      [layer("a", () => false), layer("later", () => LATER), layer("c", () => false)],
+      "passed",
+    );
+    const answers = new Answers();
+    const req = request("/");
+    expect(stack.arrive(req, answers)).toBe(LATER);
+    expect(req.passed).toBe(2);
+    // The deciding layer said go on: the stack picks up after it, not from the start.
+    expect(stack.arrive(req, answers)).toBe(false);
+    expect(req.passed).toBe(3);
+    stack.leave(req);
+    expect(trail).toEqual([
+      "arrive a",
+      "arrive later",
+      "arrive c",
+      "leave c",
+      "leave later",
+      "leave a",
+    ]);
+    // A service's stack counts in its own slot: the server's count is not touched.
+    const service = new LayerStack([layer("s", () => false)], "servicePassed");
+    const other = request("/");
+    other.passed = 5;
+    expect(service.arrive(other, answers)).toBe(false);
+    expect([other.passed, other.servicePassed]).toEqual([5, 1]);
+  });
+
+  it("reads the client's address through trusted proxies only", () => {
+    const direct = request("/", ["host", "a", "x-forwarded-for", "203.0.113.7"]);
+    (direct.ex as { clientAddress: string }).clientAddress = "198.51.100.1";
+    expect(clientAddress(direct)).toBe("198.51.100.1");
+    const viaLb = request(
+      "/",
+      ["host", "a", "x-forwarded-for", "203.0.113.7, 10.0.0.9", "x-forwarded-for", "10.0.0.8"],
+      ["10.0.0.0/8"],
+    );
+    (viaLb.ex as { clientAddress: string }).clientAddress = "10.0.0.1";
+    expect(clientAddress(viaLb)).toBe("203.0.113.7");
+    expect(viaLb.client).toBe("203.0.113.7");
   });
 });

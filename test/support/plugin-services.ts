@@ -3,6 +3,9 @@
 
 import { systemClock } from "../../gateway/clock.js";
 import type { KubeApi } from "../../gateway/k8s/api.js";
+import { RedisClients } from "../../gateway/redis-clients.js";
+import { SharedArena } from "../../gateway/shared-arena.js";
+import { Registry } from "../../gateway/telemetry/registry.js";
 
 export const noServices = {
   clock: systemClock,
@@ -18,3 +21,12 @@ export const noResolver = {
     throw new Error("this test gives its kinds no DNS");
   },
 };
+
+/** What a layer's context adds: fresh metrics, a small shared arena, Redis connections. */
+export function layerServices() {
+  return {
+    metrics: new Registry(),
+    arena: new SharedArena(4 * 1024 * 1024),
+    redis: new RedisClients(),
+  };
+}

@@ -15,13 +15,9 @@ import { admissionLayer } from "./admission.js";
 import { callDepthLayer } from "./call-depth.js";
 import { connectTargetLayer } from "./connect-target.js";
 import { httpsRedirectLayer } from "./https-redirect.js";
-import type { Answerer, ArrivingRequest, ServerLayer } from "./layer.js";
+import type { Answerer, ServerLayer, Verdict } from "./layer.js";
+import { LayerStack, type StackedRequest } from "./layer-stack.js";
 import { requestChecksLayer } from "./request-checks.js";
-
-/** The router's per-request state as the stack keeps it: how many layers it passed. */
-export interface StackedRequest extends ArrivingRequest {
-  passed: number;
-}
 
 /** The server's layers, in the order a request meets them. */
 function serverLayers(s: ServerConfig, ctx: ServerLayerContext): ServerLayer[] {
@@ -35,7 +31,8 @@ function serverLayers(s: ServerConfig, ctx: ServerLayerContext): ServerLayer[] {
   layers.push(callDepthLayer.create({ maxCallDepth: s.maxCallDepth }, ctx));
   // The server's own `layers` see only requests the checks let through, and come before
   // admission: a request one of them refuses or answers never takes a slot.
-  for (const [i, l] of (s.layers ?? []).entries()) layers.push(configured(l, i, ctx));
+  for (const [i, l] of (s.layers ?? []).entries())
+    layers.push(configuredLayer(l, `layers[${i}]`, ctx));
   if (s.connect) layers.push(connectTargetLayer.create(s.connect, ctx));
   // Last, so only what will be routed holds a slot (a tunnel holds it while open).
   if (s.maxConcurrentRequests !== undefined)
@@ -43,16 +40,16 @@ function serverLayers(s: ServerConfig, ctx: ServerLayerContext): ServerLayer[] {
   return layers;
 }
 
-/** A layer of the server's `layers` list; a failure names it. */
-function configured(
+/** A configured layer (a server's or a service entry's `layers`); a failure names it. */
+export function configuredLayer(
   l: PluginConfig<"serverLayer">,
-  i: number,
+  at: string,
   ctx: ServerLayerContext,
 ): ServerLayer {
   try {
     return l.plugin.create(l.config, ctx);
   } catch (e) {
-    throw new Error(`router ${ctx.routerLabel}: layers[${i}] (${l.kind}): ${(e as Error).message}`);
+    throw new Error(`router ${ctx.routerLabel}: ${at} (${l.kind}): ${(e as Error).message}`);
   }
 }
 
@@ -63,7 +60,9 @@ export class ServerStack implements ForwardPolicy {
   readonly timeoutMs: number | undefined;
   /** Undefined when the server sets neither X-Forwarded-* nor Forwarded. */
   readonly forwarded: ForwardedPolicy | undefined;
-  readonly layers: readonly ServerLayer[];
+  /** Whose X-Forwarded-* the server believes (trustedProxies). */
+  readonly trustedProxies: CidrSet;
+  private readonly stack: LayerStack;
   /** The server's metrics: set by the runtime once the server listens (its port known). */
   stats: ServerStats = ServerStats.detached();
 
@@ -72,6 +71,7 @@ export class ServerStack implements ForwardPolicy {
     this.clearContext = s.clearContext;
     this.engineWritesDate = s.engine === "uws";
     this.timeoutMs = s.timeoutMs;
+    this.trustedProxies = new CidrSet(s.trustedProxies);
     const xForwarded = s.xForwardedFor ?? s.clearContext;
     const f = s.addForwardedHeader;
     this.forwarded =
@@ -81,30 +81,24 @@ export class ServerStack implements ForwardPolicy {
             forwarded: f
               ? { by: f.by ?? { kind: "requestRandom" }, for: f.for ?? { kind: "ip" } }
               : undefined,
-            trustedProxies: new CidrSet(s.trustedProxies),
+            trustedProxies: this.trustedProxies,
             routerLabel: o.routerLabel,
           }
         : undefined;
-    this.layers = serverLayers(s, o);
+    this.stack = new LayerStack(serverLayers(s, o), "passed");
   }
 
-  /**
-   * Runs the request through the layers: true when one of them answers it. A ProxyError
-   * a layer throws refuses the request; `leave` then runs for the layers it passed.
-   */
-  arrive(req: StackedRequest, answerer: Answerer): boolean {
-    const layers = this.layers;
-    for (let i = 0; i < layers.length; i++) {
-      const answered = layers[i]!.arrive(req, answerer);
-      req.passed = i + 1;
-      if (answered) return true;
-    }
-    return false;
+  get layers(): readonly ServerLayer[] {
+    return this.stack.layers;
   }
 
-  /** The request is finished: the layers it passed give back what they took, last first. */
+  /** Runs the layers the request has not met yet (see LayerStack.arrive). */
+  arrive(req: StackedRequest, answerer: Answerer): Verdict {
+    return this.stack.arrive(req, answerer);
+  }
+
+  /** The request is finished: the layers it met give back what they took, last first. */
   leave(req: StackedRequest): void {
-    const layers = this.layers;
-    for (let i = req.passed - 1; i >= 0; i--) layers[i]!.leave?.(req);
+    this.stack.leave(req);
   }
 }

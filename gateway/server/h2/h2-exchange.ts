@@ -39,7 +39,7 @@ export class H2Exchange implements ServerExchange {
   readonly method: string;
   readonly url: string;
   readonly httpVersion = "2.0";
-  readonly headers: readonly string[];
+  headers: readonly string[];
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;
@@ -118,6 +118,10 @@ export class H2Exchange implements ServerExchange {
     this.abortHandlers = undefined;
     if (handlers) for (const h of handlers) h();
   };
+
+  replaceHeaders(headers: readonly string[]): void {
+    this.headers = headers;
+  }
 
   body(): Readable {
     return this.stream;

@@ -41,7 +41,7 @@ export class NetExchange implements ServerExchange {
   readonly method: string;
   readonly url: string;
   readonly httpVersion: string;
-  readonly headers: readonly string[];
+  headers: readonly string[];
   readonly contentLength: number | undefined;
   readonly hasBody: boolean;
   aborted = false;
@@ -109,6 +109,10 @@ export class NetExchange implements ServerExchange {
   }
   get done(): boolean {
     return this.finished;
+  }
+
+  replaceHeaders(headers: readonly string[]): void {
+    this.headers = headers;
   }
 
   // --- the request body, fed by the connection ---

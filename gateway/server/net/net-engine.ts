@@ -52,7 +52,10 @@ export function listenNet(opts: ListenerOptions, handler: ExchangeHandler): Prom
     released: (c) => connections.delete(c),
   };
   const secure = opts.tls !== undefined;
+  const perClient = opts.maxConnectionsPerClient;
+  const admit = perClient === undefined ? undefined : clientConnections(perClient, clientOf);
   const accept = (socket: Socket, first: Buffer | undefined) => {
+    if (admit !== undefined && !admit(socket)) return;
     const client = clientOf(socket);
     const c = new Http1Connection(socket, host, client.address, client.port, secure, first);
     if (!socket.destroyed) connections.add(c);
@@ -70,8 +73,9 @@ export function listenNet(opts: ListenerOptions, handler: ExchangeHandler): Prom
         const s = createTlsServer({ ...tlsOptions, handshakeTimeout: headersTimeoutMs });
         s.on("secureConnection", (socket: TLSSocket) => {
           if (proxied) adoptProxied(socket);
-          if (h2 !== undefined && socket.alpnProtocol === "h2") h2.accept(socket);
-          else accept(socket, undefined);
+          if (h2 !== undefined && socket.alpnProtocol === "h2") {
+            if (admit === undefined || admit(socket)) h2.accept(socket);
+          } else accept(socket, undefined);
         });
         // A failed handshake closes its connection; there is nobody to tell.
         s.on("tlsClientError", ignore);
@@ -128,4 +132,31 @@ export function listenNet(opts: ListenerOptions, handler: ExchangeHandler): Prom
       });
     });
   });
+}
+
+/**
+ * Counts each client address's open connections (the address a PROXY header named, else
+ * the peer's): a connection over `max` is closed as it arrives, the others counted until
+ * they close. The net engine serves on one thread, so this is the process's count.
+ */
+function clientConnections(
+  max: number,
+  clientOf: (socket: Socket) => { address: string },
+): (socket: Socket) => boolean {
+  const open = new Map<string, number>();
+  return (socket) => {
+    const address = clientOf(socket).address;
+    const n = open.get(address) ?? 0;
+    if (n >= max) {
+      socket.destroy();
+      return false;
+    }
+    open.set(address, n + 1);
+    socket.once("close", () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left === 0) open.delete(address);
+      else open.set(address, left);
+    });
+    return true;
+  };
 }
