@@ -2,18 +2,26 @@
 // (and, with onDemand, for names allowed at their first handshake), kept in a shared
 // storage with a lock so that many replicas order each name once.
 
+import { readFileSync } from "node:fs";
 import { CHALLENGE_TYPES } from "../../tls/acme/challenges.js";
 import { KEY_TYPES } from "../../tls/acme/keys.js";
 import type { Registry } from "../plugins/registry.js";
 import { hostPattern } from "./egress-schemas.js";
 import { pluginSchema } from "./plugin-schema.js";
 import {
+  DecodeContext,
   def,
+  type Field,
   filePath,
+  INVALID,
   type Infer,
   integer,
+  isPlainObject,
+  keyPath,
   list,
   nonEmptyString,
+  type ObjectOf,
+  type ObjectSchema,
   object,
   oneOf,
   opt,
@@ -22,6 +30,7 @@ import {
   type Schema,
   show,
 } from "./schema.js";
+import { didYouMean } from "./suggest.js";
 
 /** Directory URLs by the names users know them by. */
 export const ACME_DIRECTORIES: Readonly<Record<string, string>> = {
@@ -30,9 +39,9 @@ export const ACME_DIRECTORIES: Readonly<Record<string, string>> = {
   zerossl: "https://acme.zerossl.com/v2/DV90",
 };
 
-/** A directory: one of the names above, or an https URL (http only to a loopback CA, for tests). */
+/** A directory: one of the names above, or an https URL (a test CA such as Pebble speaks https too). */
 function directory(): Schema<string> {
-  const expected = `an ACME directory URL or one of ${Object.keys(ACME_DIRECTORIES).join(", ")}`;
+  const expected = `an ACME directory URL (https://...) or one of ${Object.keys(ACME_DIRECTORIES).join(", ")}`;
   return {
     expected,
     decode(v, path, cx) {
@@ -46,7 +55,11 @@ function directory(): Schema<string> {
           // reported below
         }
       }
-      return cx.report(path, `expected ${expected}, got ${show(v)}`);
+      const hint =
+        typeof v === "string" && !v.includes(":")
+          ? didYouMean(v, Object.keys(ACME_DIRECTORIES))
+          : "";
+      return cx.report(path, `expected ${expected}, got ${show(v)}${hint}`);
     },
   };
 }
@@ -70,6 +83,122 @@ function httpUrl(): Schema<string> {
   });
 }
 
+/** A mistake found across fields: where (relative to the block: "", "storage", "names[1]"), and what. */
+interface Problem {
+  readonly at: string;
+  readonly message: string;
+}
+
+type Fields = Record<string, Field<unknown>>;
+
+/**
+ * An object whose fields are also checked together, every problem reported at its own
+ * path (not only the first). The checks run even when some fields did not decode: they
+ * see the fields that did, and `bad` names those that did not (a check about one of those
+ * says nothing more: its own error is enough).
+ */
+function checkedObject<F extends Fields>(
+  schema: ObjectSchema<ObjectOf<F>>,
+  check: (v: Partial<ObjectOf<F>>, bad: ReadonlySet<string>) => readonly Problem[],
+): ObjectSchema<ObjectOf<F>> {
+  return {
+    ...schema,
+    decode(v, path, cx) {
+      const decoded = schema.decode(v, path, cx);
+      const whole = decoded !== INVALID;
+      const parts = whole
+        ? { value: decoded as Partial<ObjectOf<F>>, bad: new Set<string>() }
+        : decodeEach(schema.fields, v, path, cx.baseDir);
+      if (!parts) return INVALID;
+      const problems = check(parts.value as Partial<ObjectOf<F>>, parts.bad);
+      for (const p of problems) {
+        const at =
+          p.at === "" ? path : p.at.startsWith("[") ? `${path}${p.at}` : keyPath(path, p.at);
+        cx.report(at, p.message);
+      }
+      return whole && problems.length === 0 ? decoded : INVALID;
+    },
+  };
+}
+
+/** Each field decoded on its own (issues already reported by the object are not repeated). */
+function decodeEach(
+  fields: Fields,
+  v: unknown,
+  path: string,
+  baseDir: string,
+): { value: Record<string, unknown>; bad: Set<string> } | undefined {
+  if (v === null || v === undefined) v = {};
+  if (!isPlainObject(v)) return undefined;
+  const quiet = new DecodeContext(baseDir);
+  const value: Record<string, unknown> = {};
+  const bad = new Set<string>();
+  for (const [k, f] of Object.entries(fields)) {
+    const raw = v[k] ?? (f.presence === "default" ? f.fallback : undefined);
+    if (raw === undefined || raw === null) {
+      if (f.presence === "required") bad.add(k);
+      continue;
+    }
+    const d = f.schema.decode(raw, keyPath(path, k), quiet);
+    if (d === INVALID) bad.add(k);
+    else value[k] = d;
+  }
+  return { value, bad };
+}
+
+/**
+ * External Account Binding: the key id, and the HMAC key from an environment variable or
+ * a file (never the config), both checked here so that `lintel check` finds a missing one.
+ */
+function externalAccountBinding() {
+  return checkedObject(
+    object({
+      kid: req(nonEmptyString("a key id")),
+      hmacKeyEnv: opt(nonEmptyString("an environment variable name")),
+      hmacKeyFile: opt(filePath("a file holding the HMAC key")),
+    }),
+    (e, bad) => {
+      if (bad.has("hmacKeyEnv") || bad.has("hmacKeyFile")) return [];
+      if ((e.hmacKeyEnv === undefined) === (e.hmacKeyFile === undefined)) {
+        return [
+          {
+            at: "",
+            message:
+              "give the HMAC key in hmacKeyEnv or hmacKeyFile (one of them), not in the config",
+          },
+        ];
+      }
+      if (e.hmacKeyEnv !== undefined) {
+        const value = process.env[e.hmacKeyEnv];
+        if (value === undefined)
+          return [
+            { at: "hmacKeyEnv", message: `the environment variable ${e.hmacKeyEnv} is not set` },
+          ];
+        if (value.trim() === "")
+          return [
+            { at: "hmacKeyEnv", message: `the environment variable ${e.hmacKeyEnv} is empty` },
+          ];
+        return [];
+      }
+      let text: string;
+      try {
+        text = readFileSync(e.hmacKeyFile!, "utf8");
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        return [
+          {
+            at: "hmacKeyFile",
+            message: `cannot read ${e.hmacKeyFile} (${code === "ENOENT" ? "no such file" : code})`,
+          },
+        ];
+      }
+      return text.trim() === ""
+        ? [{ at: "hmacKeyFile", message: `${e.hmacKeyFile} is empty` }]
+        : [];
+    },
+  );
+}
+
 export function acmeBlock(registry: Registry) {
   const fields = object({
     /** The CA: letsencrypt (default), letsencrypt-staging, zerossl, or a directory URL. */
@@ -77,19 +206,7 @@ export function acmeBlock(registry: Registry) {
     /** The account's contact (expiry mail from the CA). */
     email: opt(email()),
     /** External Account Binding, for CAs that need it (ZeroSSL, some private CAs). */
-    externalAccountBinding: opt(
-      refine(
-        object({
-          kid: req(nonEmptyString("a key id")),
-          hmacKeyEnv: opt(nonEmptyString("an environment variable name")),
-          hmacKeyFile: opt(filePath("a file holding the HMAC key")),
-        }),
-        (e) =>
-          (e.hmacKeyEnv === undefined) === (e.hmacKeyFile === undefined)
-            ? "give the HMAC key in hmacKeyEnv or hmacKeyFile (one of them), not in the config"
-            : undefined,
-      ),
-    ),
+    externalAccountBinding: opt(externalAccountBinding()),
     /** The names to keep certificates for (one certificate each); `*.domain` needs dns-01. */
     names: def(list(hostPattern()), []),
     keyType: def(oneOf(KEY_TYPES), "ec256"),
@@ -123,23 +240,56 @@ export function acmeBlock(registry: Registry) {
     /** How often each name is read again from storage (renewals by other replicas). */
     checkIntervalMs: def(integer({ min: 1000 }), 600_000),
   });
-  return refine(fields, (a) => {
-    if (a.storage === undefined) {
-      return "storage is required: where the account and certificates are kept, shared by every replica (e.g. {kind: dir, path: /var/lib/lintel/acme})";
+  return checkedObject(fields, (a, bad) => {
+    const problems: Problem[] = [];
+    if (a.storage === undefined && !bad.has("storage")) {
+      problems.push({
+        at: "storage",
+        message:
+          "missing: where the account and certificates are kept, shared by every replica (e.g. {kind: dir, path: /var/lib/lintel/acme})",
+      });
     }
-    if (a.names.length === 0 && !a.onDemand) return "give names, onDemand, or both";
-    const challenges = a.challenges ?? [];
-    if (challenges.includes("dns-01") && !a.dnsProvider) {
-      return "dns-01 needs a dnsProvider (e.g. {kind: exec, command: /path/to/script})";
+    if (!bad.has("names") && !bad.has("onDemand") && a.names?.length === 0 && !a.onDemand) {
+      problems.push({ at: "", message: "give names, onDemand, or both" });
     }
-    const wildcard = a.names.find((n) => n.startsWith("*."));
-    if (wildcard && (!challenges.includes("dns-01") || !a.dnsProvider)) {
-      return `${wildcard}: wildcard names need the dns-01 challenge (challenges: [dns-01] and a dnsProvider)`;
+    const provider = !bad.has("dnsProvider");
+    const challengesKnown = !bad.has("challenges");
+    const dns01 = challengesKnown ? (a.challenges?.indexOf("dns-01") ?? -1) : -1;
+    if (provider && dns01 >= 0 && !a.dnsProvider) {
+      problems.push({
+        at: `challenges[${dns01}]`,
+        message: "dns-01 needs a dnsProvider (e.g. {kind: exec, command: /path/to/script})",
+      });
     }
-    if (a.directory === ACME_DIRECTORIES.zerossl && !a.externalAccountBinding) {
-      return "ZeroSSL needs externalAccountBinding (the EAB kid and HMAC key from its dashboard)";
+    // Without `challenges`, dns-01 is among the defaults when a dnsProvider is set.
+    if (provider && challengesKnown) {
+      const why = !a.dnsProvider
+        ? "a dnsProvider (and dns-01 among challenges)"
+        : a.challenges !== undefined && dns01 < 0
+          ? "dns-01 among challenges"
+          : undefined;
+      if (why) {
+        for (const [i, n] of (a.names ?? []).entries()) {
+          if (!n.startsWith("*.")) continue;
+          problems.push({
+            at: `names[${i}]`,
+            message: `${n}: wildcard names need the dns-01 challenge: ${why}`,
+          });
+        }
+      }
     }
-    return undefined;
+    if (
+      !bad.has("directory") &&
+      !bad.has("externalAccountBinding") &&
+      a.directory === ACME_DIRECTORIES.zerossl &&
+      !a.externalAccountBinding
+    ) {
+      problems.push({
+        at: "externalAccountBinding",
+        message: `missing: ZeroSSL (${ACME_DIRECTORIES.zerossl}) needs externalAccountBinding (the EAB kid and HMAC key from its dashboard)`,
+      });
+    }
+    return problems;
   });
 }
 

@@ -7,15 +7,20 @@
 import { X509Certificate } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { createServer } from "node:http";
-import { createServer as createHttpsServer, get as getHttps } from "node:https";
+import {
+  createServer as createHttpsServer,
+  get as getHttps,
+  Agent as HttpsAgent,
+  request as requestHttps,
+} from "node:https";
 import { join } from "node:path";
-import { connect, type DetailedPeerCertificate } from "node:tls";
+import { connect, type DetailedPeerCertificate, type TLSSocket } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { formatCertificates } from "../../gateway/cli/certs.js";
 import { main } from "../../gateway/cli/main.js";
 import { ariCertId } from "../../tls/acme/ari.js";
-import { type Pebble, startPebble } from "../support/pebble.js";
+import { type Pebble, startPebble, startPebbleFront } from "../support/pebble.js";
 import { redisServerBinary, startRedis } from "../support/redis.js";
 import { TestCa } from "../tls/test-ca.js";
 import { startChildLintel } from "./child.js";
@@ -140,6 +145,9 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     const chain = [new X509Certificate(cert.raw), new X509Certificate(cert.issuerCertificate.raw)];
     expect(chain[0]!.checkIssued(chain[1]!)).toBe(true);
     expect(chain[0]!.checkHost("a.test")).toBe("a.test");
+    // No keyType: the certificate's key is ECDSA P-256.
+    expect(chain[0]!.publicKey.asymmetricKeyType).toBe("ec");
+    expect(chain[0]!.publicKey.asymmetricKeyDetails?.namedCurve).toBe("prime256v1");
     // Requests are served over it; plain HTTP still redirects.
     const plain = await call(s.httpPort, { path: "/x", headers: { host: "a.test" } });
     expect(plain.status).toBe(308);
@@ -178,15 +186,21 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     expect((await metricsJson(second))["acme/orders/new/failure"] ?? 0).toBe(0);
   }, 60_000);
 
-  it("answers HTTP-01 from a uws server on a worker thread, and mixes ACME with a file certificate", async () => {
+  it("answers HTTP-01 from a uws server on a worker thread, and mixes ACME with file and folder certificates", async () => {
     const s = await setup();
     const root = await TestCa.root();
     const files = await root.leaf({ dns: ["file.test"] });
-    writeFiles(s.dir, { "file.crt": files.certPem, "file.key": files.keyPem() });
+    const folder = await root.leaf({ dns: ["folder.test"] });
+    writeFiles(s.dir, {
+      "file.crt": files.certPem,
+      "file.key": files.keyPem(),
+      "folder/folder.crt": folder.certPem,
+      "folder/folder.key": folder.keyPem(),
+    });
     const l = await lintelOn(s, "names: [worker.test]\nchallenges: [http-01]", {
       plain: ", engine: uws",
       workers: 1,
-      tls: `      certPath: ${s.dir}/file.crt\n      keyPath: ${s.dir}/file.key`,
+      tls: `      certPath: ${s.dir}/file.crt\n      keyPath: ${s.dir}/file.key\n      certs: [{dir: ${s.dir}/folder}]`,
     });
     expect(l.runtime.pool).toBeDefined();
     await eventually(
@@ -197,6 +211,33 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     // The file's certificate serves its name and is the default; ACME's serves its own.
     expect((await presented(s.tlsPort, "file.test")).serialNumber).toBe(files.serial);
     expect((await presented(s.tlsPort, "other.test")).serialNumber).toBe(files.serial);
+    expect((await presented(s.tlsPort, "folder.test")).serialNumber).toBe(folder.serial);
+    // The admin server lists each with its source; the ACME one with its next renewal.
+    const view = JSON.parse((await call(l.adminPort, { path: "/admin/certificates.json" })).text);
+    const listed = view.servers.find((x: { address: string }) =>
+      x.address.endsWith(`:${s.tlsPort}`),
+    ).certificates as {
+      names: string[];
+      source: string;
+      default: boolean;
+      notBefore: string;
+      notAfter: string;
+      acme?: { renewAt: string; state: string };
+    }[];
+    const byName = (n: string) => listed.find((c) => c.names.includes(n))!;
+    expect(byName("folder.test").source).toBe(`folder ${s.dir}/folder`);
+    expect(byName("folder.test").default).toBe(false);
+    expect(byName("file.test").source).toBe(`file ${s.dir}/file.crt`);
+    expect(byName("file.test").default).toBe(true);
+    const acme = byName("worker.test");
+    expect(acme.source).toBe("ACME worker.test");
+    expect(acme.acme!.state).toBe("valid");
+    // No renewal information from Pebble: renewed when a third of the lifetime is left.
+    const notBefore = Date.parse(acme.notBefore);
+    const notAfter = Date.parse(acme.notAfter);
+    const renewAt = Date.parse(acme.acme!.renewAt);
+    expect(Math.abs(renewAt - (notAfter - (notAfter - notBefore) / 3))).toBeLessThan(2000);
+    expect(renewAt).toBeGreaterThan(Date.now());
     const out: string[] = [];
     expect(await main(["certs", "--admin", `127.0.0.1:${l.adminPort}`], (x) => out.push(x))).toBe(
       0,
@@ -389,17 +430,157 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     }
   }, 60_000);
 
-  it("follows the CA's renewal window (ARI), asking about the certificate it serves", async () => {
-    // Debian's Pebble has no renewal information: a directory in front of it adds it.
+  describe("on-demand with a slow challenge (DNS-01 with a propagation delay)", () => {
+    const slowDns = (allow: string, more = "", delayMs = 2000) =>
+      `challenges: [dns-01]\ndnsProvider: {kind: exec, command: ${DNS_EXEC}, propagationDelayMs: ${delayMs}}\nonDemand: {allow: ["${allow}"]${more}}`;
+    const DEFAULT = "DNS:lintel-default.invalid";
+
+    afterEach(() => {
+      delete process.env.CHALLTESTSRV_URL;
+    });
+
+    /** Whether `name`'s lock is held in the dir storage under `dir` (an order under way). */
+    const lockHeld = (dir: string, name: string) => {
+      const locks = join(dir, "acme", "locks");
+      return (
+        existsSync(locks) &&
+        readdirSync(locks).some((f) => f.endsWith(`-${name}.lock`) && f.startsWith("issue-"))
+      );
+    };
+
+    it("refuses a name over maxConcurrent with the default at once, never orders it in the background, and orders it at a later handshake", async () => {
+      const s = await setup();
+      process.env.CHALLTESTSRV_URL = s.pebble.challtestsrv.managementUrl;
+      const l = await lintelOn(s, slowDns("*.capped.test", ", maxConcurrent: 1, waitMs: 15000"));
+      const first = issuedByPebble(s.tlsPort, "one.capped.test");
+      await eventually(() => lockHeld(s.dir, "one.capped.test"), 10_000, "the first order");
+      await new Promise((r) => setTimeout(r, 300));
+      // The one order at a time is under way: the second name gets the default, at once.
+      const asked = Date.now();
+      expect((await presented(s.tlsPort, "two.capped.test")).subjectaltname).toBe(DEFAULT);
+      expect(Date.now() - asked).toBeLessThan(1500);
+      expect(await first).toBe(true);
+      // Longer than the old retry pace (about 3 s), once the slot is free again: nothing
+      // orders the refused name without a handshake asking for it.
+      await new Promise((r) => setTimeout(r, 6000));
+      expect(s.pebble.orders()).toBe(1);
+      expect(await s.pebble.issuedFor("two.capped.test")).toBe(0);
+      let m = await metricsJson(l);
+      expect(m["acme/on_demand/refused"]).toBe(1);
+      expect(m["acme/on_demand/issued"]).toBe(1);
+      expect(
+        l.logs.filter((x) => x.includes("too many orders") && x.includes("two.capped.test")),
+      ).toHaveLength(1);
+      const view = JSON.parse((await call(l.adminPort, { path: "/admin/certificates.json" })).text);
+      expect(view.acme[0].names.map((n: { name: string }) => n.name)).toEqual(["one.capped.test"]);
+      // A later handshake asks again, within the cap now: it is ordered and served.
+      expect(await issuedByPebble(s.tlsPort, "two.capped.test")).toBe(true);
+      expect(s.pebble.orders()).toBe(2);
+      m = await metricsJson(l);
+      expect(m["acme/on_demand/issued"]).toBe(2);
+    }, 60_000);
+
+    it("gives a handshake the default after waitMs, and a later handshake the issued certificate", async () => {
+      const s = await setup();
+      process.env.CHALLTESTSRV_URL = s.pebble.challtestsrv.managementUrl;
+      await lintelOn(s, slowDns("*.slow.test", ", waitMs: 500", 3000));
+      const started = Date.now();
+      expect((await presented(s.tlsPort, "a.slow.test")).subjectaltname).toBe(DEFAULT);
+      const waited = Date.now() - started;
+      expect(waited).toBeGreaterThanOrEqual(450);
+      expect(waited).toBeLessThan(2500); // not the order's time (3 s of DNS delay alone)
+      // The order goes on: a later handshake gets its certificate.
+      await eventually(() => issuedByPebble(s.tlsPort, "a.slow.test"), 15_000, "a.slow.test");
+      expect(await s.pebble.issuedFor("a.slow.test")).toBe(1);
+    }, 60_000);
+
+    it("makes a handshake on another replica wait for the certificate the lock holder orders", async () => {
+      const s = await setup();
+      process.env.CHALLTESTSRV_URL = s.pebble.challtestsrv.managementUrl;
+      const acme = slowDns("*.shared.test", ", waitMs: 15000");
+      const storage = `{kind: dir, path: ${s.dir}/acme}`;
+      const one = await lintelOn(s, acme, { ip: "127.0.0.1", storage });
+      const two = await lintelOn(s, acme, { ip: "127.0.0.2", storage });
+      const first = issuedByPebbleAt("127.0.0.1", s.tlsPort, "x.shared.test");
+      await eventually(() => lockHeld(s.dir, "x.shared.test"), 10_000, "the first order");
+      // The second replica cannot take the lock: its handshake waits for the result in
+      // storage (within waitMs) instead of getting the default.
+      expect(await issuedByPebbleAt("127.0.0.2", s.tlsPort, "x.shared.test")).toBe(true);
+      expect(await first).toBe(true);
+      expect(s.pebble.orders()).toBe(1);
+      expect((await metricsJson(one))["acme/on_demand/issued"]).toBe(1);
+      expect((await metricsJson(two))["acme/on_demand/issued"] ?? 0).toBe(0);
+    }, 60_000);
+  });
+
+  it.skipIf(!redisServerBinary(SUITE))(
+    "shows a storage that cannot be read as the name's last error, and keeps serving",
+    async () => {
+      const redis = await startRedis(redisServerBinary(SUITE)!);
+      onCleanup(() => redis.stop());
+      const s = await setup();
+      const l = await lintelOn(
+        s,
+        "names: [kept.test]\nchallenges: [http-01]\ncheckIntervalMs: 1000",
+        {
+          storage: `{kind: redis, url: "${redis.url}", prefix: "acme-down", commandTimeoutMs: 500}`,
+        },
+      );
+      await eventually(() => issuedByPebble(s.tlsPort, "kept.test"), 15_000, "kept.test");
+      const status = async () => {
+        const view = JSON.parse(
+          (await call(l.adminPort, { path: "/admin/certificates.json" })).text,
+        );
+        return view.acme[0].names[0] as {
+          state: string;
+          lastError?: { at: string; message: string };
+        };
+      };
+      expect((await status()).lastError).toBeUndefined();
+      await redis.stop();
+      await eventually(
+        async () => /cannot be read/.test((await status()).lastError?.message ?? ""),
+        10_000,
+        "the storage error to be shown",
+      );
+      const down = await status();
+      expect(down.state).toBe("failing");
+      expect(down.lastError!.message).toMatch(
+        new RegExp(
+          `^the ACME storage \\(redis 127\\.0\\.0\\.1:${redis.port}/0 prefix acme-down\\) cannot be read: `,
+        ),
+      );
+      expect(await issuedByPebble(s.tlsPort, "kept.test")).toBe(true);
+      const out: string[] = [];
+      expect(await main(["certs", "--admin", `127.0.0.1:${l.adminPort}`], (x) => out.push(x))).toBe(
+        0,
+      );
+      expect(out.join("\n")).toContain("last ACME error");
+      // Back: the error goes away, the certificate still serves.
+      await startRedis(redisServerBinary(SUITE)!, { port: redis.port }).then((r) =>
+        onCleanup(() => r.stop()),
+      );
+      await eventually(
+        async () => (await status()).lastError === undefined,
+        15_000,
+        "the storage error to clear",
+      );
+      expect((await status()).state).toBe("valid");
+    },
+    60_000,
+  );
+
+  it("follows the CA's renewal window (ARI), asking about the certificate it serves, and says which it replaces", async () => {
+    // Debian's Pebble has no renewal information: a front of its API adds it, and shows
+    // the orders it passes on.
     const s = await setup();
-    const root = await TestCa.root();
-    const front = await root.leaf({ dns: ["localhost"], ip: ["127.0.0.1"] });
-    writeFiles(s.dir, { "front-ca.pem": root.certPem });
     const asked: string[] = [];
     const pastFor = new Set<string>();
-    const server = createHttpsServer({ cert: front.certPem, key: front.keyPem() }, (req, res) => {
-      const url = req.url ?? "";
-      if (url.startsWith("/renewal-info/")) {
+    const front = await startPebbleFront(s.pebble, {
+      directory: (dir, base) => ({ ...dir, renewalInfo: `${base}/renewal-info/` }),
+      handle(req, res) {
+        const url = req.url ?? "";
+        if (!url.startsWith("/renewal-info/")) return false;
         const id = url.slice("/renewal-info/".length);
         asked.push(id);
         // The first certificate is to be renewed now; the next ones in a month.
@@ -416,28 +597,12 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
             },
           }),
         );
-        return;
-      }
-      getHttps(s.pebble.directoryUrl, { ca: s.pebble.caCertPem }, (up) => {
-        let body = "";
-        up.on("data", (c) => {
-          body += c;
-        });
-        up.on("end", () => {
-          const port = (server.address() as { port: number }).port;
-          const dir = {
-            ...JSON.parse(body),
-            renewalInfo: `https://127.0.0.1:${port}/renewal-info/`,
-          };
-          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(dir));
-        });
-      });
+        return true;
+      },
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-    onCleanup(() => new Promise<void>((r) => server.close(() => r())));
-    const port = (server.address() as { port: number }).port;
+    writeFiles(s.dir, { "front-ca.pem": front.caCertPem });
     const l = await lintelOn(s, "names: [ari.test]\nchallenges: [http-01]", {
-      directory: `https://127.0.0.1:${port}/dir`,
+      directory: front.directoryUrl,
       trust: `${s.dir}/front-ca.pem`,
     });
     await eventually(
@@ -465,6 +630,13 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
     expect(await s.pebble.issuedFor("ari.test")).toBe(2); // the new window is a month away
     const m = await metricsJson(l);
     expect(m["acme/orders/renewal/success"]).toBe(1);
+    // The first order replaces nothing; the renewal names the certificate it replaces
+    // (RFC 9773 §5), by the identifier lintel asked the renewal information of.
+    expect(front.newOrders).toHaveLength(2);
+    expect(front.newOrders[0]!.replaces).toBeUndefined();
+    expect(front.newOrders[0]!.identifiers).toEqual([{ type: "dns", value: "ari.test" }]);
+    expect(front.newOrders[1]!.replaces).toBe(asked[0]);
+    expect(asked[0]).not.toBe(renewed);
   }, 60_000);
 
   it("renews before expiry, and keeps serving the old certificate while the CA is down", async () => {
@@ -477,11 +649,26 @@ describe.skipIf(MISSING)("ACME against Pebble", () => {
       "renew.test from Pebble",
     );
     const first = (await presented(s.tlsPort, "renew.test")).serialNumber;
-    await eventually(
-      async () => (await presented(s.tlsPort, "renew.test")).serialNumber !== first,
-      20_000,
-      "the renewal to be served",
+    // Requests run across the renewal, on new connections and on one kept open.
+    const loop = requestLoop(s.tlsPort, "renew.test");
+    try {
+      await eventually(
+        async () => (await presented(s.tlsPort, "renew.test")).serialNumber !== first,
+        20_000,
+        "the renewal to be served",
+      );
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      await loop.stop();
+    }
+    console.log(
+      `requests across the ACME renewal: ${loop.ok} ok, ${loop.failures.length} failed, ${loop.serials.size} certificates seen`,
     );
+    expect(loop.failures).toEqual([]);
+    expect(loop.ok).toBeGreaterThan(50);
+    // The swap happened under the loop: its new connections saw both certificates.
+    expect(loop.serials.has(first)).toBe(true);
+    expect(loop.serials.size).toBeGreaterThanOrEqual(2);
     expect((await metricsJson(l))["acme/orders/renewal/success"]).toBeGreaterThanOrEqual(1);
     // The CA goes away: the renewals fail, the certificate keeps serving until it expires.
     await s.pebble.down();
@@ -652,4 +839,73 @@ async function issuedByPebbleAt(ip: string, port: number, name: string): Promise
   });
   if (!c?.raw || !/Pebble/.test(String(c.issuer?.CN ?? ""))) return false;
   return new X509Certificate(c.raw).checkHost(name) !== undefined;
+}
+
+/**
+ * HTTPS requests to `port` for `servername` until stop(): two loops on new connections
+ * (each a handshake, so each sees the certificate served at that moment) and one on a
+ * connection kept open. Bounded: at most 20 000 requests, each within 5 s.
+ */
+function requestLoop(port: number, servername: string) {
+  const failures: string[] = [];
+  const serials = new Set<string>();
+  let ok = 0;
+  let sent = 0;
+  let stopped = false;
+  const keepAlive = new HttpsAgent({ keepAlive: true, maxSockets: 1 });
+  const one = (agent: HttpsAgent | false) =>
+    new Promise<void>((resolve) => {
+      const req = requestHttps(
+        {
+          host: "127.0.0.1",
+          port,
+          servername,
+          path: "/loop",
+          headers: { host: servername },
+          rejectUnauthorized: false,
+          agent,
+        },
+        (res) => {
+          const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
+          res.resume();
+          res.on("end", () => {
+            if (res.statusCode === 200) {
+              ok++;
+              if (agent === false) serials.add(serial);
+            } else failures.push(`HTTP ${res.statusCode}`);
+            resolve();
+          });
+          res.on("error", (e) => {
+            failures.push(e.message);
+            resolve();
+          });
+        },
+      );
+      req.setTimeout(5000, () => req.destroy(new Error("timed out")));
+      req.on("error", (e) => {
+        failures.push(e.message);
+        resolve();
+      });
+      req.end();
+    });
+  const run = async (agent: HttpsAgent | false) => {
+    while (!stopped && sent < 20_000) {
+      sent++;
+      await one(agent);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const loops = [run(false), run(false), run(keepAlive)];
+  return {
+    failures,
+    serials,
+    get ok() {
+      return ok;
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      keepAlive.destroy();
+    },
+  };
 }

@@ -7,8 +7,8 @@ import { X509Certificate } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { Resolver } from "node:dns/promises";
 import { writeFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { freePort, onCleanup, tempDir } from "../e2e/harness.js";
 import { TestCa } from "../tls/test-ca.js";
@@ -347,4 +347,98 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
     up,
     stop,
   };
+}
+
+/** An HTTPS front of Pebble's ACME API (a CA with more to say, or that shows what it got). */
+export interface PebbleFront {
+  /** https://127.0.0.1:<front port>/dir: every URL in it (and in Pebble's answers) is the front's. */
+  readonly directoryUrl: string;
+  /** The CA of the front's listener certificate (127.0.0.1, localhost), for clients to trust. */
+  readonly caCertPem: string;
+  /** The payloads of the newOrder requests Pebble accepted, decoded, in order (not those it refused, e.g. for a bad nonce). */
+  readonly newOrders: Record<string, unknown>[];
+}
+
+export interface PebbleFrontOptions {
+  /** Answers a request itself (returns true), before anything goes to Pebble. */
+  readonly handle?: (req: IncomingMessage, res: ServerResponse, base: string) => boolean;
+  /** Changes the directory Pebble answers (e.g. adds renewalInfo); `base` is the front's origin. */
+  readonly directory?: (dir: Record<string, unknown>, base: string) => Record<string, unknown>;
+}
+
+/**
+ * Starts a front passing every request on to Pebble as it came, its Host header included:
+ * Pebble builds its URLs from that header and checks each JWS `url` against it, so the
+ * client's requests are all signed for the front and Pebble accepts them. Closed in cleanup().
+ */
+export async function startPebbleFront(
+  pebble: Pebble,
+  opts: PebbleFrontOptions = {},
+): Promise<PebbleFront> {
+  const ca = await TestCa.root("Pebble Front Test CA");
+  const cert = await ca.leaf({ dns: ["localhost"], ip: ["127.0.0.1"] });
+  const upstream = new URL(pebble.directoryUrl);
+  const newOrders: Record<string, unknown>[] = [];
+  let base = "";
+  const server = createHttpsServer({ cert: cert.certPem, key: cert.keyPem() }, (req, res) => {
+    if (opts.handle?.(req, res, base)) return;
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const path = req.url ?? "/";
+      let newOrder: Record<string, unknown> | undefined;
+      if (req.method === "POST" && path === "/order-plz") {
+        try {
+          const jws = JSON.parse(body.toString("utf8")) as { payload: string };
+          newOrder = JSON.parse(Buffer.from(jws.payload, "base64url").toString("utf8"));
+        } catch {
+          newOrder = { unreadable: body.toString("utf8") };
+        }
+      }
+      const out = httpsRequest(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: req.method,
+          path,
+          headers: req.headers,
+          ca: pebble.caCertPem,
+          agent: false,
+        },
+        (up) => {
+          const parts: Buffer[] = [];
+          up.on("data", (c: Buffer) => parts.push(c));
+          up.on("end", () => {
+            let answer = Buffer.concat(parts);
+            const headers = { ...up.headers };
+            if (req.method === "GET" && path === upstream.pathname && opts.directory) {
+              const dir = JSON.parse(answer.toString("utf8")) as Record<string, unknown>;
+              answer = Buffer.from(JSON.stringify(opts.directory(dir, base)));
+            }
+            if (newOrder && up.statusCode === 201) newOrders.push(newOrder);
+            delete headers["transfer-encoding"];
+            headers["content-length"] = String(answer.length);
+            res.writeHead(up.statusCode ?? 502, headers).end(answer);
+          });
+          up.on("error", () => res.destroy());
+        },
+      );
+      out.setTimeout(REQUEST_TIMEOUT_MS * 5, () => out.destroy(new Error("pebble timed out")));
+      out.on("error", (e) => {
+        if (!res.headersSent) res.writeHead(502).end(e.message);
+      });
+      out.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  base = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return { directoryUrl: `${base}${upstream.pathname}`, caCertPem: ca.certPem, newOrders };
 }

@@ -97,7 +97,15 @@ interface NameState {
   readonly onDemand: boolean;
   held: Held | undefined;
   failure: StoredFailure | undefined;
+  /** The storage could not be read or locked at the last pass (cleared by the next good one). */
+  storageError: { readonly at: number; readonly message: string } | undefined;
+  /** At the last pass another replica held the name's lock (it is ordering or renewing it). */
+  lockedElsewhere: boolean;
+  /** An on-demand name given up (refused by a cap): nothing more is done for it. */
+  dropped: boolean;
   busy: Promise<void> | undefined;
+  /** On-demand handshakes waiting for another replica's order: one storage poll for them all. */
+  polling: Promise<void> | undefined;
   ordering: boolean;
   timer: { unref?(): void } | undefined;
   /** When the last "expires soon" warning was logged. */
@@ -106,6 +114,8 @@ interface NameState {
 
 /** While another replica orders a name, look for its result this often. */
 const WAIT_FOR_OTHER_MS = 3000;
+/** While a handshake waits for another replica's order, look in storage this often. */
+const HANDSHAKE_POLL_MS = 250;
 /** While another replica makes the ACME account key, look for it this often. */
 const ACCOUNT_WAIT_MS = 200;
 /** Pebble, Let's Encrypt: validation takes seconds; poll the CA at this pace. */
@@ -154,15 +164,17 @@ export class AcmeManager implements LivePemSource {
    */
   async load(): Promise<void> {
     await Promise.all(
-      this.o.names.map((n) =>
-        this.read(this.state(n.toLowerCase(), false)).catch((e: Error) =>
+      this.o.names.map((n) => {
+        const st = this.state(n.toLowerCase(), false);
+        return this.read(st).catch((e: Error) => {
+          this.storageFailed(st, "read", e);
           this.o.log("warn", "ACME storage cannot be read; will try again", {
             name: n,
             storage: this.o.storage.description,
             error: e.message,
-          }),
-        ),
-      ),
+          });
+        });
+      }),
     );
   }
 
@@ -212,23 +224,52 @@ export class AcmeManager implements LivePemSource {
     const known = this.states.get(name);
     if (known?.held && known.held.notAfter > this.o.clock.now()) return known.held.pem;
     if (!policy) return undefined;
+    const deadline = this.o.clock.now() + policy.config.waitMs;
     const decision = await policy.permits(name);
     if (!decision.ok) {
       this.o.events?.onDemand("refused");
       this.o.log("warn", "on-demand certificate refused", { name, reason: decision.reason });
       return undefined;
     }
-    const st = known ?? this.state(name, true);
-    const run = this.maintain(st);
+    const st = this.state(name, true);
+    await this.until(this.maintain(st), deadline);
+    // Another replica holds the name's lock (it is ordering the name): its certificate
+    // appears in storage, looked for until the handshake's bound.
+    while (!st.held && st.lockedElsewhere && !st.dropped && !this.closed) {
+      if (this.o.clock.now() >= deadline) break;
+      await this.until(this.pollOther(st), deadline);
+    }
+    return st.held?.pem;
+  }
+
+  /** Waits for `p`, or until `deadline` (clock time), whichever comes first. */
+  private async until(p: Promise<void>, deadline: number): Promise<void> {
+    const left = deadline - this.o.clock.now();
+    if (left <= 0) return;
     let timer: { unref?(): void } | undefined;
     await Promise.race([
-      run,
+      p,
       new Promise<void>((r) => {
-        timer = this.o.clock.setTimeout(r, policy.config.waitMs);
+        timer = this.o.clock.setTimeout(r, left);
       }),
     ]);
     if (timer) this.o.clock.clearTimeout(timer);
-    return st.held?.pem;
+  }
+
+  /**
+   * One look in storage, shortly, for a name another replica orders (shared by every
+   * handshake waiting for it): a pass, so that the name's lock is taken over should the
+   * other replica give up or die.
+   */
+  private pollOther(st: NameState): Promise<void> {
+    st.polling ??= new Promise<void>((r) => {
+      this.o.clock.setTimeout(r, HANDSHAKE_POLL_MS).unref?.();
+    })
+      .then(() => this.maintain(st))
+      .finally(() => {
+        st.polling = undefined;
+      });
+    return st.polling;
   }
 
   // ---- status -----------------------------------------------------------------------------
@@ -236,18 +277,28 @@ export class AcmeManager implements LivePemSource {
   status(): AcmeNameStatus[] {
     const iso = (t: number | undefined) =>
       t === undefined ? undefined : new Date(t).toISOString();
-    return [...this.states.values()].map((st) => ({
-      name: st.name,
-      onDemand: st.onDemand,
-      state: st.ordering ? "ordering" : st.failure ? "failing" : st.held ? "valid" : "missing",
-      notBefore: iso(st.held?.notBefore),
-      notAfter: iso(st.held?.notAfter),
-      issuer: st.held?.issuer,
-      renewAt: iso(st.held?.renewAt),
-      failures: st.failure?.failures ?? 0,
-      nextTryAt: iso(st.failure?.nextTryAt),
-      lastError: st.failure && { at: iso(st.failure.at)!, message: st.failure.message },
-    }));
+    return [...this.states.values()].map((st) => {
+      // What goes wrong now (the storage) before what went wrong at the last order.
+      const last = st.storageError ?? st.failure;
+      return {
+        name: st.name,
+        onDemand: st.onDemand,
+        state: st.ordering
+          ? "ordering"
+          : st.failure || st.storageError
+            ? "failing"
+            : st.held
+              ? "valid"
+              : "missing",
+        notBefore: iso(st.held?.notBefore),
+        notAfter: iso(st.held?.notAfter),
+        issuer: st.held?.issuer,
+        renewAt: iso(st.held?.renewAt),
+        failures: st.failure?.failures ?? 0,
+        nextTryAt: iso(st.failure?.nextTryAt),
+        lastError: last && { at: iso(last.at)!, message: last.message },
+      };
+    });
   }
 
   // ---- the per-name cycle -------------------------------------------------------------------
@@ -260,7 +311,11 @@ export class AcmeManager implements LivePemSource {
         onDemand,
         held: undefined,
         failure: undefined,
+        storageError: undefined,
+        lockedElsewhere: false,
+        dropped: false,
         busy: undefined,
+        polling: undefined,
         ordering: false,
         timer: undefined,
         warnedAt: 0,
@@ -293,10 +348,12 @@ export class AcmeManager implements LivePemSource {
   }
 
   private async pass(st: NameState): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || st.dropped) return;
+    st.lockedElsewhere = false;
     try {
       await this.read(st);
     } catch (e) {
+      this.storageFailed(st, "read", e as Error);
       this.o.log("warn", "ACME storage cannot be read; what serves keeps serving", {
         name: st.name,
         storage: this.o.storage.description,
@@ -304,6 +361,7 @@ export class AcmeManager implements LivePemSource {
       });
       return;
     }
+    st.storageError = undefined;
     const now = this.o.clock.now();
     if (!this.due(st, now) || (st.failure && st.failure.nextTryAt > now)) return;
     let lock: AcmeLock | undefined;
@@ -313,19 +371,34 @@ export class AcmeManager implements LivePemSource {
         this.o.lockTtlMs,
       );
     } catch (e) {
+      this.storageFailed(st, "locked", e as Error);
       this.o.log("warn", "ACME storage cannot be locked; will try again", {
         name: st.name,
+        storage: this.o.storage.description,
         error: (e as Error).message,
       });
       return;
     }
     // Another replica is on it: its result appears in storage.
-    if (!lock) return;
+    if (!lock) {
+      st.lockedElsewhere = true;
+      return;
+    }
     const keepAlive = setInterval(() => void lock.refresh(), Math.max(1000, this.o.lockTtlMs / 3));
     keepAlive.unref();
     try {
       // It may have finished just before the lock was free.
-      await this.read(st);
+      try {
+        await this.read(st);
+      } catch (e) {
+        this.storageFailed(st, "read", e as Error);
+        this.o.log("warn", "ACME storage cannot be read; what serves keeps serving", {
+          name: st.name,
+          storage: this.o.storage.description,
+          error: (e as Error).message,
+        });
+        return;
+      }
       const again = this.o.clock.now();
       if (!this.due(st, again) || (st.failure && st.failure.nextTryAt > again)) return;
       await this.obtain(st);
@@ -333,6 +406,14 @@ export class AcmeManager implements LivePemSource {
       clearInterval(keepAlive);
       await lock.release().catch(() => {});
     }
+  }
+
+  /** Keeps a storage failure as the name's last error (the admin server shows it). */
+  private storageFailed(st: NameState, what: "read" | "locked", e: Error): void {
+    st.storageError = {
+      at: this.o.clock.now(),
+      message: `the ACME storage (${this.o.storage.description}) cannot be ${what}: ${e.message}`,
+    };
   }
 
   /**
@@ -454,6 +535,9 @@ export class AcmeManager implements LivePemSource {
     const renewal = st.held !== undefined;
     const onDemand = st.onDemand && !renewal ? this.o.onDemand : undefined;
     if (onDemand && !onDemand.begin()) {
+      // Given up, not failed: no backoff and no order in the background that no handshake
+      // asked for; the next handshake for the name asks (and counts against the caps) again.
+      this.drop(st);
       this.o.events?.onDemand("refused");
       this.o.log(
         "warn",
@@ -678,11 +762,21 @@ export class AcmeManager implements LivePemSource {
     }
   }
 
+  /** Forgets an on-demand name: no more passes, and status() no longer lists it. */
+  private drop(st: NameState): void {
+    st.dropped = true;
+    if (st.timer) this.o.clock.clearTimeout(st.timer);
+    st.timer = undefined;
+    if (this.states.get(st.name) === st) this.states.delete(st.name);
+  }
+
   private schedule(st: NameState): void {
-    if (this.closed) return;
+    if (this.closed || st.dropped) return;
     if (st.timer) this.o.clock.clearTimeout(st.timer);
     const now = this.o.clock.now();
     let at = now + this.o.checkIntervalMs * (0.9 + 0.2 * this.o.random());
+    // The storage is away: look again after the first retry wait, not a check interval.
+    if (st.storageError) at = Math.min(at, now + this.o.retryMinMs * (0.5 + 0.5 * this.o.random()));
     if (st.failure) at = Math.min(at, Math.max(st.failure.nextTryAt, now + 1000));
     else if (!st.held) at = now + WAIT_FOR_OTHER_MS * (0.5 + this.o.random());
     else if (st.held.renewAt > now) at = Math.min(at, st.held.renewAt);
