@@ -27,6 +27,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import WebSocket from "ws";
+import { JWT_FIELD, makeAuthFixtures } from "./lib/auth-fixtures.js";
 import { caddyLaunch } from "./lib/caddy.js";
 import { type BenchCert, makeBenchCert } from "./lib/certs.js";
 import { runH2Load } from "./lib/h2load.js";
@@ -367,7 +368,12 @@ async function distinctPorts(n: number): Promise<number[]> {
  * bytes of "x"), else what was wrong. HTTPS is verified against the bench certificate,
  * with its name as SNI.
  */
-function probeTarget(url: string, bodyBytes: number, cert: BenchCert): Promise<string | undefined> {
+function probeTarget(
+  url: string,
+  bodyBytes: number,
+  cert: BenchCert,
+  headers: Record<string, string> = {},
+): Promise<string | undefined> {
   return new Promise((resolve) => {
     const done = (problem: string | undefined) => {
       clearTimeout(timer);
@@ -394,10 +400,10 @@ function probeTarget(url: string, bodyBytes: number, cert: BenchCert): Promise<s
     const req = url.startsWith("https:")
       ? httpsGet(
           url,
-          { agent: false, ca: readFileSync(cert.certPath), servername: cert.name },
+          { agent: false, headers, ca: readFileSync(cert.certPath), servername: cert.name },
           onResponse,
         )
-      : httpGet(url, { agent: false }, onResponse);
+      : httpGet(url, { agent: false, headers }, onResponse);
     req.on("error", (e) => done(e.message));
     const timer = setTimeout(() => req.destroy(new Error("no answer within 5 s")), 5000);
   });
@@ -676,7 +682,7 @@ async function main(): Promise<number> {
     mkdirSync(join(dir, "certs"));
     const cert = makeBenchCert(join(dir, "certs"));
     mkdirSync(join(dir, "h2load"));
-    const ports = await distinctPorts(20 + 5 * (LINTEL_ENGINES.length + PEERS.length));
+    const ports = await distinctPorts(23 + 5 * (LINTEL_ENGINES.length + PEERS.length));
     const port = () => ports.shift()!;
     const [backendPort, haproxyPort, adminPort, haproxyTls] = [port(), port(), port(), port()];
     // The egress row: plaintext in, TLS (verified, SNI) out to the backend's TLS port.
@@ -701,6 +707,9 @@ async function main(): Promise<number> {
     // The protection row: the plaintext backend behind a per-address rate limit that never
     // triggers and an access rule, on each engine.
     const [netLimited, uwsLimited] = [port(), port()];
+    // ... and behind each authentication layer (net): jwt, basicAuth, extAuth.
+    const [netJwt, netBasic, netExtAuth] = [port(), port(), port()];
+    const auth = await makeAuthFixtures(dir);
     // Each lintel engine and each peer: plaintext, TLS, egress and large listeners.
     const listeners = (): Listeners => ({
       plain: port(),
@@ -825,6 +834,9 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
   servers:
   - {ip: 127.0.0.1, port: ${netLimited}, engine: net, layers: ${PROTECTION_LAYERS}}
   - {ip: 127.0.0.1, port: ${uwsLimited}, engine: uws, layers: ${PROTECTION_LAYERS}}
+  - {ip: 127.0.0.1, port: ${netJwt}, engine: net, layers: [{kind: jwt, keyFiles: [${auth.keyFile}], issuers: [bench], audiences: [lintel], algorithms: [ES256], tokenHeader: ${JWT_FIELD}}]}
+  - {ip: 127.0.0.1, port: ${netBasic}, engine: net, layers: [{kind: basicAuth, htpasswd: ${auth.htpasswd}}]}
+  - {ip: 127.0.0.1, port: ${netExtAuth}, engine: net, layers: [{kind: extAuth, url: "http://127.0.0.1:${backendPort}/auth"}]}
 - protocol: http
   label: compression
   dtab: /svc => /$/inet/127.0.0.1/${jsonBackend}
@@ -992,7 +1004,8 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
       for (const e of LINTEL_ENGINES)
         for (const [kind, p] of Object.entries(lintelPorts[e]))
           if (kind !== "ws" || WS_ENGINES.includes(e)) await waitForPort(p, lintel);
-      for (const p of [uwsBare, uwsPolicy, netLimited, uwsLimited]) await waitForPort(p, lintel);
+      for (const p of [uwsBare, uwsPolicy, netLimited, uwsLimited, netJwt, netBasic, netExtAuth])
+        await waitForPort(p, lintel);
       for (const p of [netJson, netGzip, netBr]) await waitForPort(p, lintel);
       for (const [name, proc] of peers)
         try {
@@ -1181,12 +1194,17 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
         {
           row: "protection",
           name: `protection-${bodyBytes}B-${connections}c`,
-          what: "plaintext keep-alive: no layers, and a per-address rate limit that never triggers plus an access rule, on each engine",
+          what: "plaintext keep-alive: no layers; a per-address rate limit that never triggers plus an access rule (protected, each engine); a JWT checked (ES256, the same token: remembered), Basic credentials (bcrypt, remembered), and an external auth sub-request per request to the backend",
           bodyBytes,
+          // Every target gets the token and the credentials; only the auth targets read them.
+          headers: auth.headers,
           targets: [
             plain("haproxy", haproxyPort, haproxy),
             plain("lintel-net", lintelPorts.net.plain, lintel),
             plain("lintel-net-protected", netLimited, lintel),
+            plain("lintel-net-jwt", netJwt, lintel),
+            plain("lintel-net-basic", netBasic, lintel),
+            plain("lintel-net-extauth", netExtAuth, lintel),
             plain("lintel-uws", lintelPorts.uws.plain, lintel),
             plain("lintel-uws-protected", uwsLimited, lintel),
           ],
@@ -1260,13 +1278,15 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
       const toProbe = [
         ...scenarios
           .filter((sc) => o.rows.includes(sc.row) && !sc.probe)
-          .flatMap((sc) => sc.targets.map((t) => ({ t, body: sc.bodyBytes }))),
-        ...(o.rows.includes("latency") ? plainTargets.map((t) => ({ t, body: bodyBytes })) : []),
+          .flatMap((sc) => sc.targets.map((t) => ({ t, body: sc.bodyBytes, headers: sc.headers }))),
+        ...(o.rows.includes("latency")
+          ? plainTargets.map((t) => ({ t, body: bodyBytes, headers: undefined }))
+          : []),
       ];
-      for (const { t, body } of toProbe) {
+      for (const { t, body, headers } of toProbe) {
         if (t.name === "direct" || probed.has(t.url) || dropped.has(t.proc)) continue;
         probed.add(t.url);
-        const problem = await probeTarget(t.url, body, cert);
+        const problem = await probeTarget(t.url, body, cert, headers);
         if (problem === undefined) continue;
         const peer = [...peers].find(([, proc]) => proc === t.proc);
         if (peer) {

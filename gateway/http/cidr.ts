@@ -1,27 +1,73 @@
 // Address ranges (CIDRs) from config, matched against peer addresses. IPv4 peers that
-// arrive as IPv4-mapped IPv6 (`::ffff:10.0.0.1`) match IPv4 ranges.
+// arrive as IPv4-mapped IPv6 (`::ffff:10.0.0.1`) match IPv4 ranges. It runs per request
+// (access rules, trusted proxies): IPv4 is matched in plain arithmetic on the address's
+// 32 bits, IPv6 by node's BlockList with the answers for recent addresses kept.
 
 import { BlockList, isIP } from "node:net";
 
+/** IPv6 answers kept; the memo starts again when full. */
+const V6_MEMO = 4096;
+
 export class CidrSet {
-  private readonly list = new BlockList();
+  private readonly v6 = new BlockList();
+  /** IPv4 ranges as [network, mask] pairs, flat. */
+  private readonly v4: number[] = [];
+  private readonly memo = new Map<string, boolean>();
   readonly size: number;
 
   constructor(readonly cidrs: readonly string[]) {
     for (const c of cidrs) {
       const [addr, bits] = parseCidr(c);
-      this.list.addSubnet(addr, bits, isIP(addr) === 6 ? "ipv6" : "ipv4");
+      if (isIP(addr) === 6) this.v6.addSubnet(addr, bits, "ipv6");
+      else {
+        const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+        this.v4.push((ipv4Bits(addr) & mask) >>> 0, mask);
+      }
     }
     this.size = cidrs.length;
   }
 
   has(address: string): boolean {
     if (this.size === 0 || address === "") return false;
-    const a =
-      address.startsWith("::ffff:") && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
-    const v = isIP(a);
-    return v !== 0 && this.list.check(a, v === 6 ? "ipv6" : "ipv4");
+    const mapped = address.startsWith("::ffff:") ? ipv4Bits(address.slice(7)) : -1;
+    const bits = mapped >= 0 ? mapped : ipv4Bits(address);
+    if (bits >= 0) {
+      const v4 = this.v4;
+      for (let i = 0; i < v4.length; i += 2) if ((bits & v4[i + 1]!) >>> 0 === v4[i]) return true;
+      return false;
+    }
+    let known = this.memo.get(address);
+    if (known === undefined) {
+      known = isIP(address) === 6 && this.v6.check(address, "ipv6");
+      if (this.memo.size >= V6_MEMO) this.memo.clear();
+      this.memo.set(address, known);
+    }
+    return known;
   }
+}
+
+/** A dotted-quad IPv4 address as an unsigned 32-bit number, or -1 when it is not one. */
+function ipv4Bits(s: string): number {
+  let out = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return -1;
+      out = out * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      // No leading zeros (as isIP): "010" is not an IPv4 address.
+      if (digits > 0 && part === 0) return -1;
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return -1;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return out * 256 + part;
 }
 
 /** `10.0.0.0/8` → ["10.0.0.0", 8]; a bare address is a /32 or /128. Throws on anything else. */

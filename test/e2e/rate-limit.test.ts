@@ -49,7 +49,8 @@ describe.each(ENGINES)("rate limits on the %s engine", (engine) => {
     const l = await startLintel(
       config({
         engine,
-        layers: "[{kind: rateLimit, name: per-client, requests: 3, intervalSecs: 60}]",
+        layers:
+          "[{kind: rateLimit, name: per-client, requests: 3, intervalSecs: 60, headersOnAllowed: true}]",
       }),
     );
     const replies = [];
@@ -78,6 +79,12 @@ describe.each(ENGINES)("rate limits on the %s engine", (engine) => {
       (await call(l.port(), { headers: { host: "web", ...(key ? { "x-api-key": key } : {}) } }))
         .status;
     expect([await status("a"), await status("a"), await status("b")]).toEqual([200, 429, 200]);
+    // By default an allowed answer carries no RateLimit fields (a 429 always does).
+    const allowed = await call(l.port(), { headers: { host: "web", "x-api-key": "c" } });
+    expect([allowed.headers.ratelimit, allowed.headers["ratelimit-policy"]]).toEqual([
+      undefined,
+      undefined,
+    ]);
     expect([await status(), await status()]).toEqual([200, 200]);
   });
 });

@@ -68,8 +68,8 @@ const schema = object({
       keyPrefix: def(nonEmptyString("a key prefix"), "lintel:ratelimit"),
     }),
   ),
-  /** Send RateLimit and RateLimit-Policy on answers that were allowed, too. */
-  headersOnAllowed: def(boolean(), true),
+  /** Send RateLimit and RateLimit-Policy on answers that were allowed, too (429s always have them). */
+  headersOnAllowed: def(boolean(), false),
 });
 
 type RateLimitConfig = Exclude<ReturnType<typeof schema.decode>, typeof INVALID>;
