@@ -101,9 +101,8 @@ const PEERS = [
   },
 ] as const;
 type PeerName = (typeof PEERS)[number]["name"];
-/** The protection row's layers: a limit per client address far above any rate measured here, and an access rule. */
-const PROTECTION_LAYERS =
-  "[{kind: rateLimit, requests: 100000000, intervalSecs: 1}, {kind: access, allow: [127.0.0.0/8]}]";
+/** The protection row's rate limit: per client address, far above any rate measured here. */
+const RATE_LIMIT_LAYER = "{kind: rateLimit, requests: 100000000, intervalSecs: 1}";
 
 /** The rows the peers take part in (policy measures lintel's own resilience settings). */
 const PEER_ROWS: readonly RowName[] = [
@@ -682,7 +681,7 @@ async function main(): Promise<number> {
     mkdirSync(join(dir, "certs"));
     const cert = makeBenchCert(join(dir, "certs"));
     mkdirSync(join(dir, "h2load"));
-    const ports = await distinctPorts(23 + 5 * (LINTEL_ENGINES.length + PEERS.length));
+    const ports = await distinctPorts(25 + 5 * (LINTEL_ENGINES.length + PEERS.length));
     const port = () => ports.shift()!;
     const [backendPort, haproxyPort, adminPort, haproxyTls] = [port(), port(), port(), port()];
     // The egress row: plaintext in, TLS (verified, SNI) out to the backend's TLS port.
@@ -705,10 +704,16 @@ async function main(): Promise<number> {
       port(),
     ];
     // The protection row: the plaintext backend behind a per-address rate limit that never
-    // triggers and an access rule, on each engine.
+    // triggers (each engine), and behind each other layer (net): access, concurrencyLimit,
+    // jwt, basicAuth, extAuth.
     const [netLimited, uwsLimited] = [port(), port()];
-    // ... and behind each authentication layer (net): jwt, basicAuth, extAuth.
-    const [netJwt, netBasic, netExtAuth] = [port(), port(), port()];
+    const [netAccess, netConcurrency, netJwt, netBasic, netExtAuth] = [
+      port(),
+      port(),
+      port(),
+      port(),
+      port(),
+    ];
     const auth = await makeAuthFixtures(dir);
     // Each lintel engine and each peer: plaintext, TLS, egress and large listeners.
     const listeners = (): Listeners => ({
@@ -832,8 +837,10 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
   label: protection
   dtab: /svc => /$/inet/127.0.0.1/${backendPort}
   servers:
-  - {ip: 127.0.0.1, port: ${netLimited}, engine: net, layers: ${PROTECTION_LAYERS}}
-  - {ip: 127.0.0.1, port: ${uwsLimited}, engine: uws, layers: ${PROTECTION_LAYERS}}
+  - {ip: 127.0.0.1, port: ${netLimited}, engine: net, layers: [${RATE_LIMIT_LAYER}]}
+  - {ip: 127.0.0.1, port: ${uwsLimited}, engine: uws, layers: [${RATE_LIMIT_LAYER}]}
+  - {ip: 127.0.0.1, port: ${netAccess}, engine: net, layers: [{kind: access, allow: [127.0.0.0/8]}]}
+  - {ip: 127.0.0.1, port: ${netConcurrency}, engine: net, layers: [{kind: concurrencyLimit, maxConcurrentRequests: 100000}]}
   - {ip: 127.0.0.1, port: ${netJwt}, engine: net, layers: [{kind: jwt, keyFiles: [${auth.keyFile}], issuers: [bench], audiences: [lintel], algorithms: [ES256], tokenHeader: ${JWT_FIELD}}]}
   - {ip: 127.0.0.1, port: ${netBasic}, engine: net, layers: [{kind: basicAuth, htpasswd: ${auth.htpasswd}}]}
   - {ip: 127.0.0.1, port: ${netExtAuth}, engine: net, layers: [{kind: extAuth, url: "http://127.0.0.1:${backendPort}/auth"}]}
@@ -1004,8 +1011,9 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
       for (const e of LINTEL_ENGINES)
         for (const [kind, p] of Object.entries(lintelPorts[e]))
           if (kind !== "ws" || WS_ENGINES.includes(e)) await waitForPort(p, lintel);
-      for (const p of [uwsBare, uwsPolicy, netLimited, uwsLimited, netJwt, netBasic, netExtAuth])
+      for (const p of [uwsBare, uwsPolicy, netLimited, uwsLimited, netAccess, netConcurrency])
         await waitForPort(p, lintel);
+      for (const p of [netJwt, netBasic, netExtAuth]) await waitForPort(p, lintel);
       for (const p of [netJson, netGzip, netBr]) await waitForPort(p, lintel);
       for (const [name, proc] of peers)
         try {
@@ -1194,19 +1202,21 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
         {
           row: "protection",
           name: `protection-${bodyBytes}B-${connections}c`,
-          what: "plaintext keep-alive: no layers; a per-address rate limit that never triggers plus an access rule (protected, each engine); a JWT checked (ES256, the same token: remembered), Basic credentials (bcrypt, remembered), and an external auth sub-request per request to the backend",
+          what: "plaintext keep-alive: no layers; a per-address rate limit that never triggers (each engine); an access rule; requests in progress per address; a JWT checked (ES256, the same token: remembered); Basic credentials (bcrypt, remembered); an external auth sub-request per request to the backend",
           bodyBytes,
           // Every target gets the token and the credentials; only the auth targets read them.
           headers: auth.headers,
           targets: [
             plain("haproxy", haproxyPort, haproxy),
             plain("lintel-net", lintelPorts.net.plain, lintel),
-            plain("lintel-net-protected", netLimited, lintel),
+            plain("lintel-net-ratelimit", netLimited, lintel),
+            plain("lintel-net-access", netAccess, lintel),
+            plain("lintel-net-concurrency", netConcurrency, lintel),
             plain("lintel-net-jwt", netJwt, lintel),
             plain("lintel-net-basic", netBasic, lintel),
             plain("lintel-net-extauth", netExtAuth, lintel),
             plain("lintel-uws", lintelPorts.uws.plain, lintel),
-            plain("lintel-uws-protected", uwsLimited, lintel),
+            plain("lintel-uws-ratelimit", uwsLimited, lintel),
           ],
         },
         ...(jsonBe

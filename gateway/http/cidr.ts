@@ -1,7 +1,8 @@
 // Address ranges (CIDRs) from config, matched against peer addresses. IPv4 peers that
 // arrive as IPv4-mapped IPv6 (`::ffff:10.0.0.1`) match IPv4 ranges. It runs per request
-// (access rules, trusted proxies): IPv4 is matched in plain arithmetic on the address's
-// 32 bits, IPv6 by node's BlockList with the answers for recent addresses kept.
+// (access rules, trusted proxies): dotted IPv4 is matched in plain arithmetic on the
+// address's 32 bits, anything else (IPv6, mapped IPv4 in hex) by node's BlockList, which
+// holds every range, with the answers for recent addresses kept.
 
 import { BlockList, isIP } from "node:net";
 
@@ -9,7 +10,7 @@ import { BlockList, isIP } from "node:net";
 const V6_MEMO = 4096;
 
 export class CidrSet {
-  private readonly v6 = new BlockList();
+  private readonly list = new BlockList();
   /** IPv4 ranges as [network, mask] pairs, flat. */
   private readonly v4: number[] = [];
   private readonly memo = new Map<string, boolean>();
@@ -18,8 +19,9 @@ export class CidrSet {
   constructor(readonly cidrs: readonly string[]) {
     for (const c of cidrs) {
       const [addr, bits] = parseCidr(c);
-      if (isIP(addr) === 6) this.v6.addSubnet(addr, bits, "ipv6");
-      else {
+      const v6 = isIP(addr) === 6;
+      this.list.addSubnet(addr, bits, v6 ? "ipv6" : "ipv4");
+      if (!v6) {
         const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
         this.v4.push((ipv4Bits(addr) & mask) >>> 0, mask);
       }
@@ -38,7 +40,7 @@ export class CidrSet {
     }
     let known = this.memo.get(address);
     if (known === undefined) {
-      known = isIP(address) === 6 && this.v6.check(address, "ipv6");
+      known = isIP(address) === 6 && this.list.check(address, "ipv6");
       if (this.memo.size >= V6_MEMO) this.memo.clear();
       this.memo.set(address, known);
     }

@@ -15,6 +15,9 @@ describe("a CIDR set", () => {
     expect(s.has("172.31.255.255")).toBe(true);
     expect(s.has("172.32.0.0")).toBe(false);
     expect(s.has("::ffff:10.1.2.3")).toBe(true);
+    // Mapped IPv4 written in hex is IPv6 text: BlockList still knows it as 10.1.2.3.
+    expect(s.has("::ffff:a01:203")).toBe(true);
+    expect(s.has("::ffff:b01:203")).toBe(false);
     expect(new CidrSet(["0.0.0.0/0"]).has("203.0.113.9")).toBe(true);
   });
 
