@@ -78,7 +78,7 @@ export async function loadConfig(file: string, opts: LoadOptions): Promise<LoadR
   if (source.issues.length > 0) return fail([...source.issues]);
 
   const registry = opts.registry;
-  const cx = new DecodeContext(dirname(abs));
+  const cx = new DecodeContext(dirname(abs), registry);
   const raw = source.value as Record<string, unknown> | undefined;
   const pluginErrors: ConfigError[] = [];
   if (raw && typeof raw === "object" && Array.isArray(raw.plugins)) {

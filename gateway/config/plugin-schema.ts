@@ -71,6 +71,7 @@ const CATEGORY_NAMES: Readonly<Partial<Record<Category, string>>> = {
   responseClassifier: "response classifier",
   certSource: "certificate source",
   serverLayer: "server layer",
+  rateLimitStore: "rate limit store",
 };
 
 export function pluginSchema<C extends Category>(
@@ -135,6 +136,28 @@ export function pluginSchema<C extends Category>(
         transformers: transformers as PluginConfig<"transformer">[] | undefined,
         backoff: backoff as PluginConfig<"backoff"> | undefined,
       };
+    },
+  };
+}
+
+/**
+ * A field of a kind's config that is itself a kind of `category` (a rate limit's store):
+ * decoded against the registry of the load (kinds' schemas are made before it exists).
+ */
+export function nestedPlugin<C extends Category>(category: C): Schema<PluginConfig<C>> {
+  const schemas = new WeakMap<Registry, Schema<PluginConfig<C>>>();
+  const what = CATEGORY_NAMES[category] ?? category;
+  return {
+    expected: `a ${what} (a mapping with a kind)`,
+    decode(v, path, cx) {
+      const registry = cx.registry;
+      if (registry === undefined) throw new Error(`internal: no registry to decode ${path}`);
+      let s = schemas.get(registry);
+      if (s === undefined) {
+        s = pluginSchema(registry, category);
+        schemas.set(registry, s);
+      }
+      return s.decode(v, path, cx);
     },
   };
 }

@@ -6,6 +6,7 @@ import { isIP } from "node:net";
 import { resolve as resolvePath } from "node:path";
 import { parseCidr } from "../http/cidr.js";
 import { type Dtab, NameParseError, type Path, readDtab, readPath } from "../naming/index.js";
+import type { Registry } from "../plugins/registry.js";
 import { didYouMean } from "./suggest.js";
 
 export const INVALID: unique symbol = Symbol("invalid");
@@ -25,6 +26,8 @@ export class DecodeContext {
   constructor(
     /** Relative file paths in the config resolve against this directory. */
     readonly baseDir: string,
+    /** The kinds known to this load, for a kind's fields that are kinds themselves. */
+    readonly registry?: Registry,
   ) {}
 
   report(path: string, message: string, extra: Partial<DecodeIssue> = {}): typeof INVALID {
@@ -395,7 +398,7 @@ export function object<F extends Fields>(
 }
 
 function decodeDefault(f: Field<unknown>, path: string, cx: DecodeContext): unknown {
-  const probe = new DecodeContext(cx.baseDir);
+  const probe = new DecodeContext(cx.baseDir, cx.registry);
   const d = f.schema.decode(f.fallback, path, probe);
   if (d === INVALID) {
     throw new Error(

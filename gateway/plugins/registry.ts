@@ -19,6 +19,7 @@ export const CATEGORIES = [
   "telemeter",
   "certSource",
   "serverLayer",
+  "rateLimitStore",
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 

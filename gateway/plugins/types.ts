@@ -11,6 +11,7 @@ import type { RequestLimits } from "../http/request-checks.js";
 import type { Identifier } from "../identifiers/identifier.js";
 import type { Interpreter } from "../interpreters/interpreter.js";
 import type { KubeApi, KubeApiRef } from "../k8s/api.js";
+import type { RateLimitStore } from "../layers/limits/store.js";
 import type { Logger } from "../log.js";
 import type { HostResolver } from "../namers/dns.js";
 import type { Dtab, Namer, NamerLookup, Path, Transformer } from "../naming/index.js";
@@ -108,6 +109,8 @@ export interface PluginContexts {
   certSource: CertSourceContext;
   /** Made once per server, in the thread that serves it (`layers`). */
   serverLayer: ServerLayerContext;
+  /** Made by the rateLimit layer that names it (`store`), with that layer's context. */
+  rateLimitStore: ServerLayerContext;
 }
 
 /** An identifier instance; `close` stops its watches (io.l5d.ingress). */
@@ -130,4 +133,5 @@ export interface PluginInstances {
   /** Files, a folder, or a live source of PEM pairs (tls/live-source.ts). */
   certSource: CertificateSource;
   serverLayer: ServerLayer;
+  rateLimitStore: RateLimitStore;
 }

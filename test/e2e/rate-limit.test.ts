@@ -89,6 +89,43 @@ describe.each(ENGINES)("rate limits on the %s engine", (engine) => {
   });
 });
 
+describe("a rate limit store from a plugin", () => {
+  it("counts in the plugin's store, asynchronously, and names a bad store kind with its path", async () => {
+    // Allows `allow` requests per key, answering a tick later as a remote store would.
+    const plugin = `export default (lintel) => lintel.definePlugin({
+  category: "rateLimitStore",
+  kind: "test.counting",
+  schema: lintel.schema.object({ allow: lintel.schema.req(lintel.schema.integer({ min: 0 })) }),
+  create(config) {
+    const seen = new Map();
+    return {
+      limiter: (spec) => ({
+        take: (key) => new Promise((resolve) => setTimeout(() => {
+          const n = (seen.get(key) ?? 0) + 1;
+          seen.set(key, n);
+          resolve({ ok: n <= config.allow, remaining: Math.max(0, config.allow - n), resetMs: 1000 * spec.intervalSecs, retryAfterMs: 5000 });
+        }, 1)),
+      }),
+    };
+  },
+});
+`;
+    const l = await startLintel(
+      `plugins: [store.mjs]\n${config({ layers: "[{kind: rateLimit, name: plugged, requests: 1, store: {kind: test.counting, allow: 2}}]" })}`,
+      { "store.mjs": plugin },
+    );
+    const replies = [];
+    for (let i = 0; i < 3; i++) replies.push(await call(l.port(), { headers: { host: "web" } }));
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 429]);
+    expect(replies[2]!.headers["retry-after"]).toBe("5");
+    await expect(
+      startLintel(config({ layers: "[{kind: rateLimit, requests: 1, store: {kind: memcached}}]" })),
+    ).rejects.toThrow(
+      /routers\[0\]\.servers\[0\]\.layers\[0\]\.store\.kind: unknown rate limit store kind "memcached".*known kinds: local, redis/,
+    );
+  });
+});
+
 describe("access rules", () => {
   it("refuses clients a deny list names, and those outside an allow list", async () => {
     const l = await startLintel(
@@ -266,7 +303,7 @@ describe.skipIf(!redisBinary)("rate limits shared through Redis", () => {
   }
 
   const redisLayers = (url: string, onFailure = "insurance", timeoutMs = 25) =>
-    `[{kind: rateLimit, name: cluster, requests: 30, intervalSecs: 60, store: redis, redis: {url: "${url}", onFailure: ${onFailure}, timeoutMs: ${timeoutMs}}}]`;
+    `[{kind: rateLimit, name: cluster, requests: 30, intervalSecs: 60, store: {kind: redis, url: "${url}", onFailure: ${onFailure}, timeoutMs: ${timeoutMs}}}]`;
 
   it("is one limit for two replicas", async () => {
     const r = await redis();

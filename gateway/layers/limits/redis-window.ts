@@ -10,7 +10,7 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limite
 import { ProxyError } from "../../http/errors.js";
 import type { Logger } from "../../log.js";
 import type { Counter } from "../../telemetry/registry.js";
-import type { Taken } from "./rate-limit.js";
+import type { Limiter, Taken } from "./store.js";
 
 export interface RedisWindowOptions {
   readonly client: Redis;
@@ -27,7 +27,7 @@ export interface RedisWindowOptions {
 /** Logs that Redis is away at most this often. */
 const LOG_EVERY_MS = 10_000;
 
-export class RedisWindow {
+export class RedisWindow implements Limiter {
   private readonly limiter: RateLimiterRedis;
   private readonly insurance: RateLimiterMemory | undefined;
   private lastLog = 0;
