@@ -3,11 +3,8 @@
 // compressed body against a scripted client (backpressure, a client leaving after the
 // upstream ended, an upstream dying mid-body).
 
-import type { Readable } from "node:stream";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import type { UpstreamControl } from "../../gateway/client/http1/connection.js";
-import type { ServerExchange } from "../../gateway/http/exchange.js";
 import { ForwardHandler } from "../../gateway/routing/forward.js";
 import {
   acceptsGzip,
@@ -16,6 +13,7 @@ import {
   ResponseCompression,
 } from "../../gateway/routing/response-compression.js";
 import { responseSettings } from "../../gateway/routing/response-settings.js";
+import { FakeControl, FakeExchange } from "../support/fake-exchange.js";
 
 describe("acceptsGzip", () => {
   const ae = (v: string | undefined) => acceptsGzip(v === undefined ? [] : ["accept-encoding", v]);
@@ -117,92 +115,6 @@ describe("gzipHead", () => {
     expect(c).toEqual(["vary", "*", "content-encoding", "gzip"]);
   });
 });
-
-/** A scripted client side: what the response writer did to it. */
-class FakeExchange implements ServerExchange {
-  readonly url = "/";
-  readonly httpVersion = "1.1";
-  readonly remoteAddress = "127.0.0.1";
-  readonly remotePort = 1;
-  readonly clientAddress = "127.0.0.1";
-  readonly clientPort = 1;
-  readonly localAddress = "127.0.0.1";
-  readonly localPort = 2;
-  readonly secure = false;
-  readonly contentLength = undefined;
-  readonly hasBody = false;
-  readonly condemned = false;
-  aborted = false;
-  head: { status: number; headers: readonly string[]; length: number | undefined } | undefined;
-  readonly written: Buffer[] = [];
-  ended = false;
-  destroyed = false;
-  /** write() answers this (false: the client is slow). */
-  writable = true;
-  private abortCbs: (() => void)[] = [];
-  private writableCbs: (() => void)[] = [];
-
-  constructor(
-    readonly method: string,
-    public headers: readonly string[],
-  ) {}
-  replaceHeaders(headers: readonly string[]): void {
-    this.headers = headers;
-  }
-  body(): Readable {
-    throw new Error("no body");
-  }
-  onAbort(cb: () => void): void {
-    this.abortCbs.push(cb);
-  }
-  writeHead(status: number, headers: readonly string[], length: number | undefined): void {
-    this.head = { status, headers, length };
-  }
-  write(chunk: Buffer): boolean {
-    this.written.push(Buffer.from(chunk));
-    return this.writable;
-  }
-  onWritable(cb: () => void): void {
-    this.writableCbs.push(cb);
-  }
-  end(): void {
-    this.ended = true;
-  }
-  respond(): void {
-    throw new Error("not expected");
-  }
-  destroy(): void {
-    this.destroyed = true;
-  }
-  closeAfterResponse(): void {}
-  /** The client left. */
-  leave(): void {
-    this.aborted = true;
-    for (const cb of this.abortCbs.splice(0)) cb();
-  }
-  /** The client can take more. */
-  drain(): void {
-    this.writable = true;
-    for (const cb of this.writableCbs.splice(0)) cb();
-  }
-  get bytes(): Buffer {
-    return Buffer.concat(this.written);
-  }
-}
-
-/** The upstream side as the writer sees it: counts resumes and aborts. */
-class FakeControl implements UpstreamControl {
-  resumes = 0;
-  aborted: Error | undefined;
-  constructor(private readonly onAbort?: (err: Error) => void) {}
-  abort(err: Error): void {
-    this.aborted = err;
-    this.onAbort?.(err);
-  }
-  resume(): void {
-    this.resumes++;
-  }
-}
 
 const POLICY = { clearContext: false, engineWritesDate: false };
 const GZIP_CLIENT = ["host", "svc", "accept-encoding", "gzip"];

@@ -347,11 +347,11 @@ export class AcmeManager implements LivePemSource {
     return st.busy;
   }
 
-  private async pass(st: NameState): Promise<void> {
-    if (this.closed || st.dropped) return;
-    st.lockedElsewhere = false;
+  /** Reads the name's stored certificate; false (reported, logged) when storage cannot be read. */
+  private async readStored(st: NameState): Promise<boolean> {
     try {
       await this.read(st);
+      return true;
     } catch (e) {
       this.storageFailed(st, "read", e as Error);
       this.o.log("warn", "ACME storage cannot be read; what serves keeps serving", {
@@ -359,8 +359,14 @@ export class AcmeManager implements LivePemSource {
         storage: this.o.storage.description,
         error: (e as Error).message,
       });
-      return;
+      return false;
     }
+  }
+
+  private async pass(st: NameState): Promise<void> {
+    if (this.closed || st.dropped) return;
+    st.lockedElsewhere = false;
+    if (!(await this.readStored(st))) return;
     st.storageError = undefined;
     const now = this.o.clock.now();
     if (!this.due(st, now) || (st.failure && st.failure.nextTryAt > now)) return;
@@ -388,17 +394,7 @@ export class AcmeManager implements LivePemSource {
     keepAlive.unref();
     try {
       // It may have finished just before the lock was free.
-      try {
-        await this.read(st);
-      } catch (e) {
-        this.storageFailed(st, "read", e as Error);
-        this.o.log("warn", "ACME storage cannot be read; what serves keeps serving", {
-          name: st.name,
-          storage: this.o.storage.description,
-          error: (e as Error).message,
-        });
-        return;
-      }
+      if (!(await this.readStored(st))) return;
       const again = this.o.clock.now();
       if (!this.due(st, again) || (st.failure && st.failure.nextTryAt > again)) return;
       await this.obtain(st);
