@@ -12,7 +12,7 @@
 // Prints a table per row and writes loadtest/results/latest.json (latest-<rows>.json when
 // only some rows ran).
 //
-//   npm run bench -- [--quick] [--rows plaintext,tls,handshake,egress,large,h2,websocket,policy,compression,latency]
+//   npm run bench -- [--quick] [--rows plaintext,tls,handshake,egress,large,h2,websocket,policy,compression,tracing,latency]
 //                    [--profile ROW] [--workers N] [--scaling] [--latency-rate REQ_PER_S]
 //                    [--duration S] [--connections N] [--body BYTES] [--rounds N]
 
@@ -65,6 +65,7 @@ const ROW_NAMES = [
   "policy",
   "protection",
   "compression",
+  "tracing",
   "latency",
 ] as const;
 type RowName = (typeof ROW_NAMES)[number];
@@ -119,6 +120,17 @@ const PEER_ROWS: readonly RowName[] = [
 const GOAL_VS_HAPROXY = 0.8;
 const GOAL_VS_NGINX = 1.0;
 const LARGE_BODY = 64 * 1024;
+/**
+ * The tracing row's lintels, each a process of its own with the same one-router config:
+ * no tracer, and an io.l5d.zipkin telemeter sampling 1% and 100% of requests, exporting to
+ * a collector that discards (lib/discard-collector.ts).
+ */
+const TRACING_TARGETS = [
+  { target: "lintel-net", sampleRate: undefined },
+  { target: "lintel-net-zipkin-1pct", sampleRate: 0.01 },
+  { target: "lintel-net-zipkin-100pct", sampleRate: 1.0 },
+] as const;
+
 /** The compression row: a JSON body of about this size, as an API answers. */
 const COMPRESSION_BODY = 16 * 1024;
 /** The compression row's compressing lintel servers: gzip only, brotli only (default levels). */
@@ -503,6 +515,26 @@ function reportCompressionCost(
 }
 
 /**
+ * The tracing row's cost, printed and returned for latest.json: each tracing target's
+ * req/s and CPU per request against lintel-net (the same config with no tracer) in the
+ * same run.
+ */
+function reportTracingCost(rows: readonly Row[]): Record<string, unknown> {
+  const none = rows.find((r) => r.target === "lintel-net");
+  if (!none) return {};
+  const out: Record<string, unknown> = {};
+  for (const r of rows.filter((x) => x.target.startsWith("lintel-net-zipkin-"))) {
+    const ratio = r.rps / none.rps;
+    const extraUs = r.cpu_us_per_req - none.cpu_us_per_req;
+    console.log(
+      `tracing cost: ${r.target} ${ratio.toFixed(2)} x lintel-net (no tracer) req/s, ${extraUs >= 0 ? "+" : ""}${extraUs.toFixed(1)} us CPU per request`,
+    );
+    out[r.target] = { vs_no_tracer: ratio, extra_cpu_us_per_req: extraUs };
+  }
+  return out;
+}
+
+/**
  * The h2 row's check of a target: one GET over TLS (verified against the bench
  * certificate) that must negotiate h2 by ALPN and answer 200 with the backend's body.
  */
@@ -681,7 +713,9 @@ async function main(): Promise<number> {
     mkdirSync(join(dir, "certs"));
     const cert = makeBenchCert(join(dir, "certs"));
     mkdirSync(join(dir, "h2load"));
-    const ports = await distinctPorts(25 + 5 * (LINTEL_ENGINES.length + PEERS.length));
+    const ports = await distinctPorts(
+      26 + 2 * TRACING_TARGETS.length + 5 * (LINTEL_ENGINES.length + PEERS.length),
+    );
     const port = () => ports.shift()!;
     const [backendPort, haproxyPort, adminPort, haproxyTls] = [port(), port(), port(), port()];
     // The egress row: plaintext in, TLS (verified, SNI) out to the backend's TLS port.
@@ -714,6 +748,10 @@ async function main(): Promise<number> {
       port(),
       port(),
     ];
+    // The tracing row: a collector that discards, and one lintel process per target of
+    // TRACING_TARGETS (a listener and an admin port each).
+    const traceCollector = port();
+    const tracingPorts = TRACING_TARGETS.map(() => ({ listen: port(), admin: port() }));
     const auth = await makeAuthFixtures(dir);
     // Each lintel engine and each peer: plaintext, TLS, egress and large listeners.
     const listeners = (): Listeners => ({
@@ -863,6 +901,29 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
       rejected = lintelCheck(lintelConfig);
       lintelThreads = "no workers setting (a lintel from before workers: one thread)";
     }
+    // The tracing row's lintels: one router to the backend, with the main lintel's threads.
+    const tracingConfigs = TRACING_TARGETS.map((t, i) => {
+      const file = join(dir, "lintel", `tracing-${i}.yaml`);
+      const telemetry =
+        t.sampleRate === undefined
+          ? ""
+          : `telemetry:\n- {kind: io.l5d.zipkin, host: 127.0.0.1, port: ${traceCollector}, sampleRate: ${t.sampleRate}}\n`;
+      const workers = lintelThreads.startsWith("workers:") ? `${lintelThreads}\n` : "";
+      writeFileSync(
+        file,
+        `${workers}${telemetry}admin: {ip: 127.0.0.1, port: ${tracingPorts[i]!.admin}}
+routers:
+- protocol: http
+  label: tracing
+  dtab: /svc => /$/inet/127.0.0.1/${backendPort}
+  servers:
+  - {ip: 127.0.0.1, port: ${tracingPorts[i]!.listen}, engine: net}
+`,
+      );
+      return file;
+    });
+    if (rejected === undefined && o.rows.includes("tracing"))
+      for (const f of tracingConfigs) rejected ??= lintelCheck(f);
     if (rejected !== undefined) {
       console.error(
         o.workers
@@ -984,6 +1045,20 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
           )
         : undefined;
       const haproxy = start("haproxy", "haproxy", ["-f", join(dir, "haproxy.cfg")], proxyCpus);
+      // The tracing row: the collector pinned with the backends, each lintel like lintel.
+      const collector = o.rows.includes("tracing")
+        ? start(
+            "collector",
+            process.execPath,
+            [join(root, "dist/loadtest/lib/discard-collector.js"), String(traceCollector)],
+            loadCpus,
+          )
+        : undefined;
+      const tracingLintels = collector
+        ? tracingConfigs.map((f, i) =>
+            start(TRACING_TARGETS[i]!.target, process.execPath, [lintelBin, "run", f], proxyCpus),
+          )
+        : [];
       const lintel = start(
         "lintel",
         process.execPath,
@@ -999,6 +1074,8 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
       if (largeBe) await waitForPort(largeBackend, largeBe);
       if (jsonBe) await waitForPort(jsonBackend, jsonBe);
       if (wsEchoProc) await waitForPort(wsEcho, wsEchoProc);
+      if (collector) await waitForPort(traceCollector, collector);
+      for (const [i, p] of tracingLintels.entries()) await waitForPort(tracingPorts[i]!.listen, p);
       for (const p of [
         haproxyPort,
         haproxyTls,
@@ -1249,6 +1326,20 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
             ]
           : []),
       ];
+      if (collector)
+        scenarios.push({
+          row: "tracing" as const,
+          name: `tracing-${bodyBytes}B-${connections}c`,
+          what: `the plaintext request through lintel (net engine, its own process, one router) with no tracer, and with an io.l5d.zipkin telemeter sampling 1% and 100% of requests (server and client spans, Zipkin v2 JSON to a collector that discards); whenever a tracer is configured every request, sampled or not, carries l5d-ctx-trace and B3 upstream (io.l5d.zipkin's default propagation)`,
+          bodyBytes,
+          targets: [
+            plain("direct", backendPort, backend),
+            plain("haproxy", haproxyPort, haproxy),
+            ...TRACING_TARGETS.map((t, i) =>
+              plain(t.target, tracingPorts[i]!.listen, tracingLintels[i]!),
+            ),
+          ],
+        });
       /** The compression row's body as each target sent it, in bytes (from its probe). */
       const compressedSizes: Record<string, number> = {};
 
@@ -1322,6 +1413,8 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
       const vsDirect: Record<string, number> = {};
       /** The compression row: each compressing target against lintel-net in the same run. */
       const compressionCost: Record<string, unknown> = {};
+      /** The tracing row: each tracing target against lintel-net (no tracer) in the same run. */
+      const tracingCost: Record<string, unknown> = {};
       const wrkThreads = Math.max(1, Math.min(loadCores, 2));
       for (const sc of scenarios) {
         if (!o.rows.includes(sc.row)) continue;
@@ -1429,6 +1522,7 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
             // A compressing target does work HAProxy does not do here: its cost is against
             // lintel-net (reportCompressionCost), not a goal against HAProxy.
             if (sc.row === "compression" && r.target !== "lintel-net") continue;
+            if (sc.row === "tracing" && r.target !== "lintel-net") continue;
             const okH = vsH >= GOAL_VS_HAPROXY;
             const okN = vsN === undefined || vsN >= GOAL_VS_NGINX;
             goalsMet[key] = okH && okN;
@@ -1440,6 +1534,7 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
           printTable(scRows, cols, sc.bodyBytes >= 4096, sc.unit);
           if (sc.row === "compression")
             Object.assign(compressionCost, reportCompressionCost(scRows, compressedSizes));
+          if (sc.row === "tracing") Object.assign(tracingCost, reportTracingCost(scRows));
           if (goals.length > 0)
             console.log(
               `goals (lintel >= ${GOAL_VS_HAPROXY} x HAProxy${nginxRps === undefined ? "" : `, >= ${GOAL_VS_NGINX.toFixed(1)} x nginx`}): ${goals.join("; ")}`,
@@ -1480,6 +1575,7 @@ ${servers("ws", "", WS_ENGINES)}- protocol: http
       result.ratios = ratios;
       result.vs_direct = vsDirect;
       if (Object.keys(compressionCost).length > 0) result.compression_cost = compressionCost;
+      if (Object.keys(tracingCost).length > 0) result.tracing_cost = tracingCost;
       result.ratios_vs_nginx = ratiosVsNginx;
       result.ratios_vs_caddy = ratiosVsCaddy;
       result.peers_vs_haproxy = peersVsHaproxy;

@@ -54,7 +54,6 @@ const UNSUPPORTED_KINDS: Readonly<Record<string, Readonly<Record<string, string>
     "io.l5d.mesh": "the namerd mesh (gRPC) interpreter is not supported",
   },
   telemeter: {
-    "io.l5d.zipkin": "Zipkin tracing is not supported",
     "io.l5d.statsd": "statsd is not supported; scrape /admin/metrics/prometheus",
     "io.l5d.influxdb": "InfluxDB is not supported; scrape /admin/metrics/prometheus",
     "io.l5d.tracelog": "the trace log telemeter is not supported",

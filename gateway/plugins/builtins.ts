@@ -32,6 +32,7 @@ import { httpsRedirectLayer } from "../routing/server-stack/https-redirect.js";
 import { requestChecksLayer } from "../routing/server-stack/request-checks.js";
 import { prometheusTelemeter } from "../telemeters/prometheus.js";
 import { recentRequestsTelemeter } from "../telemeters/recent-requests.js";
+import { TRACING_TELEMETERS } from "../telemeters/tracing-kinds.js";
 import { k8sDaemonsetTransformer } from "../transformers/k8s-daemonset.js";
 import { k8sLocalnodeTransformer } from "../transformers/k8s-localnode.js";
 import { localhostTransformer } from "../transformers/localhost.js";
@@ -72,6 +73,7 @@ export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
   ...GRPC_CLASSIFIERS,
   prometheusTelemeter,
   recentRequestsTelemeter,
+  ...TRACING_TELEMETERS,
   ...CERT_SOURCES,
   acmeChallengeLayer,
   httpsRedirectLayer,

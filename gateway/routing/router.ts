@@ -33,6 +33,7 @@ import {
 import type { TunnelRequest } from "../server/listener.js";
 import type { RequestObserver } from "../telemeters/telemeter.js";
 import { CLIENT_CLOSED, type RequestStats, type RouterMetrics } from "../telemetry/index.js";
+import type { RequestTrace, Tracer } from "../tracing/tracer.js";
 import type { AccessLog } from "./access-log.js";
 import { BindingCache, type BindingEntry } from "./binding-cache.js";
 import { keptBody, RecordedBody } from "./body-replay.js";
@@ -154,6 +155,10 @@ function noRoute(service: Path): ProxyError {
 export class Router implements Answerer, TunnelOwner<RequestState> {
   private readonly bindings: BindingCache;
   private readonly rng: () => number;
+  /** Set when a tracing telemeter is configured; otherwise tracing costs one branch. */
+  private readonly tracer: Tracer | undefined;
+  /** Whether trace context may go upstream in l5d-ctx-trace (not from egress to the outside). */
+  private readonly l5dContext: boolean;
   draining = false;
   inflight = 0;
   /** Requests handled since start. */
@@ -171,6 +176,8 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
       opts.metrics.bindcache,
     );
     this.rng = opts.rng ?? Math.random;
+    this.tracer = opts.observer?.tracer;
+    this.l5dContext = opts.egress === undefined || opts.egress.forwardL5dHeaders;
   }
 
   /** Serves one request that arrived on a server with the stack `server`. */
@@ -219,6 +226,11 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
       status: 0,
       bytes: 0,
       error: "",
+      // A clearContext server's client is not trusted with a trace context: a new trace.
+      trace:
+        this.tracer === undefined
+          ? undefined
+          : this.tracer.serverTrace(ex.headers, !server.clearContext, this.l5dContext, this.label),
     };
     try {
       if (server.arrive(st, this) === false) this.identify(st);
@@ -395,6 +407,7 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
       st.responseHeaders,
       st.dropResponseFields,
     );
+    st.trace?.target(st.service, st.client);
     const length = ex.contentLength;
     const keep =
       ex.hasBody &&
@@ -421,14 +434,14 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
           ? new RecordedBody(req.body, RETRY_BODY_BYTES)
           : undefined;
       const sent = recorded ? { ...req, body: recorded.first() } : req;
-      new ServiceCall(client, t.service, sent, recorded, writer, deadline).start();
+      new ServiceCall(client, t.service, sent, recorded, writer, deadline, st.trace).start();
       return;
     }
     // Kept so a retry can send it again (read before the first attempt, as Linkerd does).
     readBody(ex.body(), length!).then(
       (body) => {
         if (ex.aborted) return this.finish(st);
-        new ServiceCall(client, t.service, req, keptBody(body), writer, deadline).start();
+        new ServiceCall(client, t.service, req, keptBody(body), writer, deadline, st.trace).start();
       },
       (e: Error) => writer.onError(e),
     );
@@ -546,6 +559,19 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
         error: reason,
       });
     }
+    if (st.trace?.sampled) {
+      const e = st.ex;
+      st.trace.end({
+        method: e.method,
+        url: e.url,
+        status,
+        error: reason,
+        service: st.service,
+        client: st.client,
+        localAddress: server.address,
+        remoteAddress: `${e.clientAddress}:${e.clientPort}`,
+      });
+    }
     if (st.servicePassed > 0) st.target!.service.layers.leave(st);
     if (st.passed > 0) st.server.leave(st);
     if (--this.inflight === 0 && this.idleWaiters.length > 0) {
@@ -605,6 +631,8 @@ interface RequestState extends StackedRequest {
   bytes: number;
   /** Why it failed (a ProxyError code, client_closed, …); "" when it did not. */
   error: string;
+  /** Its trace, when a tracing telemeter is configured. */
+  readonly trace: RequestTrace | undefined;
 }
 
 /** The per-request dentries: l5d-ctx-dtab (from upstream proxies), then l5d-dtab. */

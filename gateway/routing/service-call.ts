@@ -16,6 +16,7 @@ import { ProxyError } from "../http/errors.js";
 import { getHeader, setHeader } from "../http/headers.js";
 import type { BackoffSequence } from "../policy/backoff.js";
 import { type Expiring, requestTimers, type WheelEntry } from "../timer-wheel.js";
+import type { ClientSpan, RequestTrace } from "../tracing/tracer.js";
 import type { BodyReplay } from "./body-replay.js";
 import type { ServicePolicy } from "./service-policy.js";
 
@@ -24,6 +25,9 @@ const MAX_RETRIES = 25;
 
 /** Errors a retry cannot mend: the deadline passed, or the answer is over the router's limits. */
 const NOT_RETRIED = new Set(["LINTEL_TIMEOUT", "LINTEL_RESPONSE_TOO_LARGE"]);
+
+/** Ends the span of an attempt whose connection failed before sending (sent again elsewhere). */
+const REQUEUED = new Error("the connection failed: the request was sent to another endpoint");
 
 /** Aborts an attempt whose answer is discarded for a retry. */
 const RETRYING = new Error("the answer is retryable: the request is sent again");
@@ -43,6 +47,8 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   private over = false;
   private deadlineTimer: WheelEntry | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** The attempt in flight's span, when the request's trace is sampled. */
+  private span: ClientSpan | undefined;
 
   constructor(
     private readonly client: Client,
@@ -54,6 +60,8 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
     private readonly writer: UpstreamHandler,
     /** When the whole request must be answered (ms since the epoch), or undefined. */
     private readonly deadline: number | undefined,
+    /** The request's trace (each attempt gets a client span and sends its context). */
+    private readonly trace?: RequestTrace,
   ) {}
 
   start(): void {
@@ -116,6 +124,17 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   attempting(attempt: Attempt): void {
     this.current = attempt;
     this.lastEndpoint = attempt.endpoint;
+    if (this.trace !== undefined) {
+      // A requeue (the connection failed before anything was sent) ends the last span.
+      this.span?.end(REQUEUED);
+      // The head the router built for this request (its own array): rewritten per attempt.
+      this.span = this.trace.attempt(
+        attempt.req.headers as string[],
+        attempt.endpoint.key,
+        this.req.method,
+        this.req.path,
+      );
+    }
   }
 
   onStart(_control: UpstreamControl): void {
@@ -123,6 +142,7 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   }
 
   onHead(status: number, headers: string[]): void {
+    this.span?.head(status);
     if (this.over) return;
     let cls = this.current
       ? this.current.answerClass
@@ -146,6 +166,7 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   }
 
   onEnd(trailers: string[] | undefined): void {
+    this.span?.end(undefined);
     if (this.over) return;
     this.over = true;
     this.current = undefined;
@@ -153,6 +174,7 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   }
 
   onError(err: Error): void {
+    this.span?.end(err);
     if (this.over) return;
     this.current = undefined;
     if (this.discarding) {

@@ -5,6 +5,7 @@
 // (./recent-requests.ts); users add kinds with plugin modules (category "telemeter").
 
 import type { MetricsSnapshot } from "../telemetry/index.js";
+import type { SpanSink, Tracer } from "../tracing/tracer.js";
 
 /** A request a router finished, as telemeters see it. */
 export interface RequestSummary {
@@ -49,6 +50,8 @@ export type ThreadState =
 export interface TelemeterAdminRequest {
   readonly method: string;
   readonly url: URL;
+  /** The request's headers (absent when a caller has none to give, as in unit tests). */
+  readonly headers?: Readonly<Record<string, string | string[] | undefined>>;
   /** Every thread's metrics, merged (the workers' as of their last report). */
   metrics(): MetricsSnapshot;
   /**
@@ -72,6 +75,8 @@ export interface Telemeter {
   sample?(): boolean;
   /** A request a router of this thread finished (and `sample()` chose). */
   observe?(request: RequestSummary): void;
+  /** Where a tracing telemeter (io.l5d.zipkin, otlp) takes the spans of sampled requests. */
+  readonly spans?: SpanSink;
   /** This thread's state for the admin routes' `threads()`; structured-cloneable (plain data). */
   threadState?(): unknown;
   /** Pages on the admin server (served by the control thread). */
@@ -85,4 +90,6 @@ export interface RequestObserver {
   /** Whether any telemeter wants this request (then `observe` follows at once). */
   sample(): boolean;
   observe(request: RequestSummary): void;
+  /** Present when a tracing telemeter is configured: routers trace requests with it. */
+  readonly tracer?: Tracer;
 }

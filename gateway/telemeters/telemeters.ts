@@ -10,6 +10,7 @@ import type { DecodeContext } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { PluginContext } from "../plugins/types.js";
 import type { MetricsSnapshot } from "../telemetry/index.js";
+import { type SpanSink, Tracer } from "../tracing/tracer.js";
 import { prometheusTelemeter } from "./prometheus.js";
 import { RECENT_REQUESTS_PATH, recentRequestsTelemeter } from "./recent-requests.js";
 import type {
@@ -17,6 +18,7 @@ import type {
   RequestObserver,
   RequestSummary,
   Telemeter,
+  TelemeterAdminRequest,
   ThreadState,
 } from "./telemeter.js";
 
@@ -29,7 +31,11 @@ export interface WorkerTelemetrySource {
 }
 
 /** An admin page as the admin server serves it. */
-export type AdminRouteHandler = (method: string, url: URL) => Promise<AdminAnswer>;
+export type AdminRouteHandler = (
+  method: string,
+  url: URL,
+  headers?: TelemeterAdminRequest["headers"],
+) => Promise<AdminAnswer>;
 
 interface Made {
   readonly kind: string;
@@ -44,7 +50,10 @@ class Observers implements RequestObserver {
   private readonly chosen: Uint8Array;
   private readonly failed: Uint8Array;
 
-  constructor(private readonly made: readonly Made[]) {
+  constructor(
+    private readonly made: readonly Made[],
+    readonly tracer: Tracer | undefined,
+  ) {
     this.chosen = new Uint8Array(made.length);
     this.failed = new Uint8Array(made.length);
   }
@@ -108,7 +117,10 @@ export class Telemeters {
       throw new Error(`telemetry[${this.made.length}]: ${(e as Error).message}`);
     }
     const observing = this.made.filter((m) => m.telemeter.observe !== undefined);
-    this.observer = observing.length > 0 ? new Observers(observing) : undefined;
+    const sinks: SpanSink[] = [];
+    for (const m of this.made) if (m.telemeter.spans) sinks.push(m.telemeter.spans);
+    const tracer = sinks.length > 0 ? new Tracer(sinks, ctx.random) : undefined;
+    this.observer = observing.length > 0 || tracer ? new Observers(observing, tracer) : undefined;
   }
 
   /** This thread's state of the telemeter at `telemetry[index]` (undefined if it keeps none). */
@@ -143,8 +155,8 @@ export class Telemeters {
         }
         owners.set(route.path, m);
         const threads = () => this.threads(m, env.own, env.workers);
-        routes.set(route.path, async (method, url) =>
-          route.serve({ method, url, metrics: env.metrics, threads }),
+        routes.set(route.path, async (method, url, headers) =>
+          route.serve({ method, url, headers, metrics: env.metrics, threads }),
         );
       }
     }
