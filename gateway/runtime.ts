@@ -38,6 +38,8 @@ import {
   mergeSnapshots,
   Registry,
   RouterMetrics,
+  type ThreadMetrics,
+  threadMetrics,
 } from "./telemetry/index.js";
 import type { ServerTlsSetup, ThreadRole } from "./thread-role.js";
 import type { WorkerPool } from "./workers/pool.js";
@@ -91,6 +93,8 @@ export class Runtime {
   /** This thread's Redis connections (the kinds that share state through Redis). */
   readonly redis = new RedisClients();
   private readonly certificateGauges = certificateGauges(this.metrics, () => this.tlsServers);
+  /** The control thread's process metrics (workers add their own, worker-main.ts). */
+  private threadMetrics: ThreadMetrics | undefined;
   readonly startedAt = Date.now();
   private stopping: Promise<void> | undefined;
 
@@ -119,6 +123,7 @@ export class Runtime {
     const accessLogs: AccessLog[] = [];
     const listeners: BoundListener[] = [];
     const rt = new Runtime(config, log, role, routers, clients, accessLogs, listeners, undefined);
+    if (!opts.worker) rt.threadMetrics = threadMetrics(rt.metrics, "main", { wholeProcess: true });
     const upstreamTls = new UpstreamTlsContexts();
     const kindContext = {
       log,
@@ -359,5 +364,6 @@ export class Runtime {
     await this.telemeters?.close();
     this.redis.close();
     await this.admin?.close();
+    this.threadMetrics?.close();
   }
 }

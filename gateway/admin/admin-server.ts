@@ -13,8 +13,9 @@ import { explain } from "../routing/explain.js";
 import type { RouterNaming } from "../routing/naming-setup.js";
 import type { AdminRouteHandler } from "../telemeters/telemeters.js";
 import type { MetricsSnapshot } from "../telemetry/index.js";
-import { metricsJson, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./metrics.js";
+import { metricsJson } from "./metrics.js";
 import { PROMETHEUS_PATH } from "./paths.js";
+import { PrometheusExposition } from "./prometheus/exposition.js";
 
 export interface AdminContext {
   readonly log: Logger;
@@ -148,13 +149,14 @@ export function startAdminServer(
   ip: string,
   port: number,
 ): Promise<AdminServer> {
+  const prometheus = new PrometheusExposition(ctx.metrics);
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
     const route = `${req.method} ${url.pathname}`;
     const handle = async () => {
       const telemeterRoute = ctx.routes?.get(url.pathname);
       if (telemeterRoute) {
-        const a = await telemeterRoute(req.method ?? "GET", url);
+        const a = await telemeterRoute(req.method ?? "GET", url, req.headers);
         return send(res, a.status ?? 200, a.body, a.contentType);
       }
       switch (url.pathname) {
@@ -182,8 +184,10 @@ export function startAdminServer(
           return sendJson(res, 200, ctx.certificates());
         case "/admin/clients.json":
           return sendJson(res, 200, await ctx.clients());
-        case PROMETHEUS_PATH:
-          return send(res, 200, prometheusText(ctx.metrics()), PROMETHEUS_CONTENT_TYPE);
+        case PROMETHEUS_PATH: {
+          const p = await prometheus.render(req.headers.accept, url.searchParams.get("format"));
+          return send(res, 200, p.body, p.contentType);
+        }
         case "/admin/shutdown":
           if (req.method !== "POST") return send(res, 405, "use POST\n");
           send(res, 202, "shutting down\n");

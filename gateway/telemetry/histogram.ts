@@ -127,6 +127,34 @@ export function percentile(h: HistogramSnapshot, q: number): number {
   return h.max;
 }
 
+/**
+ * Upper bounds (seconds) of the Prometheus histogram buckets every latency histogram is
+ * exposed with: 1 ms to 60 s, roughly 1-2.5-5 per decade, so replicas and threads that
+ * share them can be added up by `le` (`histogram_quantile` over `sum by (le)`).
+ */
+export const PROMETHEUS_BUCKETS_SECONDS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+
+/**
+ * How many recorded values fall at or below each bound (in ms, ascending): cumulative
+ * counts read from the log-scale buckets. A bucket counts below a bound when its first
+ * microsecond does, so a count may include values up to one bucket width (under 1.6 %)
+ * above the bound. Nothing is added to recording: the buckets are already there.
+ */
+export function cumulativeCounts(h: HistogramSnapshot, boundsMs: readonly number[]): number[] {
+  const out = new Array<number>(boundsMs.length).fill(0);
+  const limits = boundsMs.map((ms) =>
+    bucketOf(Math.min(MAX_US, Math.max(0, Math.floor(ms * 1000)))),
+  );
+  for (let i = 0; i < h.buckets.length; i += 2) {
+    const b = h.buckets[i]!;
+    const n = h.buckets[i + 1]!;
+    for (let j = 0; j < limits.length; j++) if (b <= limits[j]!) out[j]! += n;
+  }
+  return out;
+}
+
 export function summarize(h: HistogramSnapshot): HistogramSummary {
   return {
     count: h.count,

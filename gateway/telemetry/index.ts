@@ -1,16 +1,18 @@
 // Metrics: counters, gauges and latency histograms kept per thread in a registry under
 // Linkerd 1's metric names, snapshots that add up across the worker threads, and the
-// request metrics of routers (per server, service and client). The admin server renders
-// them (gateway/admin/metrics.ts).
+// request metrics of routers (per server, service and client), and each thread's process
+// metrics (event loop, GC, heap). The admin server renders them (gateway/admin/metrics.ts).
 
 export {
   BUCKETS,
   bucketOf,
   bucketValue,
+  cumulativeCounts,
   Histogram,
   type HistogramSnapshot,
   type HistogramSummary,
   mergeHistograms,
+  PROMETHEUS_BUCKETS_SECONDS,
   percentile,
   summarize,
 } from "./histogram.js";
@@ -39,3 +41,4 @@ export {
   ServerStats,
   ServiceStats,
 } from "./request-stats.js";
+export { EVENT_LOOP_WINDOW_MS, type ThreadMetrics, threadMetrics } from "./thread-metrics.js";

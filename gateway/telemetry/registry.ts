@@ -87,6 +87,15 @@ export interface MetricsSnapshot {
 
 export class Registry {
   private readonly scopes = new Map<string, Scope>();
+  private readonly refreshers: (() => void)[] = [];
+
+  /**
+   * `refresh` runs before each snapshot, to bring up to date metrics that are read rather
+   * than bumped (a thread's heap, GC and event-loop figures). Never on the request path.
+   */
+  beforeSnapshot(refresh: () => void): void {
+    this.refreshers.push(refresh);
+  }
 
   /** The scope named `name.flat`, made on first use. */
   scope(name: ScopeName): Scope {
@@ -99,6 +108,7 @@ export class Registry {
   }
 
   snapshot(): MetricsSnapshot {
+    for (const refresh of this.refreshers) refresh();
     return { scopes: [...this.scopes.values()].map((s) => s.snapshot()) };
   }
 }

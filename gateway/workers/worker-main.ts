@@ -9,6 +9,7 @@ import { Runtime } from "../runtime.js";
 import { closeAllUwsApps } from "../server/uws-engine.js";
 import { loadLintelConfig } from "../setup.js";
 import { SharedArena } from "../shared-arena.js";
+import { threadMetrics } from "../telemetry/index.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 import { RemoteAcmeAnswers, usesAcme } from "./remote-acme.js";
 import { RemoteCertificates } from "./remote-certificates.js";
@@ -136,6 +137,8 @@ async function serve(init: WorkerInit): Promise<void> {
     },
   });
   const rt = runtime;
+  // This thread's event loop, GC and heap, in each report (the thread ends with the process).
+  threadMetrics(rt.metrics, `worker-${init.index + 1}`);
   report = () =>
     post({
       type: "stats",

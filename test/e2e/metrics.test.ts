@@ -24,32 +24,38 @@ afterEach(cleanup);
 type Json = Record<string, number>;
 
 /**
- * Parses Prometheus text format 0.0.4 strictly enough to catch mistakes: every line is a
- * comment or `name{label="value", …} value`, names and label names are valid, values are
- * numbers. Returns the samples keyed by `name{labels}` as written.
+ * Parses Prometheus text format 0.0.4 strictly enough to catch mistakes: every line is
+ * blank, a HELP or TYPE comment, or `name{label="value",…} value`, names and label names
+ * are valid, values are numbers. Returns the samples keyed by `name{labels}`, labels
+ * joined by ", " as Linkerd wrote them (prom-client writes them without the space).
  */
 function parsePrometheus(text: string): Map<string, number> {
   const samples = new Map<string, number>();
   const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/;
   const label = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"$/;
   const typeLine = /^# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|summary|histogram|untyped)$/;
+  const helpLine = /^# HELP [a-zA-Z_:][a-zA-Z0-9_:]* \S.*$/;
   expect(text.endsWith("\n")).toBe(true);
   for (const line of text.slice(0, -1).split("\n")) {
+    if (line === "") continue;
     if (line.startsWith("#")) {
-      expect(line).toMatch(typeLine);
+      if (!typeLine.test(line)) expect(line).toMatch(helpLine);
       continue;
     }
     const m = sample.exec(line);
     if (!m) throw new Error(`not a Prometheus sample: ${JSON.stringify(line)}`);
+    let labels = "";
     if (m[3] !== undefined) {
-      for (const kv of m[3].split(", ")) {
+      const pairs = m[3].split(/,(?=[a-zA-Z_][a-zA-Z0-9_]*=")/);
+      for (const kv of pairs) {
         if (!label.test(kv)) throw new Error(`bad label ${JSON.stringify(kv)} in ${line}`);
       }
+      labels = `{${pairs.join(", ")}}`;
     }
-    const value = Number(m[4]);
-    if (!Number.isFinite(value)) throw new Error(`bad value in ${line}`);
-    expect(samples.has(`${m[1]}${m[2] ?? ""}`)).toBe(false);
-    samples.set(`${m[1]}${m[2] ?? ""}`, value);
+    const value = Number(m[4] === "+Inf" ? Number.POSITIVE_INFINITY : m[4]);
+    if (Number.isNaN(value)) throw new Error(`bad value in ${line}`);
+    expect(samples.has(`${m[1]}${labels}`)).toBe(false);
+    samples.set(`${m[1]}${labels}`, value);
   }
   return samples;
 }
@@ -189,10 +195,11 @@ describe("metrics on one thread", () => {
         expect({ [prom]: p.get(prom) }).toEqual({ [prom]: m[flat] });
       }
       // Every metric of metrics.json is in the Prometheus text, and nothing more: counters
-      // and gauges one sample each, histograms 8 quantiles, _sum and _count.
+      // and gauges one sample each, histograms 8 quantiles, _sum and _count as a summary,
+      // and 15 buckets, +Inf, _sum and _count as a histogram in seconds.
       const single = Object.keys(m).filter((k) => !/\.(count|sum|avg|min|max|p\d+)$/.test(k));
       const histograms = Object.keys(m).filter((k) => k.endsWith("request_latency_ms.count"));
-      expect(p.size).toBe(single.length + histograms.length * 10);
+      expect(p.size).toBe(single.length + histograms.length * (10 + 18));
     });
   }
 });

@@ -2,7 +2,8 @@
 // of several threads, request stats, and the two admin renderings.
 
 import { describe, expect, it } from "vitest";
-import { metricsJson, prometheusText } from "../../gateway/admin/metrics.js";
+import { metricsJson } from "../../gateway/admin/metrics.js";
+import { PrometheusExposition } from "../../gateway/admin/prometheus/exposition.js";
 import {
   BUCKETS,
   bucketOf,
@@ -209,14 +210,15 @@ function parsePrometheus(text: string): Map<string, number> {
     if (l === "" || l.startsWith("#")) continue;
     const m = line.exec(l);
     if (!m) throw new Error(`not a sample: ${l}`);
-    if (m[3]) for (const kv of m[3].split(", ")) if (!label.test(kv)) throw new Error(kv);
+    if (m[3])
+      for (const kv of m[3].split(/,(?=[a-zA-Z_]+=")/)) if (!label.test(kv)) throw new Error(kv);
     samples.set(`${m[1]}${m[2] ?? ""}`, Number(m[4]));
   }
   return samples;
 }
 
 describe("prometheus text", () => {
-  it("names, labels and summaries as io.l5d.prometheus, grouped by name", () => {
+  it("names, labels and summaries as io.l5d.prometheus, grouped by name", async () => {
     const reg = new Registry();
     const rm = new RouterMetrics(reg, "edge");
     rm.server("127.0.0.1", 4140).record(200, 3, "");
@@ -224,24 +226,24 @@ describe("prometheus text", () => {
     rm.service("/svc/users").record(200, 3, "");
     rm.client('/$/inet/we"ird/80').record(200, 3, "");
     const snap: MetricsSnapshot = reg.snapshot();
-    const text = prometheusText(snap);
+    const { body: text } = await new PrometheusExposition(() => snap).render(undefined);
     const s = parsePrometheus(text);
-    expect(s.get('rt:server:requests{rt="edge", server="127.0.0.1/4140"}')).toBe(1);
-    expect(s.get('rt:server:status:2XX{rt="edge", server="127.0.0.1/4140"}')).toBe(1);
-    expect(s.get('rt:server:failures:LINTEL_NO_ROUTE{rt="edge", server="127.0.0.1/4141"}')).toBe(1);
-    expect(s.get('rt:service:success{rt="edge", service="svc/users"}')).toBe(1);
-    expect(s.get('rt:client:requests{rt="edge", client="$/inet/we\\"ird/80"}')).toBe(1);
+    expect(s.get('rt:server:requests{rt="edge",server="127.0.0.1/4140"}')).toBe(1);
+    expect(s.get('rt:server:status:2XX{rt="edge",server="127.0.0.1/4140"}')).toBe(1);
+    expect(s.get('rt:server:failures:LINTEL_NO_ROUTE{rt="edge",server="127.0.0.1/4141"}')).toBe(1);
+    expect(s.get('rt:service:success{rt="edge",service="svc/users"}')).toBe(1);
+    expect(s.get('rt:client:requests{rt="edge",client="$/inet/we\\"ird/80"}')).toBe(1);
     expect(
-      s.get('rt:server:request_latency_ms{rt="edge", server="127.0.0.1/4141", quantile="0.99"}'),
+      s.get('rt:server:request_latency_ms{rt="edge",server="127.0.0.1/4141",quantile="0.99"}'),
     ).toBe(5);
-    expect(s.get('rt:server:request_latency_ms_count{rt="edge", server="127.0.0.1/4141"}')).toBe(1);
-    expect(s.get('rt:server:request_latency_ms_sum{rt="edge", server="127.0.0.1/4141"}')).toBe(5);
+    expect(s.get('rt:server:request_latency_ms_count{rt="edge",server="127.0.0.1/4141"}')).toBe(1);
+    expect(s.get('rt:server:request_latency_ms_sum{rt="edge",server="127.0.0.1/4141"}')).toBe(5);
     expect(s.get('rt:bindcache:path:misses{rt="edge"}')).toBe(0);
     // Each name's samples come together, after one TYPE line.
     const names = text
       .split("\n")
       .filter((l) => l !== "" && !l.startsWith("#"))
-      .map((l) => /^[^{ ]+/.exec(l)![0].replace(/_(sum|count)$/, ""));
+      .map((l) => /^[^{ ]+/.exec(l)![0].replace(/_(sum|count|bucket)$/, ""));
     const runs = names.filter((n, i) => i === 0 || names[i - 1] !== n);
     expect(new Set(runs).size).toBe(runs.length);
     expect(text.match(/^# TYPE rt:server:requests counter$/gm)).toHaveLength(1);
