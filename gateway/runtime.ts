@@ -133,7 +133,7 @@ export class Runtime {
     };
     const policyKinds = new PolicyKinds(kindContext);
     try {
-      rt.telemeters = new Telemeters(config.telemetry, kindContext);
+      rt.telemeters = new Telemeters(config.telemetry, { ...kindContext, metrics: rt.metrics });
       await role.prepare(rt);
       for (const [i, r] of config.routers.entries()) {
         const label = routerLabel(r);

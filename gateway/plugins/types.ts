@@ -104,7 +104,10 @@ export interface PluginContexts {
   backoff: PluginContext;
   responseClassifier: PluginContext;
   /** Made in every thread that serves requests (and the control thread, for its admin routes). */
-  telemeter: PluginContext;
+  telemeter: PluginContext & {
+    /** This thread's metrics (a tracer counts the spans it sends and drops there). */
+    readonly metrics?: Registry;
+  };
   /** Made on the control thread when a TLS server starts (`tls.certs`). */
   certSource: CertSourceContext;
   /** Made once per server, in the thread that serves it (`layers`). */

@@ -43,5 +43,6 @@ export const otlpTelemeter = definePlugin({
       contentType: OTLP_CONTENT_TYPE,
       adminPath: OTLP_ADMIN_PATH,
       log: ctx.log,
+      metrics: ctx.metrics,
     }),
 });

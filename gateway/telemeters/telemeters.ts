@@ -8,7 +8,7 @@ import type { LintelConfig } from "../config/config-schema.js";
 import type { PluginConfig } from "../config/plugin-schema.js";
 import type { DecodeContext } from "../config/schema.js";
 import type { Logger } from "../log.js";
-import type { PluginContext } from "../plugins/types.js";
+import type { PluginContexts } from "../plugins/types.js";
 import type { MetricsSnapshot } from "../telemetry/index.js";
 import { type SpanSink, Tracer } from "../tracing/tracer.js";
 import { prometheusTelemeter } from "./prometheus.js";
@@ -101,7 +101,7 @@ export class Telemeters {
   /** What routers call when they finish a request; undefined when no telemeter observes. */
   readonly observer: RequestObserver | undefined;
 
-  constructor(configs: readonly PluginConfig<"telemeter">[], ctx: PluginContext) {
+  constructor(configs: readonly PluginConfig<"telemeter">[], ctx: PluginContexts["telemeter"]) {
     try {
       for (const [index, pc] of configs.entries()) {
         const log = ctx.log.child({ telemeter: pc.kind });

@@ -4,8 +4,9 @@
 
 import { def, integer, list, oneOf } from "../config/schema.js";
 import type { Logger } from "../log.js";
+import type { Registry } from "../telemetry/registry.js";
 import { TRACE_FORMATS, type TraceFormat } from "../tracing/context.js";
-import { ExportQueue, type ExportStats } from "../tracing/export-queue.js";
+import { type ExportCounters, ExportQueue, type ExportStats } from "../tracing/export-queue.js";
 import type { FinishedSpan } from "../tracing/span.js";
 import type { SpanSink } from "../tracing/tracer.js";
 import type { AdminAnswer, Telemeter, TelemeterAdminRequest } from "./telemeter.js";
@@ -38,6 +39,8 @@ export interface TracingTelemeterOptions {
   /** The admin page with the export counts, e.g. /admin/zipkin.json. */
   readonly adminPath: string;
   readonly log: Logger;
+  /** Where the spans sent and dropped are counted (per exporter, summed over threads). */
+  readonly metrics?: Registry;
 }
 
 export function tracingTelemeter(o: TracingTelemeterOptions): Telemeter {
@@ -49,6 +52,7 @@ export function tracingTelemeter(o: TracingTelemeterOptions): Telemeter {
     encode: o.encode,
     contentType: o.contentType,
     log: o.log,
+    counters: o.metrics && exportCounters(o.metrics, o.adminPath),
   });
   const spans: SpanSink = {
     sampleRate: o.sampleRate,
@@ -74,5 +78,20 @@ export function tracingTelemeter(o: TracingTelemeterOptions): Telemeter {
     threadState: () => ({ ...queue.stats }),
     adminRoutes: [{ path: o.adminPath, serve }],
     close: () => queue.close(),
+  };
+}
+
+/** The span counts of one exporter in the metrics (`telemetry/tracing/<name>/…`). */
+function exportCounters(metrics: Registry, adminPath: string): ExportCounters {
+  const name = adminPath.replace(/^\/admin\//, "").replace(/\.json$/, "");
+  const scope = metrics.scope({
+    flat: `telemetry/tracing/${name}`,
+    prom: "telemetry:tracing",
+    labels: [["exporter", name]],
+  });
+  return {
+    sent: scope.counter("spans_sent"),
+    dropped: scope.counter("spans_dropped"),
+    failures: scope.counter("export_failures"),
   };
 }

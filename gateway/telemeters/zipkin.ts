@@ -38,6 +38,7 @@ export const zipkinTelemeter = definePlugin({
       contentType: ZIPKIN_CONTENT_TYPE,
       adminPath: ZIPKIN_ADMIN_PATH,
       log: ctx.log,
+      metrics: ctx.metrics,
     });
   },
 });

@@ -6,6 +6,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { Logger } from "../log.js";
+import type { Counter } from "../telemetry/registry.js";
 import type { FinishedSpan } from "./span.js";
 
 /** Failures are logged at most this often (a collector down would otherwise flood the log). */
@@ -26,6 +27,15 @@ export interface ExportOptions {
   readonly encode: (spans: readonly FinishedSpan[]) => string;
   readonly contentType: string;
   readonly log: Logger;
+  /** Counts in the metrics as well as in `stats`. */
+  readonly counters?: ExportCounters;
+}
+
+/** The same counts in the metrics registry, when the telemeter has one. */
+export interface ExportCounters {
+  readonly sent: Counter;
+  readonly dropped: Counter;
+  readonly failures: Counter;
 }
 
 /** The queue's counts on this thread (plain data: it crosses threads). */
@@ -58,6 +68,7 @@ export class ExportQueue {
   push(span: FinishedSpan): void {
     if (this.closed || this.queue.length >= this.o.maxQueue) {
       this.stats.dropped++;
+      if (this.o.counters) this.o.counters.dropped.n++;
       return;
     }
     this.queue.push(span);
@@ -75,10 +86,15 @@ export class ExportQueue {
     this.inFlight = true;
     return this.post(batch).then((err) => {
       this.inFlight = false;
-      if (err === undefined) this.stats.sent += batch.length;
-      else {
+      const counters = this.o.counters;
+      if (err === undefined) {
+        this.stats.sent += batch.length;
+        if (counters) counters.sent.n += batch.length;
+      } else {
         this.stats.failures++;
+        if (counters) counters.failures.n++;
         this.stats.dropped += batch.length;
+        if (counters) counters.dropped.n += batch.length;
         this.warn(err, batch.length);
       }
       if (this.queue.length >= this.o.batchSize) setImmediate(() => this.flush());

@@ -14,6 +14,7 @@ import {
   freePort,
   fsEdgeConfig,
   type Lintel,
+  metricsJson,
   startLintel,
   startUpstream,
 } from "./harness.js";
@@ -303,6 +304,11 @@ describe("export never holds requests up", () => {
     );
     expect(page.sent).toBe(0);
     expect(page.collector).toBe(`http://127.0.0.1:${down}/api/v2/spans`);
+    // The same counts are metrics, for Prometheus and /admin/metrics.json.
+    const m = await metricsJson(l);
+    expect(m["telemetry/tracing/zipkin/spans_dropped"]).toBe(20);
+    expect(m["telemetry/tracing/zipkin/spans_sent"] ?? 0).toBe(0);
+    expect(m["telemetry/tracing/zipkin/export_failures"]).toBeGreaterThanOrEqual(1);
     // Failures are logged, but not once per batch.
     const warned = l.logs.filter((line) => line.includes("span export failed"));
     expect(warned).toHaveLength(1);
