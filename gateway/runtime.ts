@@ -163,7 +163,9 @@ export class Runtime {
           r.bindingCache.idleTtlSecs * 1000,
         );
         clients.push(cache);
-        const accessLog = r.httpAccessLog ? new AccessLog(r.httpAccessLog, rlog) : undefined;
+        const accessLog = r.httpAccessLog
+          ? new AccessLog(r.httpAccessLog, rlog, r.httpAccessLogFormat)
+          : undefined;
         if (accessLog) accessLogs.push(accessLog);
         const limits = {
           maxTargetBytes: r.maxInitialLineKB * 1024,

@@ -254,6 +254,8 @@ export function routerSchema(registry: Registry) {
       }),
       originator: def(boolean(), false),
       httpAccessLog: opt(filePath("a log file path")),
+      /** lintel: `clf` (Combined Log Format and lintel's fields) or `json` (a JSON object per line). */
+      httpAccessLogFormat: def(oneOf(["clf", "json"] as const), "clf"),
       maxHeadersKB: def(integer({ min: 1 }), 8),
       /** lintel: the most header fields a request may have. */
       maxHeaderCount: def(integer({ min: 1 }), 100),

@@ -57,6 +57,47 @@ describe.each(ENGINES)("edge headers on the %s engine", (engine) => {
     expect(h["x-forwarded-host"]).toBe("shop.example");
   });
 
+  it("writes the access log as JSON lines when asked", async () => {
+    const up = await startUpstream("up");
+    const l = await startLintel(
+      config(
+        engine,
+        up.port,
+        "clearContext: true\ntrustedProxies: [127.0.0.0/8]\n",
+        "  httpAccessLog: access.log\n  httpAccessLogFormat: json",
+      ),
+    );
+    await call(l.port(), {
+      path: "/cart?id=7",
+      headers: { host: "shop.example", "x-forwarded-for": "198.51.100.4", "user-agent": "t/1" },
+    });
+    let line = "";
+    await eventually(
+      () => {
+        try {
+          line = readFileSync(join(l.dir, "access.log"), "utf8");
+          return line.endsWith("\n");
+        } catch {
+          return false;
+        }
+      },
+      3000,
+      "the access line",
+    );
+    const entry = JSON.parse(line);
+    expect(entry).toMatchObject({
+      remote: "198.51.100.4",
+      method: "GET",
+      url: "/cart?id=7",
+      protocol: "HTTP/1.1",
+      status: 200,
+      userAgent: "t/1",
+      service: "/svc/shop.example",
+    });
+    expect(Date.parse(entry.time)).toBeGreaterThan(Date.now() - 60_000);
+    expect(typeof entry.durationMs).toBe("number");
+  });
+
   it("keeps and extends X-Forwarded-For from a trusted proxy", async () => {
     const up = await startUpstream("up");
     const l = await startLintel(
