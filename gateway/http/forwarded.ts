@@ -51,6 +51,29 @@ export const FORWARDED_HEADERS: ReadonlySet<string> = new Set([
   "forwarded",
 ]);
 
+/**
+ * The client behind `peer`: the peer itself unless it is a trusted proxy, else the first
+ * address of X-Forwarded-For that is not a trusted proxy, read right to left.
+ */
+export function clientBehind(
+  peer: string,
+  headers: readonly string[],
+  trustedProxies: CidrSet,
+): string {
+  if (trustedProxies.size === 0 || !trustedProxies.has(peer)) return peer;
+  return firstUntrusted(peer, splitList(getHeaders(headers, "x-forwarded-for")), trustedProxies);
+}
+
+/** Right to left over the trusted hops of `forwardedFor`: the first untrusted one. */
+function firstUntrusted(peer: string, forwardedFor: readonly string[], trusted: CidrSet): string {
+  let client = peer;
+  for (let i = forwardedFor.length - 1; i >= 0; i--) {
+    client = forwardedFor[i]!;
+    if (!trusted.has(client)) break;
+  }
+  return client;
+}
+
 function splitList(values: readonly string[]): string[] {
   const out: string[] = [];
   for (const v of values) for (const p of v.split(",")) if (p.trim() !== "") out.push(p.trim());
@@ -90,17 +113,9 @@ export function forwardedHeaders(
 ): ForwardedResult {
   const trusted = policy.trustedProxies.has(hop.peer);
   const proto = hop.secure ? "https" : "http";
-  let client = hop.peer;
   const out: string[] = [];
   const priorFor = trusted ? splitList(getHeaders(received, "x-forwarded-for")) : [];
-  if (trusted) {
-    // Right to left over the trusted hops: the first untrusted address is the client.
-    for (let i = priorFor.length - 1; i >= 0; i--) {
-      const a = priorFor[i]!;
-      client = a;
-      if (!policy.trustedProxies.has(a)) break;
-    }
-  }
+  const client = trusted ? firstUntrusted(hop.peer, priorFor, policy.trustedProxies) : hop.peer;
   if (policy.xForwarded) {
     out.push("x-forwarded-for", [...priorFor, hop.peer].join(", "));
     const priorProto = trusted ? getHeaders(received, "x-forwarded-proto")[0] : undefined;

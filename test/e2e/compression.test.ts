@@ -26,6 +26,7 @@ import {
   type Lintel,
   metricsJson,
   onCleanup,
+  startFirehose,
   startLintel,
   startUpstream,
   type Upstream,
@@ -307,28 +308,7 @@ describe.each(ENGINES)("the compression layer on the %s engine", (engine) => {
 
   it("keeps backpressure through brotli: a client that does not read stops the upstream", async () => {
     const body = randomBytes(32 * 1024 * 1024);
-    const state = { sent: 0, waiting: false };
-    const up = await startUpstream(
-      "firehose",
-      (_req, res) => {
-        res.writeHead(200, { "content-type": "application/octet-stream" });
-        const step = () => {
-          state.waiting = false;
-          while (state.sent < body.length) {
-            const piece = body.subarray(state.sent, state.sent + 64 * 1024);
-            state.sent += piece.length;
-            if (!res.write(piece)) {
-              state.waiting = true;
-              res.once("drain", step);
-              return;
-            }
-          }
-          res.end();
-        };
-        step();
-      },
-      { streaming: true },
-    );
+    const { up, state } = await startFirehose(body);
     const l = await startLintel(
       config(engine, up.port, "[{kind: compression, contentTypes: ['*/*'], brotliQuality: 1}]"),
     );

@@ -94,6 +94,38 @@ export interface Upstream {
 
 export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
 
+/**
+ * An upstream that writes `body` as fast as its socket takes it, and says how far it got
+ * and whether it is waiting for room: a client that stops reading should stop it.
+ */
+export async function startFirehose(
+  body: Buffer,
+): Promise<{ up: Upstream; state: { sent: number; waiting: boolean } }> {
+  const state = { sent: 0, waiting: false };
+  const up = await startUpstream(
+    "firehose",
+    (_req, res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      const step = () => {
+        state.waiting = false;
+        while (state.sent < body.length) {
+          const piece = body.subarray(state.sent, state.sent + 64 * 1024);
+          state.sent += piece.length;
+          if (!res.write(piece)) {
+            state.waiting = true;
+            res.once("drain", step);
+            return;
+          }
+        }
+        res.end();
+      };
+      step();
+    },
+    { streaming: true },
+  );
+  return { up, state };
+}
+
 /** Answers 200 with a small JSON naming the upstream and echoing what it received. */
 export function echo(name: string): UpstreamHandler {
   return (req, res) => {

@@ -221,7 +221,7 @@ describe("requests in progress per client", () => {
         call(l.port(), { headers: { host: "a" } }),
         call(l.port(), { headers: { host: "a" } }),
       ];
-      await eventually(() => held.length === 2, 5000, "two requests at the upstream");
+      await eventually(() => held.length === 2, 15_000, "two requests at the upstream");
       const third = await call(l.port(), { headers: { host: "a" } });
       expect(third.status).toBe(429);
       expect(decodeURIComponent(String(third.headers["l5d-err"]))).toContain(
@@ -234,10 +234,11 @@ describe("requests in progress per client", () => {
         call(l.port(), { headers: { host: "a" } }),
         call(l.port(), { headers: { host: "a" } }),
       ];
-      await eventually(() => held.length === 2, 5000, "two more at the upstream");
+      await eventually(() => held.length === 2, 15_000, "two more at the upstream");
       for (const release of held.splice(0)) release();
       expect((await Promise.all(again)).map((r) => r.status)).toEqual([200, 200]);
     },
+    40_000,
   );
 });
 

@@ -7,7 +7,6 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ServerConfig } from "../../gateway/config/config-schema.js";
 import { formatConfigError } from "../../gateway/config/load.js";
-import { CidrSet } from "../../gateway/http/cidr.js";
 import { ProxyError } from "../../gateway/http/errors.js";
 import type { ServerExchange } from "../../gateway/http/exchange.js";
 import { silentLogger } from "../../gateway/log.js";
@@ -21,6 +20,7 @@ import {
 import { LayerStack, type StackedRequest } from "../../gateway/routing/server-stack/layer-stack.js";
 import { ServerStack } from "../../gateway/routing/server-stack/server-stack.js";
 import { loadLintelConfig } from "../../gateway/setup.js";
+import { arriving } from "../support/fake-exchange.js";
 import { layerServices, noServices } from "../support/plugin-services.js";
 
 let dir: string;
@@ -65,18 +65,7 @@ function request(
   headers: string[] = ["host", "a.test"],
   trusted: string[] = [],
 ): StackedRequest {
-  return {
-    ex: exchange(url, headers),
-    server: { trustedProxies: new CidrSet(trusted) },
-    service: undefined,
-    client: undefined,
-    responseHeaders: undefined,
-    dropResponseFields: undefined,
-    compression: undefined,
-    claims: undefined,
-    passed: 0,
-    servicePassed: 0,
-  };
+  return arriving(exchange(url, headers), trusted);
 }
 
 class Answers implements Answerer {

@@ -1,9 +1,12 @@
 // A scripted client side for the response writer's unit tests (what the writer did to
-// it: the head, the bytes, the end) and the upstream's control as the writer sees it.
+// it: the head, the bytes, the end), the upstream's control as the writer sees it, and a
+// request as the layers see it.
 
 import type { Readable } from "node:stream";
 import type { UpstreamControl } from "../../gateway/client/http1/connection.js";
+import { CidrSet } from "../../gateway/http/cidr.js";
 import type { ServerExchange } from "../../gateway/http/exchange.js";
+import type { StackedRequest } from "../../gateway/routing/server-stack/layer-stack.js";
 
 export class FakeExchange implements ServerExchange {
   readonly url = "/";
@@ -94,4 +97,20 @@ export class FakeControl implements UpstreamControl {
   resume(): void {
     this.resumes++;
   }
+}
+
+/** A request on `ex` as the layers see it, on a server trusting `trusted` proxies. */
+export function arriving(ex: ServerExchange, trusted: readonly string[] = []): StackedRequest {
+  return {
+    ex,
+    server: { trustedProxies: new CidrSet(trusted) },
+    service: undefined,
+    client: undefined,
+    responseHeaders: undefined,
+    dropResponseFields: undefined,
+    claims: undefined,
+    compression: undefined,
+    passed: 0,
+    servicePassed: 0,
+  };
 }

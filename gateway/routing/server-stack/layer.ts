@@ -9,7 +9,7 @@
 import type { CidrSet } from "../../http/cidr.js";
 import type { ProxyError } from "../../http/errors.js";
 import type { ServerExchange } from "../../http/exchange.js";
-import { getHeaders } from "../../http/headers.js";
+import { clientBehind } from "../../http/forwarded.js";
 import type { ResponseCompression } from "../response-compression.js";
 
 /** A request as the layers see it (the router's per-request state). */
@@ -64,24 +64,8 @@ export interface ServerLayer {
  * a trusted proxy, the first untrusted address of X-Forwarded-For read from the right.
  */
 export function clientAddress(req: ArrivingRequest): string {
-  if (req.client !== undefined) return req.client;
-  const peer = req.ex.clientAddress;
-  let client = peer;
-  const trusted = req.server.trustedProxies;
-  if (trusted.size > 0 && trusted.has(peer)) {
-    const xff = getHeaders(req.ex.headers, "x-forwarded-for");
-    if (xff.length > 0) {
-      const hops = xff.join(",").split(",");
-      for (let i = hops.length - 1; i >= 0; i--) {
-        const a = hops[i]!.trim();
-        if (a === "") continue;
-        client = a;
-        if (!trusted.has(a)) break;
-      }
-    }
-  }
-  req.client = client;
-  return client;
+  req.client ??= clientBehind(req.ex.clientAddress, req.ex.headers, req.server.trustedProxies);
+  return req.client;
 }
 
 /** Adds response fields to whatever answers `req`. */

@@ -8,7 +8,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from "jose";
 import type { Clock } from "../../../gateway/clock.js";
-import { CidrSet } from "../../../gateway/http/cidr.js";
 import type { ProxyError } from "../../../gateway/http/errors.js";
 import type { ServerExchange } from "../../../gateway/http/exchange.js";
 import { silentLogger } from "../../../gateway/log.js";
@@ -20,6 +19,7 @@ import {
   type Verdict,
 } from "../../../gateway/routing/server-stack/layer.js";
 import { Registry } from "../../../gateway/telemetry/registry.js";
+import { arriving } from "../../support/fake-exchange.js";
 
 /** A clock at a time the test sets; its timers are real ones (network timeouts). */
 export class TestClock implements Clock {
@@ -72,16 +72,7 @@ export function exchange(headers: string[], o: Partial<ServerExchange> = {}): Se
 }
 
 export function request(headers: string[], o: Partial<ServerExchange> = {}): ArrivingRequest {
-  return {
-    ex: exchange(headers, o),
-    server: { trustedProxies: new CidrSet([]) },
-    service: undefined,
-    client: undefined,
-    responseHeaders: undefined,
-    dropResponseFields: undefined,
-    claims: undefined,
-    compression: undefined,
-  };
+  return arriving(exchange(headers, o));
 }
 
 /** How a layer decided, once it has. */

@@ -7,31 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatConfigError } from "../../../gateway/config/load.js";
 import type { PluginConfig } from "../../../gateway/config/plugin-schema.js";
-import { CidrSet } from "../../../gateway/http/cidr.js";
-import type { ServerExchange } from "../../../gateway/http/exchange.js";
 import { silentLogger } from "../../../gateway/log.js";
 import type { ServerLayerContext } from "../../../gateway/plugins/types.js";
-import type { ArrivingRequest } from "../../../gateway/routing/server-stack/layer.js";
 import { loadLintelConfig } from "../../../gateway/setup.js";
 import { Registry } from "../../../gateway/telemetry/registry.js";
-import { FakeControl, FakeExchange } from "../../support/fake-exchange.js";
+import { arriving, FakeControl, FakeExchange } from "../../support/fake-exchange.js";
 import { layerServices, noServices } from "../../support/plugin-services.js";
 
-export { FakeControl, FakeExchange };
-
-/** A request as the layers see it, on `ex`. */
-export function arriving(ex: ServerExchange): ArrivingRequest {
-  return {
-    ex,
-    server: { trustedProxies: new CidrSet([]) },
-    service: undefined,
-    client: undefined,
-    responseHeaders: undefined,
-    dropResponseFields: undefined,
-    claims: undefined,
-    compression: undefined,
-  };
-}
+export { arriving, FakeControl, FakeExchange };
 
 /** A layer context with its own metrics registry (`metrics`). */
 export function layerContext(metrics = new Registry()): ServerLayerContext {
