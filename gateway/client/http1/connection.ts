@@ -6,6 +6,7 @@
 
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
+import { holdWrites } from "../../http/write-batching.js";
 import {
   type ResponseEvents,
   type ResponseLimits,
@@ -118,6 +119,7 @@ export class Http1Connection implements UpstreamControl, ResponseEvents {
     head += CRLF;
     handler.onStart(this);
     if (this.handler !== handler) return; // aborted in onStart
+    holdWrites(this.socket, head.length);
     this.socket.write(head, "latin1");
     if (body) {
       this.bodySending = true;

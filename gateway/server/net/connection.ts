@@ -8,6 +8,7 @@ import type { Socket } from "node:net";
 import { ProxyError } from "../../http/errors.js";
 import { originForm } from "../../http/exchange.js";
 import { writeRawError } from "../../http/raw-error.js";
+import { holdWrites, releaseWrites } from "../../http/write-batching.js";
 import { H2_PREFACE } from "../h2/h2-side.js";
 import type { TunnelRequest } from "../listener.js";
 import { BodyDecoder } from "./body-decoder.js";
@@ -221,6 +222,7 @@ export class Http1Connection implements ExchangeConnection {
   send(data: Buffer | string): boolean {
     const socket = this.socket;
     if (socket.destroyed) return true;
+    holdWrites(socket, data.length);
     return typeof data === "string" ? socket.write(data, "latin1") : socket.write(data);
   }
 
@@ -228,6 +230,7 @@ export class Http1Connection implements ExchangeConnection {
     const socket = this.socket;
     if (socket.destroyed) return true;
     const view = length === buf.length ? buf : buf.subarray(0, length);
+    holdWrites(socket, length);
     if (!isPooled(buf)) return socket.write(view);
     // Writes complete in order: the oldest buffer in flight is the one written.
     this.inflight.push(buf);
@@ -261,6 +264,7 @@ export class Http1Connection implements ExchangeConnection {
 
   kill(): void {
     this.closing = true;
+    releaseWrites(this.socket);
     this.socket.destroy();
   }
 
@@ -292,6 +296,7 @@ export class Http1Connection implements ExchangeConnection {
 
   destroy(): void {
     this.closing = true;
+    releaseWrites(this.socket);
     this.socket.destroy();
   }
 
@@ -321,6 +326,7 @@ export class Http1Connection implements ExchangeConnection {
     this.current = undefined;
     // The request's body is broken: a response already under way is cut off.
     if (current !== undefined && !current.done && !current.abandon()) {
+      releaseWrites(this.socket);
       this.socket.destroy();
       return;
     }
@@ -389,6 +395,8 @@ export class Http1Connection implements ExchangeConnection {
   /** Another protocol owns the socket from here; it reads on when it is ready. */
   private handOver(): void {
     const socket = this.socket;
+    // Held responses leave before the new owner writes (node:http2 writes past the stream).
+    releaseWrites(socket);
     socket.pause();
     this.closing = true;
     this.pending = undefined;
