@@ -373,9 +373,10 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
           `cannot resolve ${bound.id.show} for ${t.dst.show}: ${a.error.message}`,
         );
     }
+    st.trace?.target(st.service, st.client);
     if (st.tunnels) {
       const tx = ex as TunnelExchange;
-      if (tx.method === "CONNECT") st.tunnels.connect(tx, client, t.dst.show, this, st);
+      if (tx.method === "CONNECT") st.tunnels.connect(tx, client, t.dst.show, this, st, st.trace);
       else {
         // An Upgrade is forwarded like a request (context, forwarded headers), then tunnelled.
         const up = upstreamHeaders(
@@ -388,7 +389,12 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
           undefined,
         );
         if (up.client !== undefined) st.remote = up.client;
-        const head = { path: t.url, headers: up.headers, clearContext: st.server.clearContext };
+        const head = {
+          path: t.url,
+          headers: up.headers,
+          clearContext: st.server.clearContext,
+          trace: st.trace,
+        };
         st.tunnels.upgrade(tx, client, t.dst.show, head, this, st);
       }
       return;
@@ -407,7 +413,6 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
       st.responseHeaders,
       st.dropResponseFields,
     );
-    st.trace?.target(st.service, st.client);
     const length = ex.contentLength;
     const keep =
       ex.hasBody &&

@@ -10,6 +10,7 @@
 import { connect, type Socket } from "node:net";
 import type { Client } from "../client/client.js";
 import { ProxyError } from "../http/errors.js";
+import type { ClientSpan, RequestTrace } from "../tracing/tracer.js";
 import type { TunnelExchange } from "./tunnel-exchange.js";
 import { relayUpgradeAnswer, upgradeRequestHead } from "./upgrade-tunnel.js";
 
@@ -30,6 +31,8 @@ export interface UpgradeHead {
   readonly headers: readonly string[];
   /** Drop l5d-* fields from the upstream's answer (clearContext servers). */
   readonly clearContext: boolean;
+  /** The request's trace: the tunnel gets a client span, its context goes upstream. */
+  readonly trace?: RequestTrace | undefined;
 }
 
 /** Tracks open tunnels so a shutdown can wait for them, then cut them. */
@@ -59,10 +62,22 @@ export class Tunnels {
     for (const s of this.open) s.destroy();
   }
 
-  /** Opens the CONNECT tunnel of `ex` to an endpoint of `client`; a refusal is thrown. */
-  connect<C>(ex: TunnelExchange, client: Client, service: string, owner: TunnelOwner<C>, ctx: C) {
+  /**
+   * Opens the CONNECT tunnel of `ex` to an endpoint of `client`; a refusal is thrown. With
+   * a `trace`, the tunnel is a client span from the dial to the close.
+   */
+  connect<C>(
+    ex: TunnelExchange,
+    client: Client,
+    service: string,
+    owner: TunnelOwner<C>,
+    ctx: C,
+    trace?: RequestTrace,
+  ) {
     const endpoint = client.pickForTunnel(service);
     if (endpoint instanceof ProxyError) throw endpoint;
+    // Nothing carries a context through CONNECT: the span is recorded, its headers unused.
+    const span = trace?.attempt([], endpoint.key, ex.method, ex.url);
     const { socket, head } = ex.request;
     this.track(socket);
     const { host, port } = endpoint.address;
@@ -79,15 +94,15 @@ export class Tunnels {
     const failed = (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       client.observe(endpoint, performance.now() - start, false, true);
-      owner.tunnelFailed(
-        ctx,
+      const err =
         e instanceof ProxyError
           ? e
           : new ProxyError(
               "LINTEL_CONNECT",
               `CONNECT to ${ex.url} (${host}:${port}) failed: ${e.code ?? e.message}`,
-            ),
-      );
+            );
+      span?.end(err);
+      owner.tunnelFailed(ctx, err);
     };
     upstream.once("error", failed);
     upstream.once("connect", () => {
@@ -96,12 +111,17 @@ export class Tunnels {
       client.observe(endpoint, performance.now() - start, true, false);
       if (socket.destroyed) {
         upstream.destroy();
+        span?.end(undefined);
         owner.tunnelClosed(ctx, 0, 0);
         return;
       }
+      span?.head(200);
       socket.write("HTTP/1.1 200 Connection Established\r\nvia: 1.1 lintel\r\n\r\n");
       if (head.length > 0) upstream.write(head);
-      this.join(socket, upstream, () => owner.tunnelClosed(ctx, 200, upstream.bytesRead));
+      this.join(socket, upstream, () => {
+        span?.end(undefined);
+        owner.tunnelClosed(ctx, 200, upstream.bytesRead);
+      });
       upstream.pipe(socket);
     });
   }
@@ -123,25 +143,34 @@ export class Tunnels {
     const { socket, head } = ex.request;
     this.track(socket);
     const start = performance.now();
+    let headers = request.headers;
+    let span: ClientSpan | undefined;
+    if (request.trace !== undefined) {
+      // The tunnel's client span: its context replaces the trace fields going upstream.
+      const traced = [...headers];
+      span = request.trace.attempt(traced, endpoint.key, ex.method, request.path);
+      headers = traced;
+    }
     const where = `${ex.upgrade} upgrade of ${service} (${endpoint.key})`;
     endpoint.openTunnel((err, upstream) => {
       if (err !== undefined || upstream === undefined) {
         client.observe(endpoint, performance.now() - start, false, true);
         const code = (err as NodeJS.ErrnoException | undefined)?.code;
-        owner.tunnelFailed(
-          ctx,
+        const failure =
           err instanceof ProxyError
             ? err
-            : new ProxyError("LINTEL_CONNECT", `${where} failed: ${code ?? err?.message}`),
-        );
+            : new ProxyError("LINTEL_CONNECT", `${where} failed: ${code ?? err?.message}`);
+        span?.end(failure);
+        owner.tunnelFailed(ctx, failure);
         return;
       }
       if (socket.destroyed) {
         upstream.destroy();
+        span?.end(undefined);
         owner.tunnelClosed(ctx, 0, 0);
         return;
       }
-      upstream.write(upgradeRequestHead(ex.method, request.path, request.headers, ex.upgrade));
+      upstream.write(upgradeRequestHead(ex.method, request.path, headers, ex.upgrade));
       if (head.length > 0) upstream.write(head);
       // Until the upstream answers, a client that leaves ends it all.
       let settled = false;
@@ -149,6 +178,7 @@ export class Tunnels {
         if (settled) return;
         settled = true;
         upstream.destroy();
+        span?.end(undefined);
         owner.tunnelClosed(ctx, 0, 0);
       };
       socket.once("close", early);
@@ -161,13 +191,19 @@ export class Tunnels {
         answered: (status) => {
           if (settled) return;
           settle(status < 500);
-          this.join(socket, upstream, () => owner.tunnelClosed(ctx, status, upstream.bytesRead));
+          span?.head(status);
+          this.join(socket, upstream, () => {
+            span?.end(undefined);
+            owner.tunnelClosed(ctx, status, upstream.bytesRead);
+          });
         },
         failed: (reason) => {
           if (settled) return;
           settle(false);
           // Nothing reached the client yet: it gets lintel's error (the connection closes).
-          owner.tunnelFailed(ctx, new ProxyError("LINTEL_UPSTREAM", `${where}: ${reason}`));
+          const err = new ProxyError("LINTEL_UPSTREAM", `${where}: ${reason}`);
+          span?.end(err);
+          owner.tunnelFailed(ctx, err);
         },
       });
     });

@@ -2,10 +2,13 @@
 // front of a backend, both exporting to a test Zipkin collector on loopback: one trace,
 // edge server → edge client → proxy server → proxy client; an OTLP collector; the export
 // queue dropping and counting when the collector is down while requests still succeed;
-// trusted servers continuing (or declining) an incoming trace.
+// trusted servers continuing (or declining) an incoming trace; WebSocket and CONNECT
+// tunnels as client spans.
 
 import { createServer, type IncomingMessage } from "node:http";
+import { type AddressInfo, connect, createServer as createTcpServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
 import {
   call,
   cleanup,
@@ -312,5 +315,98 @@ describe("export never holds requests up", () => {
     // Failures are logged, but not once per batch.
     const warned = l.logs.filter((line) => line.includes("span export failed"));
     expect(warned).toHaveLength(1);
+  });
+});
+
+describe("tunnels are client spans", () => {
+  it("a WebSocket upgrade sends its span's context upstream; both spans last the tunnel", async () => {
+    const collector = await startCollector();
+    const seen: IncomingMessage[] = [];
+    const http = createServer((_req, res) => res.end("not a websocket\n"));
+    const wss = new WebSocketServer({ noServer: true });
+    http.on("upgrade", (req, socket, head) => {
+      seen.push(req);
+      wss.handleUpgrade(req, socket, head, (ws) => ws.on("message", (d) => ws.send(d)));
+    });
+    await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+    closeOnCleanup(http);
+    const up = (http.address() as AddressInfo).port;
+    // A clearContext edge: the client's own traceparent must not reach the upstream.
+    const edge = await startLintel(
+      fsEdgeConfig({
+        workers: 0,
+        engine: "net",
+        plugins: zipkin(collector.port, ", propagation: [w3c]"),
+        dtab: `/svc => /$/inet/127.0.0.1/${up}`,
+        server: ", clearContext: true",
+      }),
+    );
+    const foreign = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const ws = new WebSocket(`ws://127.0.0.1:${edge.port()}/chat`, {
+      headers: { host: "chat", traceparent: foreign },
+    });
+    await new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    const echoed = new Promise((r) => ws.once("message", r));
+    ws.send("hi");
+    await echoed;
+    ws.close();
+    await eventually(async () => zipkinSpans(collector).length >= 2, 5000, "two spans");
+    const spans = zipkinSpans(collector);
+    const server = spans.find((s) => s.kind === "SERVER")!;
+    const client = spans.find((s) => s.kind === "CLIENT")!;
+    expect(server.traceId).not.toBe("0af7651916cd43dd8448eb211c80319c");
+    expect([client.traceId, client.parentId, client.name]).toEqual([
+      server.traceId,
+      server.id,
+      "get",
+    ]);
+    expect(client.tags["http.status_code"]).toBe("101");
+    expect(client.tags["l5d.service"]).toBe("/svc/chat");
+    expect(client.tags["l5d.endpoint"]).toBe(`127.0.0.1:${up}`);
+    // The upstream got the client span's context in place of the caller's.
+    const sent = seen[0]!.headers.traceparent as string;
+    // (W3C trace ids are 128 bits: a 64-bit id goes left-padded.)
+    expect(sent.split("-").slice(1, 3)).toEqual([client.traceId.padStart(32, "0"), client.id]);
+  });
+
+  it("a CONNECT tunnel is a client span to the endpoint it reached", async () => {
+    const collector = await startCollector();
+    const echo = createTcpServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+    closeOnCleanup(echo);
+    const port = (echo.address() as AddressInfo).port;
+    const l = await startLintel(
+      fsEdgeConfig({
+        workers: 0,
+        engine: "net",
+        plugins: zipkin(collector.port),
+        dtab: "/svc => /$/io.buoyant.hostportPfx/inet; /inet => /$/inet",
+        server: `, connect: {ports: [${port}]}`,
+        extra: "  egress: {allowCidrs: [127.0.0.0/8]}",
+      }),
+    );
+    const s = connect(l.port(), "127.0.0.1");
+    closeOnCleanup({
+      closeAllConnections: () => s.destroy(),
+      close: (cb) => cb(),
+    });
+    const answered = new Promise<string>((r) => s.once("data", (d: Buffer) => r(d.toString())));
+    s.write(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
+    expect((await answered).split("\r\n")[0]).toBe("HTTP/1.1 200 Connection Established");
+    s.end();
+    await eventually(async () => zipkinSpans(collector).length >= 2, 5000, "two spans");
+    const spans = zipkinSpans(collector);
+    const server = spans.find((x) => x.kind === "SERVER")!;
+    const client = spans.find((x) => x.kind === "CLIENT")!;
+    expect([client.traceId, client.parentId, client.name]).toEqual([
+      server.traceId,
+      server.id,
+      "connect",
+    ]);
+    expect(client.tags["l5d.endpoint"]).toBe(`127.0.0.1:${port}`);
+    expect(client.tags["http.status_code"]).toBe("200");
   });
 });
