@@ -1,10 +1,10 @@
-// `lintel demo`: the first thing to run. Starts the sample application and lintel on
-// configs/demo.yaml, and prints what to try.
+// `lintel demo [--log-format F] [--log-level L]`: the first thing to run. Starts the
+// sample application and lintel on configs/demo.yaml, and prints what to try.
 
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { type SamplePorts, startSampleServices } from "../demo/sample-services.js";
-import { createLogger } from "../log.js";
-import { startFromFile } from "./run.js";
+import { commandLogger, LOG_FLAGS, LOG_FLAGS_USAGE, startFromFile } from "./run.js";
 
 const DEMO_CONFIG = fileURLToPath(new URL("../../../configs/demo.yaml", import.meta.url));
 // Matches configs/demo/disco.
@@ -24,8 +24,17 @@ Try:
 Stop with Ctrl-C.
 `;
 
-export async function demoCommand(out: (s: string) => void): Promise<number> {
-  const log = createLogger();
+export async function demoCommand(args: string[], out: (s: string) => void): Promise<number> {
+  const usage = `usage: lintel demo ${LOG_FLAGS_USAGE}`;
+  let values: { "log-format"?: string; "log-level"?: string };
+  try {
+    values = parseArgs({ args, options: LOG_FLAGS }).values;
+  } catch (e) {
+    out(`${(e as Error).message}\n${usage}`);
+    return 2;
+  }
+  const log = commandLogger(values, out);
+  if (typeof log === "number") return log;
   let services: Awaited<ReturnType<typeof startSampleServices>>;
   try {
     services = await startSampleServices(PORTS, EDGE, TRY);

@@ -44,7 +44,7 @@ export async function main(
     case "run":
       return runCommand(rest, out);
     case "demo":
-      return demoCommand(out);
+      return demoCommand(rest, out);
     case "check":
       return checkCommand(rest, out);
     case "delegate": {

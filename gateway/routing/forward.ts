@@ -91,6 +91,7 @@ export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
       ex: ServerExchange,
       err: ProxyError,
       added: readonly string[] | undefined,
+      ctx: C,
     ) => void,
     private readonly onDone: (h: ForwardHandler<C>) => void,
     readonly ctx: C,
@@ -201,7 +202,7 @@ export class ForwardHandler<C> implements UpstreamHandler, CompressedBodyOwner {
       const e = err instanceof ProxyError ? err : new ProxyError("LINTEL_UPSTREAM", err.message);
       this.outcome.status = e.status;
       this.outcome.error = e.code;
-      this.respondError(this.ex, e, this.added);
+      this.respondError(this.ex, e, this.added, this.ctx);
     }
     this.done();
   }

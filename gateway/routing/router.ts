@@ -18,6 +18,7 @@ import type { ClientCache } from "../client/client-cache.js";
 import type { UpstreamRequest } from "../client/http1/connection.js";
 import { l5dErrValue, ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
+import { clientBehind } from "../http/forwarded.js";
 import { getHeader, getHeaders } from "../http/headers.js";
 import type { RequestLimits } from "../http/request-checks.js";
 import type { RequestView } from "../identifiers/identifier.js";
@@ -508,14 +509,15 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
     ex: ServerExchange,
     err: ProxyError,
     added: readonly string[] | undefined,
+    st: RequestState,
   ) => {
-    respondWithError(ex, err, this.opts.log, added);
+    respondWithError(ex, err, this.opts.log, st.server, added);
   };
 
   private fail(st: RequestState, err: ProxyError): void {
     st.status = err.status;
     st.error = err.code;
-    respondWithError(st.ex, err, this.opts.log, st.responseHeaders);
+    respondWithError(st.ex, err, this.opts.log, st.server, st.responseHeaders);
     this.finish(st);
   }
 
@@ -686,11 +688,19 @@ export function respondWithError(
   ex: ServerExchange,
   err: ProxyError,
   log: Logger,
+  server: Pick<ServerStack, "trustedProxies" | "stats">,
   added?: readonly string[],
 ): void {
   if (ex.aborted) return;
   if (err.closesConnection) ex.closeAfterResponse(true);
-  log.debug("request failed", { code: err.code, status: err.status, error: err.message });
+  log.debug("request failed", {
+    code: err.code,
+    status: err.status,
+    error: err.message,
+    // Who asked, as a PROXY header or trusted X-Forwarded-For gave it (the peer otherwise).
+    client: clientBehind(ex.clientAddress, ex.headers, server.trustedProxies),
+    server: server.stats.address,
+  });
   // A gRPC client reads its call's fate from grpc-status, not from the HTTP status.
   const grpc = ex.httpVersion === "2.0" && isGrpc(getHeader(ex.headers, "content-type"));
   const headers = grpc
