@@ -18,6 +18,7 @@ import {
   fsEdgeConfig,
   type Lintel,
   metricsJson,
+  onCleanup,
   startLintel,
   startUpstream,
 } from "./harness.js";
@@ -376,7 +377,7 @@ describe("tunnels are client spans", () => {
     const collector = await startCollector();
     const echo = createTcpServer((s) => s.pipe(s));
     await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
-    closeOnCleanup(echo);
+    onCleanup(() => new Promise<void>((r) => echo.close(() => r())));
     const port = (echo.address() as AddressInfo).port;
     const l = await startLintel(
       fsEdgeConfig({
