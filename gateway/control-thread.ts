@@ -1,14 +1,19 @@
 // The control thread's part of starting a runtime (see thread-role.ts): discovery with
 // its own Kubernetes watches, ACME, the certificate sources of the TLS servers, the uws
 // servers handed to worker threads when the config asks for workers, and the admin
-// server.
+// server (with `lintel stat`'s and `lintel tap`'s pages).
 
 import { availableParallelism } from "node:os";
 import type { LiveCertificates } from "../tls/certificate-set.js";
 import { AcmeService } from "./acme/service.js";
+import { adminToken } from "./admin/access.js";
 import { startAdminServer } from "./admin/admin-server.js";
 import { certificatesView } from "./admin/certificates.js";
 import { clientsView } from "./admin/clients.js";
+import { REQUEST_STATS_PATH, TAP_PATH } from "./admin/paths.js";
+import { requestStatsRoute } from "./admin/request-stats-page.js";
+import { TapHub } from "./admin/tap-hub.js";
+import { tapRoute } from "./admin/tap-route.js";
 import { systemClock } from "./clock.js";
 import type { AcmeConfig } from "./config/acme-schema.js";
 import type { LintelConfig, ServerConfig } from "./config/config-schema.js";
@@ -25,6 +30,7 @@ import { engineNotes } from "./server/engine-notes.js";
 import { freePort } from "./server/free-port.js";
 import { type ListenerTls, listenerTls } from "./server/tls-listener.js";
 import { SharedArena } from "./shared-arena.js";
+import type { AdminRouteHandler } from "./telemeters/telemeters.js";
 import { processScope } from "./telemetry/index.js";
 import type { HandedOver, Placement, ServerTlsSetup, ThreadRole } from "./thread-role.js";
 import { WorkerPool } from "./workers/pool.js";
@@ -154,6 +160,19 @@ export class ControlThread implements ThreadRole {
     const { config, naming, opts } = this;
     // This thread's clients count when it serves some servers itself, besides the workers'.
     const own = rt.listeners.length > this.handed.length;
+    const routes = rt.telemeters!.adminRoutes({
+      metrics: () => rt.metricsSnapshot(),
+      own,
+      workers: rt.pool,
+    });
+    const labels = [...naming.routers.keys()];
+    const hub = new TapHub(own ? rt.tap : undefined, rt.pool);
+    addRoute(
+      routes,
+      REQUEST_STATS_PATH,
+      requestStatsRoute(() => rt.metricsSnapshot(), labels),
+    );
+    addRoute(routes, TAP_PATH, tapRoute(hub, labels));
     rt.admin = await startAdminServer(
       {
         log: this.log.child({ component: "admin" }),
@@ -166,11 +185,8 @@ export class ControlThread implements ThreadRole {
         kubernetes: () => naming.kube?.status() ?? [],
         certificates: () => certificatesView(rt.tlsServers, rt.acme),
         clients: () => clientsView(own ? () => rt.clientsView() : undefined, rt.pool),
-        routes: rt.telemeters!.adminRoutes({
-          metrics: () => rt.metricsSnapshot(),
-          own,
-          workers: rt.pool,
-        }),
+        token: adminToken(config.admin),
+        routes,
       },
       config.admin.ip,
       config.admin.port,
@@ -181,6 +197,17 @@ export class ControlThread implements ThreadRole {
     });
     this.log.info("admin server listening", { address: `${config.admin.ip}:${rt.admin.port}` });
   }
+}
+
+/** Adds one of lintel's own admin routes, unless a telemeter (a plugin's) claims its path. */
+function addRoute(
+  routes: Map<string, AdminRouteHandler>,
+  path: string,
+  route: AdminRouteHandler,
+): void {
+  if (routes.has(path))
+    throw new Error(`a telemeter serves ${path} on the admin server, which lintel serves itself`);
+  routes.set(path, route);
 }
 
 /** `process/…`: workers configured and serving, restarts, uptime. Returns the restart counter. */

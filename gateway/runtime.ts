@@ -41,6 +41,7 @@ import {
   type ThreadMetrics,
   threadMetrics,
 } from "./telemetry/index.js";
+import { TapPoint, tappedObserver } from "./telemetry/tap-point.js";
 import type { ServerTlsSetup, ThreadRole } from "./thread-role.js";
 import type { WorkerPool } from "./workers/pool.js";
 import { serverKey } from "./workers/protocol.js";
@@ -90,6 +91,8 @@ export class Runtime {
   telemeters: Telemeters | undefined;
   /** This thread's metrics (a worker's own; see metricsSnapshot() for all threads'). */
   readonly metrics = new Registry();
+  /** This thread's end of `lintel tap`: the open taps' filters (admin/tap-hub.ts sends them). */
+  readonly tap = new TapPoint(this.metrics);
   /** This thread's Redis connections (the kinds that share state through Redis). */
   readonly redis = new RedisClients();
   private readonly certificateGauges = certificateGauges(this.metrics, () => this.tlsServers);
@@ -195,7 +198,7 @@ export class Runtime {
             ls.map((l, k) => configuredLayer(l, `${at}[${k}]`, layerContext)),
           ),
           response: responseSettings(r),
-          observer: rt.telemeters.observer,
+          observer: tappedObserver(rt.telemeters.observer, rt.tap),
         });
         routers.push(router);
         for (const [j, s] of r.servers.entries()) {

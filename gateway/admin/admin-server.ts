@@ -1,8 +1,9 @@
 // The admin server (default 127.0.0.1:9990): liveness and readiness for load balancers
 // and Kubernetes, the delegator API Linkerd's dashboard used, the running config,
 // metrics (rendered by ./metrics.ts), clients and their endpoints (./clients.ts), the
-// telemeters' pages (../telemeters/), and graceful shutdown. The UI plugs in here later.
-// Its own paths are listed in ./paths.ts.
+// telemeters' pages (../telemeters/), graceful shutdown, and the admin UI (./ui/, served
+// by ./ui-assets.ts). Who may ask is checked first (./access.ts). Its own paths are listed
+// in ./paths.ts.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "../log.js";
@@ -13,9 +14,11 @@ import { explain } from "../routing/explain.js";
 import type { RouterNaming } from "../routing/naming-setup.js";
 import type { AdminRouteHandler } from "../telemeters/telemeters.js";
 import type { MetricsSnapshot } from "../telemetry/index.js";
+import { crossOriginRefusal, type Refusal, TokenCheck } from "./access.js";
 import { metricsJson } from "./metrics.js";
-import { PROMETHEUS_PATH } from "./paths.js";
+import { OPEN_PATHS, PROMETHEUS_PATH, UI_INDEX_PATH } from "./paths.js";
 import { PrometheusExposition } from "./prometheus/exposition.js";
+import { UiAssets } from "./ui-assets.js";
 
 export interface AdminContext {
   readonly log: Logger;
@@ -37,6 +40,10 @@ export interface AdminContext {
   readonly clients: () => Promise<unknown>;
   /** The telemeters' pages by path (io.l5d.prometheus may take over the Prometheus one's). */
   readonly routes?: ReadonlyMap<string, AdminRouteHandler>;
+  /** The bearer token every path but the open ones needs (admin.token or admin.tokenEnv). */
+  readonly token?: string | undefined;
+  /** Where the built UI is; by default the build's dist/admin-ui. */
+  readonly uiDir?: string;
 }
 
 export interface AdminServer {
@@ -132,6 +139,30 @@ async function delegator(
   sendJson(res, 200, delegationJson(e, path));
 }
 
+/** What the UI lays itself out by: the routers, the namers with a state page, the telemeters' pages. */
+function uiIndex(ctx: AdminContext) {
+  return {
+    routers: [...ctx.routers.values()].map((r) => ({
+      label: r.label,
+      dstPrefix: r.dstPrefix.show,
+    })),
+    namers: [...ctx.namers]
+      .filter(([, n]) => n.state)
+      .map(([prefix]) => ({ prefix, state: `/namer_state/${encodeURIComponent(prefix)}.json` })),
+    pages: [...(ctx.routes?.keys() ?? [])],
+  };
+}
+
+function refuse(res: ServerResponse, r: Refusal): void {
+  res.writeHead(r.status, {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(r.message),
+    "cache-control": "no-store",
+    ...r.headers,
+  });
+  res.end(r.message);
+}
+
 /** Linkerd's /namer_state/<prefix>.json: what a namer watches and knows. */
 function namerState(ctx: AdminContext, res: ServerResponse, pathname: string): void {
   const prefix = decodeURIComponent(pathname.slice("/namer_state/".length)).replace(/\.json$/, "");
@@ -150,10 +181,23 @@ export function startAdminServer(
   port: number,
 ): Promise<AdminServer> {
   const prometheus = new PrometheusExposition(ctx.metrics);
+  const ui = new UiAssets(ctx.uiDir);
+  const tokenCheck = ctx.token === undefined ? undefined : new TokenCheck(ctx.token);
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
     const route = `${req.method} ${url.pathname}`;
     const handle = async () => {
+      const crossOrigin = crossOriginRefusal(req);
+      if (crossOrigin) return refuse(res, crossOrigin);
+      // The UI's page, script and stylesheet hold no data: they load without the token
+      // and ask for it.
+      const page = ui.answer(req.method ?? "GET", url.pathname, req.headers["if-none-match"]);
+      if (page) {
+        res.writeHead(page.status, page.headers);
+        return void res.end(page.body);
+      }
+      const unauthorized = OPEN_PATHS.has(url.pathname) ? undefined : tokenCheck?.refusal(req);
+      if (unauthorized) return refuse(res, unauthorized);
       const telemeterRoute = ctx.routes?.get(url.pathname);
       if (telemeterRoute) {
         const a = await telemeterRoute(req.method ?? "GET", url, req.headers);
@@ -184,6 +228,8 @@ export function startAdminServer(
           return sendJson(res, 200, ctx.certificates());
         case "/admin/clients.json":
           return sendJson(res, 200, await ctx.clients());
+        case UI_INDEX_PATH:
+          return sendJson(res, 200, uiIndex(ctx));
         case PROMETHEUS_PATH: {
           const p = await prometheus.render(req.headers.accept, url.searchParams.get("format"));
           return send(res, 200, p.body, p.contentType);

@@ -2,31 +2,17 @@
 // /admin/certificates.json: per TLS server each certificate's names, source, issuer and
 // expiry, the ACME names' renewal state, and what failed.
 
-import { request } from "node:http";
 import type { CertificatesView } from "../admin/certificates.js";
+import { adminRequest } from "./admin-request.js";
 
-function fetchView(admin: string, timeoutMs: number): Promise<CertificatesView> {
-  return new Promise((resolve, reject) => {
-    const req = request(`http://${admin}/admin/certificates.json`, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => {
-        body += c;
-      });
-      res.on("end", () => {
-        if (res.statusCode !== 200)
-          return reject(new Error(`HTTP ${res.statusCode}: ${body.trim()}`));
-        try {
-          resolve(JSON.parse(body) as CertificatesView);
-        } catch {
-          reject(new Error("the answer is not JSON"));
-        }
-      });
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on("error", reject);
-    req.end();
-  });
+async function fetchView(admin: string, timeoutMs: number): Promise<CertificatesView> {
+  const r = await adminRequest(admin, "GET", "/admin/certificates.json", { timeoutMs });
+  if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.trim()}`);
+  try {
+    return JSON.parse(r.body) as CertificatesView;
+  } catch {
+    throw new Error("the answer is not JSON");
+  }
 }
 
 /** Days (or hours) until `iso`, for people. */
@@ -75,9 +61,7 @@ export async function certsCommand(
   try {
     view = await fetchView(opts.admin, 5000);
   } catch (e) {
-    out(
-      `cannot read the certificates from the admin server at ${opts.admin}: ${(e as Error).message}`,
-    );
+    out(`cannot read the certificates: ${(e as Error).message}`);
     return 1;
   }
   out(opts.json ? JSON.stringify(view, null, 2) : formatCertificates(view));

@@ -7,17 +7,29 @@ import { checkCommand } from "./check.js";
 import { delegateCommand } from "./delegate.js";
 import { demoCommand } from "./demo.js";
 import { runCommand } from "./run.js";
+import { parseStat, statCommand } from "./stat.js";
+import { parseTap, tapCommand } from "./tap.js";
 
 const USAGE = `usage: lintel <command> [options]
 
 commands:
-  run CONFIG                            run lintel on a config (until SIGTERM or POST /admin/shutdown)
-  demo                                  run the demo: an edge router in front of a sample app
+  run CONFIG [LOG FLAGS]                run lintel on a config (until SIGTERM or POST /admin/shutdown)
+  demo [LOG FLAGS]                      run the demo: an edge router in front of a sample app
   check CONFIG...                       validate configs; print every error with its line
   delegate CONFIG [--router LABEL] PATH [--dtab DENTRIES] [--json] [--timeout MS]
                                         show how a router resolves PATH and what it binds to
   certs [--admin HOST:PORT] [--json]    the certificates a running lintel serves (default admin 127.0.0.1:9990)
-  version                               print the version`;
+  stat [--admin HOST:PORT] [--router LABEL] [--interval S] [--clients] [--json] [--watch]
+                                        per service (and client): success rate, requests per second and
+                                        p50/p95/p99 latency over S seconds (default 2); --watch: until Ctrl-C
+  tap [--admin HOST:PORT] [--router LABEL] [--service NAME] [--path PREFIX] [--status CODE|5xx]
+      [--max N] [--rate N] [--json]     the requests lintel finishes, live, one line each, until N or Ctrl-C
+                                        (at most --rate a second, default 100; the rest counted as dropped)
+  version                               print the version
+
+log flags (run, demo; default LINTEL_LOG_FORMAT, LINTEL_LOG_LEVEL, else text and info):
+  --log-format text|json                the application log's format on stderr
+  --log-level debug|info|warn|error     the lowest level logged`;
 
 /** Reads the version from package.json, found upwards from this file (src or dist). */
 function version(): string {
@@ -92,6 +104,22 @@ export async function main(
         { admin: values.admin ?? "127.0.0.1:9990", json: values.json ?? false },
         out,
       );
+    }
+    case "stat": {
+      const opts = parseStat(rest);
+      if (typeof opts === "string") {
+        out(`${opts}\n\n${USAGE}`);
+        return 2;
+      }
+      return statCommand(opts, out);
+    }
+    case "tap": {
+      const opts = parseTap(rest);
+      if (typeof opts === "string") {
+        out(`${opts}\n\n${USAGE}`);
+        return 2;
+      }
+      return tapCommand(opts, out);
     }
     case "version":
     case "--version":

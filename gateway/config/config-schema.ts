@@ -284,13 +284,64 @@ export function routerSchema(registry: Registry) {
   );
 }
 
-const admin = object({
-  ip: def(host(), "127.0.0.1"),
-  port: def(port(), 9990),
-  shutdownGraceMs: def(integer({ min: 0 }), 10_000),
-  /** lintel: on shutdown, keep serving this long after /admin/ready turns 503 (for health checks to notice). */
-  drainDelayMs: def(integer({ min: 0 }), 0),
-});
+/** Shortest admin token accepted: 16 characters, as `openssl rand -hex 8` gives at least. */
+const MIN_ADMIN_TOKEN = 16;
+
+/**
+ * Why `token` cannot be the admin's bearer token, or undefined when it can. The message
+ * never repeats the token: it is a secret, and `lintel check` output ends up in logs.
+ */
+export function adminTokenProblem(token: string): string | undefined {
+  if (!/^[\x21-\x7e]*$/.test(token))
+    return "the token has a space or a character that is not visible ASCII; an Authorization header cannot carry it";
+  if (token.length < MIN_ADMIN_TOKEN)
+    return `the token has ${token.length} characters; use at least ${MIN_ADMIN_TOKEN} (e.g. \`openssl rand -hex 24\`)`;
+  return undefined;
+}
+
+/** lintel: the admin's bearer token, checked by adminTokenProblem. */
+function adminToken(): Schema<string> {
+  const expected = `a token of at least ${MIN_ADMIN_TOKEN} visible ASCII characters`;
+  return {
+    expected,
+    decode(v, path, cx) {
+      if (typeof v !== "string") return cx.report(path, `expected ${expected}, got ${show(v)}`);
+      const problem = adminTokenProblem(v);
+      return problem === undefined ? v : cx.report(path, problem);
+    },
+  };
+}
+
+/** An environment variable's name, as a shell would take it. */
+function envName(): Schema<string> {
+  const expected =
+    "an environment variable name (letters, digits and _, not starting with a digit)";
+  return {
+    expected,
+    decode: (v, path, cx) =>
+      typeof v === "string" && /^[A-Za-z_][A-Za-z0-9_]*$/.test(v)
+        ? v
+        : cx.report(path, `expected ${expected}, got ${show(v)}`),
+  };
+}
+
+const admin = refine(
+  object({
+    ip: def(host(), "127.0.0.1"),
+    port: def(port(), 9990),
+    shutdownGraceMs: def(integer({ min: 0 }), 10_000),
+    /** lintel: on shutdown, keep serving this long after /admin/ready turns 503 (for health checks to notice). */
+    drainDelayMs: def(integer({ min: 0 }), 0),
+    /** lintel: a bearer token every admin path but /admin/ping and /admin/ready requires. */
+    token: opt(adminToken()),
+    /** lintel: an environment variable holding that token (read at startup). */
+    tokenEnv: opt(envName()),
+  }),
+  (a) =>
+    a.token !== undefined && a.tokenEnv !== undefined
+      ? "give the admin token as token or as tokenEnv, not both"
+      : undefined,
+);
 
 const usage = object({ enabled: def(boolean(), false), orgId: opt(string()) });
 

@@ -129,10 +129,15 @@ export function parseConfigText(
   return { file, raw, value: doc.toJS({ maxAliasCount: 100 }), positions, issues };
 }
 
+/** Keys whose values are secrets when written inline (the admin token): never displayed. */
+const SECRET_KEYS: ReadonlySet<string> = new Set(["token"]);
+const REDACTED = "(redacted)";
+
 /**
  * The config as written, for display (/config.json): `${VAR}` references stay as they
- * are, so secrets passed through the environment are not shown. References are swapped
- * for placeholders while parsing, so they may sit anywhere a value can (flow mappings too).
+ * are, so secrets passed through the environment are not shown, and a secret written
+ * inline (SECRET_KEYS) is redacted. References are swapped for placeholders while
+ * parsing, so they may sit anywhere a value can (flow mappings too).
  */
 export function readConfigAsWritten(file: string): unknown {
   const refs: string[] = [];
@@ -146,7 +151,12 @@ export function readConfigAsWritten(file: string): unknown {
     if (Array.isArray(v)) return v.map(restore);
     if (v !== null && typeof v === "object") {
       return Object.fromEntries(
-        Object.entries(v).map(([k, x]) => [restore(k) as string, restore(x)]),
+        Object.entries(v).map(([k, x]) => {
+          const key = restore(k) as string;
+          const value = restore(x);
+          const inline = typeof value === "string" && !/^\$\{[^}]+\}$/.test(value);
+          return [key, SECRET_KEYS.has(key) && inline ? REDACTED : value];
+        }),
       );
     }
     return v;

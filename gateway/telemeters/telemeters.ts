@@ -1,7 +1,8 @@
-// A thread's telemeters, made from the config's `telemetry` list: the one observer the
-// routers call when they finish a request (none when no telemeter observes, so a router
-// then pays one branch), each telemeter's state for the admin pages, and the admin
-// routes (control thread), which gather that state from every thread serving requests.
+// A thread's telemeters, made from the config's `telemetry` list: their one observer of
+// finished requests (none when no telemeter observes; the runtime joins it with the
+// thread's tap point, ../telemetry/tap-point.ts, for the routers), each telemeter's state
+// for the admin pages, and the admin routes (control thread), which gather that state
+// from every thread serving requests.
 
 import { isAdminServerPath } from "../admin/paths.js";
 import type { LintelConfig } from "../config/config-schema.js";

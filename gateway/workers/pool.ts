@@ -3,12 +3,13 @@
 // thread binds names for them, sends certificates, restarts a worker that dies (the
 // others keep serving), keeps each worker's last metrics report (and what dead workers
 // had counted), asks them for their clients' state (the admin server's clients.json) and
-// their telemeters' (telemeter pages such as recentRequests.json), and drains them on
-// shutdown.
+// their telemeters' (telemeter pages such as recentRequests.json), sends them the open
+// taps and passes on what they tap, and drains them on shutdown.
 
 import { Worker } from "node:worker_threads";
 import type { LiveCertificates } from "../../tls/certificate-set.js";
 import type { ThreadClientsView } from "../admin/clients.js";
+import type { WorkerTaps } from "../admin/tap-hub.js";
 import type { RouterClientsView } from "../client/client-view.js";
 import type { Logger } from "../log.js";
 import type { NamingSetup } from "../routing/naming-setup.js";
@@ -22,6 +23,7 @@ import {
   mergeSnapshots,
   withoutGauges,
 } from "../telemetry/index.js";
+import type { TapBatch, TapFilter } from "../telemetry/tap-point.js";
 import { WorkerBindings } from "./bind-service.js";
 import { WorkerKube } from "./kube-service.js";
 import type { FromWorker, ToWorker, WireCertificates, WorkerStats } from "./protocol.js";
@@ -76,7 +78,7 @@ function startWorker(): Worker {
   );
 }
 
-export class WorkerPool implements WorkerTelemetrySource {
+export class WorkerPool implements WorkerTelemetrySource, WorkerTaps {
   private readonly slots: (Slot | undefined)[];
   private stopping = false;
   private readonly stopWatching: (() => void)[] = [];
@@ -84,6 +86,9 @@ export class WorkerPool implements WorkerTelemetrySource {
   private carried: MetricsSnapshot = { scopes: [] };
   /** The id of the last question asked of the workers. */
   private lastQuestion = 0;
+  /** The taps open now, sent again to a worker started later. */
+  private taps: readonly TapFilter[] = [];
+  private tapSink: ((worker: number, batches: readonly TapBatch[]) => void) | undefined;
 
   constructor(private readonly opts: PoolOptions) {
     this.slots = new Array(opts.count).fill(undefined);
@@ -186,6 +191,15 @@ export class WorkerPool implements WorkerTelemetrySource {
     );
   }
 
+  setTaps(filters: readonly TapFilter[]): void {
+    this.taps = filters;
+    this.broadcast({ type: "taps", filters });
+  }
+
+  onTapBatches(sink: (worker: number, batches: readonly TapBatch[]) => void): void {
+    this.tapSink = sink;
+  }
+
   private certificatesNow(): WireCertificates[] {
     return [...this.opts.certificates].map(([server, store]) =>
       encodeCertificates(server, store.current),
@@ -216,6 +230,7 @@ export class WorkerPool implements WorkerTelemetrySource {
         switch (m.type) {
           case "ready":
             slot.ready = true;
+            if (this.taps.length > 0) post({ type: "taps", filters: this.taps });
             log.info("worker serving");
             resolve();
             break;
@@ -245,6 +260,9 @@ export class WorkerPool implements WorkerTelemetrySource {
             break;
           case "telemeter-state":
             slot.questions.get(m.id)?.("error" in m ? { error: m.error } : { value: m.state });
+            break;
+          case "tap":
+            this.tapSink?.(index, m.batches);
             break;
           case "log":
             log[m.level](m.msg, m.fields);

@@ -6,6 +6,7 @@
 import type { RouterClientsView } from "../client/client-view.js";
 import type { KubeApiRef, WatchSelector } from "../k8s/api.js";
 import type { MetricsSnapshot } from "../telemetry/index.js";
+import type { TapBatch, TapFilter } from "../telemetry/tap-point.js";
 
 /** A name tree whose bound leaves refer to address sets by number. */
 export type WireTree =
@@ -73,6 +74,8 @@ export type ToWorker =
   | { readonly type: "clients"; readonly id: number }
   /** Asks for the state of the telemeter at `telemetry[telemeter]` in this worker (its admin pages). */
   | { readonly type: "telemeter-state"; readonly id: number; readonly telemeter: number }
+  /** The taps open now (`lintel tap`): the whole list at each change; [] stops the flow. */
+  | { readonly type: "taps"; readonly filters: readonly TapFilter[] }
   | { readonly type: "shutdown"; readonly graceMs: number }
   /** End now, whatever is in flight (the grace period is over). */
   | { readonly type: "stop" };
@@ -135,6 +138,8 @@ export type FromWorker =
   /** The answer to a `telemeter-state` question: the telemeter's threadState(), or why none. */
   | { readonly type: "telemeter-state"; readonly id: number; readonly state: unknown }
   | { readonly type: "telemeter-state"; readonly id: number; readonly error: string }
+  /** Finished requests matching the open taps, sent every TAP_FLUSH_MS while some match. */
+  | { readonly type: "tap"; readonly batches: readonly TapBatch[] }
   | { readonly type: "stopped" };
 
 /** The key of a server in `ports` and certificate updates. */

@@ -1,6 +1,7 @@
 // A data-plane worker thread: loads the same config text as the control thread, serves
 // the config's uws servers on the ports the control thread chose, binds names through
-// it, reports its counts and metrics every second, and drains when told to.
+// it, reports its counts and metrics every second, sends the control thread the requests
+// the open taps match, and drains when told to.
 
 import { type MessagePort, parentPort } from "node:worker_threads";
 import { systemClock } from "../clock.js";
@@ -102,6 +103,9 @@ async function serve(init: WorkerInit): Promise<void> {
       case "telemeter-state":
         answerTelemeterState(m.id, m.telemeter);
         break;
+      case "taps":
+        runtime?.tap.set(m.filters);
+        break;
       case "shutdown":
         void (runtime?.shutdown(m.graceMs) ?? Promise.resolve()).finally(() => {
           // The last figures, so the totals include the requests drained.
@@ -137,6 +141,7 @@ async function serve(init: WorkerInit): Promise<void> {
     },
   });
   const rt = runtime;
+  rt.tap.connect((batches) => post({ type: "tap", batches }));
   // This thread's event loop, GC and heap, in each report (the thread ends with the process).
   threadMetrics(rt.metrics, `worker-${init.index + 1}`);
   report = () =>
