@@ -69,6 +69,7 @@ export class ControlThread implements ThreadRole {
   }
 
   async prepare(rt: Runtime): Promise<void> {
+    this.naming.resolver.reportTo?.(rt.metrics);
     const blocks = acmeBlocks(this.config);
     if (blocks.length > 0) {
       rt.acme = new AcmeService({

@@ -73,6 +73,10 @@ export const dnsBlock = refine(
     staleIfErrorSecs: def(integer({ min: 0 }), 300),
     /** Which addresses to use: IPv4 when there are any (else IPv6), the reverse, both, or one family only. */
     family: def(oneOf(["v4-preferred", "v6-preferred", "all", "v4", "v6"]), "v4-preferred"),
+    /** Names cached at most (100,000 when unset); past it the least recently used unwatched name is dropped. */
+    maxNames: opt(integer({ min: 1 })),
+    /** Look-ups in flight at most (64 when unset); more wait in a queue. */
+    maxLookupsInFlight: opt(integer({ min: 1 })),
   }),
   (d) =>
     d.minTtlSecs > d.maxTtlSecs
@@ -80,7 +84,10 @@ export const dnsBlock = refine(
       : undefined,
 );
 
-export type DnsConfig = Infer<typeof dnsBlock>;
+/** The cache bounds may be left out where a DnsConfig is written by hand (unset = default). */
+type DnsCacheBounds = "maxNames" | "maxLookupsInFlight";
+export type DnsConfig = Omit<Infer<typeof dnsBlock>, DnsCacheBounds> &
+  Partial<Pick<Infer<typeof dnsBlock>, DnsCacheBounds>>;
 
 export const egressBlock = object({
   /** The only host names requests may go to; any name when unset. */

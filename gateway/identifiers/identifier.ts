@@ -41,6 +41,12 @@ export function unidentified(reason: string): Identification {
  */
 export class IdentificationMemo {
   private readonly memo = new Map<string, Identification>();
+  /**
+   * The keys in the order they came, in a ring: the oldest is the next slot. (Taking the
+   * first key of the Map instead costs time in proportion to the keys deleted before it.)
+   */
+  private readonly order: string[] = [];
+  private next = 0;
 
   constructor(
     private readonly make: (key: string) => Identification,
@@ -51,7 +57,9 @@ export class IdentificationMemo {
     let id = this.memo.get(key);
     if (id === undefined) {
       id = this.make(key);
-      if (this.memo.size >= this.max) this.memo.delete(this.memo.keys().next().value!);
+      if (this.memo.size >= this.max) this.memo.delete(this.order[this.next]!);
+      this.order[this.next] = key;
+      this.next = (this.next + 1) % this.max;
       this.memo.set(key, id);
     }
     return id;

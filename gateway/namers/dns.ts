@@ -3,13 +3,22 @@
 // (and the search domains of /etc/resolv.conf for short names).
 // A name is looked up when first observed; while it is observed it is looked up again
 // before its answer expires, so requests never wait on a refresh; once nothing observes
-// it, it is left alone (its answer stays cached until it expires).
+// it, it is left alone (its answer stays cached until it expires, or until the cache,
+// full, drops it).
 
 import { isIP } from "node:net";
+import { type Clock, systemClock, type Timer } from "../clock.js";
 import type { DnsConfig } from "../config/egress-schemas.js";
 import type { Logger } from "../log.js";
 import { Cell, constant, type Var, VarCache } from "../naming/index.js";
-import { AnswerCache, type CacheTimes, type DnsLookup, type Resolution } from "./dns-cache.js";
+import type { Registry } from "../telemetry/index.js";
+import {
+  AnswerCache,
+  type CacheLimits,
+  type CacheTimes,
+  type DnsLookup,
+  type Resolution,
+} from "./dns-cache.js";
 import { dnsQuery, pickFamily } from "./dns-query.js";
 import { HostsFile, SYSTEM_HOSTS_FILE } from "./hosts-file.js";
 import { readSearchDomains, SYSTEM_RESOLV_CONF } from "./search-domains.js";
@@ -23,24 +32,79 @@ export type HostState =
 export interface HostResolver {
   /** The live addresses of `host` (an IP literal answers at once and never changes). */
   watch(host: string): Var<HostState>;
+  /** Reports the resolver's cache and look-ups as metrics (`dns/…`). */
+  reportTo?(registry: Registry): void;
 }
 
-export interface DnsResolverOptions extends CacheTimes {
+export interface DnsResolverOptions extends CacheTimes, Partial<CacheLimits> {
   readonly log: Logger;
   readonly lookup: DnsLookup;
   /** Run by close(): stops the look-ups in flight. */
   readonly onClose?: () => void;
+  /** Time and refresh timers (tests drive a fake one). */
+  readonly clock?: Clock;
+  /** Draws the refresh jitter. */
+  readonly random?: () => number;
 }
+
+/** Names cached when `dns.maxNames` is unset: an egress pool's working set, a few tens of MB. */
+const DEFAULT_MAX_NAMES = 100_000;
+/**
+ * Look-ups in flight when `dns.maxLookupsInFlight` is unset: over a thousand a second at
+ * 50 ms each, far above what refreshes of 100,000 names need, below a burst that would
+ * have a resolver drop queries.
+ */
+const DEFAULT_MAX_LOOKUPS_IN_FLIGHT = 64;
 
 const PENDING: HostState = { kind: "pending" };
 
 export class DnsResolver implements HostResolver {
   private readonly cells = new VarCache<string, HostState>();
   private readonly answers: AnswerCache;
+  private readonly clock: Clock;
   private closed = false;
 
   constructor(private readonly opts: DnsResolverOptions) {
-    this.answers = new AnswerCache(opts.lookup, opts, opts.log);
+    this.clock = opts.clock ?? systemClock;
+    this.answers = new AnswerCache(
+      opts.lookup,
+      opts,
+      opts.log,
+      {
+        maxNames: opts.maxNames ?? DEFAULT_MAX_NAMES,
+        maxLookupsInFlight: opts.maxLookupsInFlight ?? DEFAULT_MAX_LOOKUPS_IN_FLIGHT,
+      },
+      this.clock,
+      opts.random ?? Math.random,
+    );
+  }
+
+  /** The cache's figures: names kept, evictions, overflows and look-ups in flight or queued. */
+  get stats() {
+    const a = this.answers;
+    return {
+      names: a.size,
+      evicts: a.counters.evicts,
+      overflow: a.counters.overflow,
+      lookupsInFlight: a.lookupsInFlight,
+      lookupsQueued: a.lookupsQueued,
+    };
+  }
+
+  /** Reports the cache's figures as `dns/…` metrics of `registry` (read at each snapshot). */
+  reportTo(registry: Registry): void {
+    const scope = registry.scope({ flat: "dns", prom: "dns", labels: [] });
+    const a = this.answers;
+    scope.gauge("cache/names", () => a.size);
+    scope.gauge("lookups/inflight", () => a.lookupsInFlight);
+    scope.gauge("lookups/queued", () => a.lookupsQueued);
+    // The cache counts in plain fields; the counters take them up at each snapshot.
+    const evicts = scope.counter("cache/evicts");
+    const overflow = scope.counter("cache/overflow");
+    registry.beforeSnapshot(() => {
+      evicts.n = a.counters.evicts;
+      overflow.n = a.counters.overflow;
+    });
   }
 
   watch(host: string): Var<HostState> {
@@ -62,7 +126,7 @@ export class DnsResolver implements HostResolver {
 
   /** Keeps `cell` current while it is observed; returns what stops that. */
   private follow(host: string, cell: Cell<HostState>): () => void {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     let stopped = false;
     const apply = (r: Resolution) => {
       if (stopped || this.closed) return;
@@ -78,8 +142,8 @@ export class DnsResolver implements HostResolver {
       }
       // Setting the cell may have made the last observer leave.
       if (stopped) return;
-      timer = setTimeout(refresh, r.refreshInMs);
-      timer.unref();
+      timer = this.clock.setTimeout(refresh, r.refreshInMs);
+      timer.unref?.();
     };
     const refresh = () => {
       // Another watcher of the name may have renewed its answer meanwhile.
@@ -93,7 +157,7 @@ export class DnsResolver implements HostResolver {
     else void this.answers.query(host).then(apply);
     return () => {
       stopped = true;
-      clearTimeout(timer);
+      if (timer !== undefined) this.clock.clearTimeout(timer);
       this.answers.release(host);
     };
   }
@@ -133,6 +197,8 @@ export function createDnsResolver(config: DnsConfig, opts: SystemDnsOptions): Dn
     negativeTtlMs: config.negativeTtlSecs * 1000,
     staleIfErrorMs: config.staleIfErrorSecs * 1000,
     minRefreshMs: MIN_REFRESH_MS,
+    maxNames: config.maxNames,
+    maxLookupsInFlight: config.maxLookupsInFlight,
   });
 }
 

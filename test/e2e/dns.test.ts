@@ -5,7 +5,7 @@
 import { createServer } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { DnsServer } from "../support/dns-server.js";
-import { call, cleanup, eventually, onCleanup, startLintel } from "./harness.js";
+import { call, cleanup, eventually, metricsJson, onCleanup, startLintel } from "./harness.js";
 
 afterEach(cleanup);
 
@@ -82,6 +82,10 @@ describe("DNS through lintel", () => {
     expect(Date.now() - changedAt).toBeLessThan(2500);
     const after = await call(l.port(), { headers: { host: "api" } });
     expect(upstreamOf(after.text)).toBe("three");
+    // The resolver's cache is reported with the process's metrics.
+    const m = await metricsJson(l);
+    expect(m["dns/cache/names"]).toBe(1);
+    expect([m["dns/cache/evicts"], m["dns/lookups/inflight"]]).toEqual([0, 0]);
   });
 
   it("answers 502 for a name that does not exist (NXDOMAIN), naming it", async () => {
