@@ -47,11 +47,23 @@ const STATUS_CODE: Record<RequestHeadError["status"], ProxyError["code"]> = {
   505: "LINTEL_VERSION_NOT_SUPPORTED",
 };
 
+/** The connection a socket's events go to (one shared listener per event, not a closure each). */
+const CONNECTION = Symbol("lintel.http1-connection");
+type ServedSocket = Socket & { [CONNECTION]?: Http1Connection };
+
+function onSocketData(this: ServedSocket, chunk: Buffer): void {
+  this[CONNECTION]?.received(chunk);
+}
+function onSocketEnd(this: ServedSocket): void {
+  this[CONNECTION]?.peerEnd();
+}
+function onSocketClose(this: ServedSocket): void {
+  this[CONNECTION]?.socketClosed();
+}
+
+// An idle keep-alive connection costs what this object and its socket hold: listeners are
+// shared functions, addresses are read from the socket when asked for.
 export class Http1Connection implements ExchangeConnection {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
   condemned = false;
   /** Sweeps of the listener's timer since the connection last made progress. */
   idleTicks = 0;
@@ -64,8 +76,10 @@ export class Http1Connection implements ExchangeConnection {
   private paused = 0;
   /** Request heads read on this connection. */
   private requests = 0;
-  /** Pooled buffers the socket is writing, oldest first. */
-  private readonly inflight: Buffer[] = [];
+  /** Pooled buffers the socket is writing, oldest first (made with the first one). */
+  private inflight: Buffer[] | undefined;
+  /** A pooled buffer the socket wrote goes back (one that failed is left to the GC). */
+  private written: ((err?: Error | null) => void) | undefined;
   private closing = false;
   /** The client sent FIN: answer what it asked, then close. */
   private peerEnded = false;
@@ -78,15 +92,25 @@ export class Http1Connection implements ExchangeConnection {
     readonly secure: boolean,
     first: Buffer | undefined,
   ) {
-    this.remoteAddress = socket.remoteAddress ?? "";
-    this.remotePort = socket.remotePort ?? 0;
-    this.localAddress = socket.localAddress ?? "";
-    this.localPort = socket.localPort ?? 0;
-    socket.on("data", this.onData);
-    socket.on("end", this.onEnd);
+    (socket as ServedSocket)[CONNECTION] = this;
+    socket.on("data", onSocketData);
+    socket.on("end", onSocketEnd);
     socket.on("error", ignore);
-    socket.on("close", this.onClose);
-    if (first !== undefined && first.length > 0) this.onData(first);
+    socket.on("close", onSocketClose);
+    if (first !== undefined && first.length > 0) this.received(first);
+  }
+
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? "";
+  }
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+  get localAddress(): string {
+    return this.socket.localAddress ?? "";
+  }
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
   }
 
   /** No request in progress and no bytes of one: the connection may be closed when idle. */
@@ -94,7 +118,8 @@ export class Http1Connection implements ExchangeConnection {
     return this.current === undefined && this.pending === undefined;
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  /** Bytes read on the socket. */
+  received(chunk: Buffer): void {
     let data: Buffer | undefined = chunk;
     const decoder = this.decoder;
     if (decoder !== undefined) {
@@ -122,7 +147,7 @@ export class Http1Connection implements ExchangeConnection {
       return;
     }
     this.parse();
-  };
+  }
 
   /** Reads heads from the pending bytes while no response is in progress. */
   private parse(): void {
@@ -233,16 +258,17 @@ export class Http1Connection implements ExchangeConnection {
     holdWrites(socket, length);
     if (!isPooled(buf)) return socket.write(view);
     // Writes complete in order: the oldest buffer in flight is the one written.
-    this.inflight.push(buf);
+    this.inflight ??= [];
+    const inflight = this.inflight;
+    inflight.push(buf);
+    this.written ??= (err?: Error | null): void => {
+      const written = inflight.shift();
+      if (written !== undefined && !err) releaseBuffer(written);
+    };
     return socket.write(view, this.written);
   }
 
   /** A pooled buffer the socket wrote goes back (one that failed is left to the GC). */
-  private readonly written = (err?: Error | null): void => {
-    const buf = this.inflight.shift();
-    if (buf !== undefined && !err) releaseBuffer(buf);
-  };
-
   onDrain(cb: () => void): void {
     this.socket.once("drain", cb);
   }
@@ -321,7 +347,7 @@ export class Http1Connection implements ExchangeConnection {
     this.closing = true;
     this.pending = undefined;
     this.decoder = undefined;
-    this.socket.off("data", this.onData);
+    this.socket.off("data", onSocketData);
     const current = this.current;
     this.current = undefined;
     // The request's body is broken: a response already under way is cut off.
@@ -338,7 +364,7 @@ export class Http1Connection implements ExchangeConnection {
     this.pending = undefined;
     const socket = this.socket;
     if (socket.destroyed) return;
-    socket.off("data", this.onData);
+    socket.off("data", onSocketData);
     // FIN after what is queued; a peer that never closes its side is cut by the sweep.
     socket.end();
   }
@@ -400,13 +426,15 @@ export class Http1Connection implements ExchangeConnection {
     socket.pause();
     this.closing = true;
     this.pending = undefined;
-    socket.off("data", this.onData);
-    socket.off("end", this.onEnd);
-    socket.off("close", this.onClose);
+    socket.off("data", onSocketData);
+    socket.off("end", onSocketEnd);
+    socket.off("close", onSocketClose);
+    (socket as ServedSocket)[CONNECTION] = undefined;
     this.host.released(this);
   }
 
-  private readonly onEnd = (): void => {
+  /** The client sent FIN. */
+  peerEnd(): void {
     this.peerEnded = true;
     // A client that closes with a request in flight went away (as Node's server reads it):
     // the request is aborted. Heads already pipelined are answered, then the connection closes.
@@ -417,15 +445,16 @@ export class Http1Connection implements ExchangeConnection {
     }
     // What is pending now can only be a head the client will never finish.
     if (this.current === undefined) this.close();
-  };
+  }
 
-  private readonly onClose = (): void => {
+  /** The socket closed. */
+  socketClosed(): void {
     this.closing = true;
     const current = this.current;
     this.current = undefined;
     current?.connectionClosed();
     this.host.released(this);
-  };
+  }
 }
 
 const EMPTY = Buffer.alloc(0);

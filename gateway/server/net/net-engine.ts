@@ -90,9 +90,13 @@ export function listenNet(opts: ListenerOptions, handler: ExchangeHandler): Prom
     // allowHalfOpen: what a client's FIN means is the connection's to decide (connection.ts).
     front = createNetServer({ allowHalfOpen: true, noDelay: true }, (s) => accept(s, undefined));
   }
+  // One shared listener, not a closure per connection (idle connections are most of them).
+  function forget(this: Socket): void {
+    sockets.delete(this);
+  }
   front.on("connection", (s: Socket) => {
     sockets.add(s);
-    s.once("close", () => sockets.delete(s));
+    s.on("close", forget);
   });
   if (opts.maxConnections !== undefined) front.maxConnections = opts.maxConnections;
   // One timer per listener instead of one per connection: each tick ages every connection.
