@@ -15,6 +15,7 @@
 //   npm run bench -- [--quick] [--rows plaintext,tls,handshake,egress,large,h2,websocket,policy,compression,tracing,latency]
 //                    [--profile ROW] [--workers N] [--scaling] [--latency-rate REQ_PER_S]
 //                    [--duration S] [--connections N] [--body BYTES] [--rounds N]
+//   npm run bench -- --soak [--soak-minutes N] [--soak-rate REQ_PER_S]   (soak.ts)
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -49,6 +50,7 @@ import {
 import { formatSummary, type HotSpot, profileWhile } from "./lib/profile.js";
 import { runWrk } from "./lib/wrk.js";
 import { runWsLoad } from "./lib/ws-load.js";
+import { runSoak } from "./soak.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const resultsDir = join(root, "loadtest/results");
@@ -252,6 +254,9 @@ interface Options {
   readonly workers?: number;
   readonly scaling: boolean;
   readonly latencyRate?: number;
+  /** --soak: the soak run (soak.ts) instead of the rows, this many minutes. */
+  readonly soakMinutes?: number;
+  readonly soakRate?: number;
 }
 
 const median = (xs: number[]) => {
@@ -294,7 +299,8 @@ function cpuTimes(list?: string): { busy: number; total: number } {
 function usage(): string {
   return `usage: npm run bench -- [--quick] [--rows ${ROW_NAMES.join(",")}] [--profile ROW]
        [--workers N] [--scaling] [--latency-rate REQ_PER_S]
-       [--duration S] [--connections N] [--body BYTES] [--rounds N]`;
+       [--duration S] [--connections N] [--body BYTES] [--rounds N]
+       npm run bench -- --soak [--soak-minutes N (60)] [--soak-rate REQ_PER_S]`;
 }
 
 function parseOptions(): Options | string {
@@ -312,6 +318,9 @@ function parseOptions(): Options | string {
         workers: { type: "string" },
         scaling: { type: "boolean" },
         "latency-rate": { type: "string" },
+        soak: { type: "boolean" },
+        "soak-minutes": { type: "string" },
+        "soak-rate": { type: "string" },
       },
     }));
   } catch (e) {
@@ -332,8 +341,11 @@ function parseOptions(): Options | string {
   const rounds = num("rounds", quick ? 2 : 3, 1);
   const workers = num("workers", 0, 1);
   const latencyRate = num("latency-rate", 0, 1);
+  const soakMinutes = num("soak-minutes", 60, 1);
+  const soakRate = num("soak-rate", 0, 1);
   for (const v of [durationS, connections, bodyBytes, rounds, workers, latencyRate])
     if (typeof v === "string") return v;
+  for (const v of [soakMinutes, soakRate]) if (typeof v === "string") return v;
   const isRow = (r: string): r is RowName => (ROW_NAMES as readonly string[]).includes(r);
   let rows: RowName[];
   const rowsArg = str("rows");
@@ -364,6 +376,8 @@ function parseOptions(): Options | string {
     workers: (workers as number) || undefined,
     scaling,
     latencyRate: (latencyRate as number) || undefined,
+    soakMinutes: values.soak === true ? (soakMinutes as number) : undefined,
+    soakRate: (soakRate as number) || undefined,
   };
 }
 
@@ -630,7 +644,8 @@ async function main(): Promise<number> {
   const { durationS, connections, bodyBytes, rounds, warmupS } = o;
 
   const needs = ["wrk", "haproxy", "taskset", "openssl"];
-  if (o.rows.includes("latency") || o.rows.includes("h2") || o.scaling) needs.push("h2load");
+  if (o.rows.includes("latency") || o.rows.includes("h2") || o.scaling || o.soakMinutes)
+    needs.push("h2load");
   const missing = needs.filter((c) => !commandExists(c));
   if (missing.length > 0) {
     const pkgs = missing.map((c) =>
@@ -653,6 +668,22 @@ async function main(): Promise<number> {
   if (!existsSync(join(root, "dist/gateway/cli/main.js"))) {
     console.error("build lintel first: npm run build");
     return 2;
+  }
+  if (o.soakMinutes !== undefined) {
+    const dir = mkdtempSync(join(tmpdir(), "lintel-soak-"));
+    try {
+      await runSoak({
+        minutes: o.soakMinutes,
+        rate: o.soakRate,
+        dir,
+        lintelBin,
+        resultsFile: join(resultsDir, "latest-soak.json"),
+      });
+    } finally {
+      await stopAll();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return 0;
   }
 
   // Placement. One proxy thread: the proxies get core 0 alone and the backend and the load
