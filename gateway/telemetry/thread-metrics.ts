@@ -32,11 +32,12 @@ export interface ThreadMetrics {
  * Adds `thread`'s process metrics to `registry` (`process/thread/<thread>/…`, Prometheus
  * `process:…{thread="<thread>"}`); with `wholeProcess`, also the process's RSS and CPU
  * time (`process/rss_bytes`, `process/cpu_seconds`), which only one thread should report.
+ * `eventLoopWindowMs` (tests) shortens the event-loop delay's window.
  */
 export function threadMetrics(
   registry: Registry,
   thread: string,
-  o: { wholeProcess?: boolean } = {},
+  o: { wholeProcess?: boolean; eventLoopWindowMs?: number } = {},
 ): ThreadMetrics {
   const scope = registry.scope({
     flat: `process/thread/${thread}`,
@@ -52,8 +53,11 @@ export function threadMetrics(
 
   const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   delay.enable();
-  // Nanoseconds to seconds; a histogram with no sample yet reports NaN or huge values.
-  const seconds = (ns: number) => (Number.isFinite(ns) && delay.count > 0 ? ns / 1e9 : 0);
+  // The histogram holds the time between two ticks of its timer, resolution included:
+  // the delay is what is over the resolution. Nanoseconds to seconds; a histogram with no
+  // sample yet reports NaN or huge values.
+  const seconds = (ns: number) =>
+    Number.isFinite(ns) && delay.count > 0 ? Math.max(0, ns - RESOLUTION_MS * 1e6) / 1e9 : 0;
   const closeWindow = () => {
     p50.n = seconds(delay.percentile(50));
     p99.n = seconds(delay.percentile(99));
@@ -61,7 +65,7 @@ export function threadMetrics(
     mean.n = seconds(delay.mean);
     delay.reset();
   };
-  const window = setInterval(closeWindow, EVENT_LOOP_WINDOW_MS);
+  const window = setInterval(closeWindow, o.eventLoopWindowMs ?? EVENT_LOOP_WINDOW_MS);
   window.unref();
 
   // GC: collections and their time, by kind, in scopes of their own (labels thread, kind).

@@ -198,6 +198,26 @@ describe("process metrics", () => {
     expect(scope("process/thread/main/gc/minor").counters.duration_seconds).toBeGreaterThan(0);
     expect(keep).toEqual([]);
   });
+
+  it("reports the event loop's delay over its timer's resolution: none when idle, a block when held", async () => {
+    const reg = new Registry();
+    opened.push(threadMetrics(reg, "main", { eventLoopWindowMs: 300 }));
+    const gauges = () =>
+      reg.snapshot().scopes.find((x) => x.flat === "process/thread/main")!.gauges;
+    await new Promise((r) => setTimeout(r, 650));
+    // Idle: the 10 ms between the monitor's ticks is not delay.
+    expect(gauges().event_loop_delay_p50_seconds).toBeLessThan(0.005);
+    const until = Date.now() + 400;
+    const hold = setInterval(() => {
+      const end = Date.now() + 40;
+      while (Date.now() < end) {
+        // busy: the event loop is held up 40 ms at a time
+      }
+      if (Date.now() > until) clearInterval(hold);
+    }, 5);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(gauges().event_loop_delay_max_seconds).toBeGreaterThan(0.025);
+  });
 });
 
 describe("promtool check metrics", () => {
