@@ -164,6 +164,7 @@ export class Runtime {
           }),
           r.bindingCache.clients,
           r.bindingCache.idleTtlSecs * 1000,
+          metrics.clientcache,
         );
         clients.push(cache);
         const accessLog = r.httpAccessLog

@@ -1,8 +1,19 @@
 // Clients by bound id, made on first use (by the router's client stack) and closed when
-// idle too long or when the cache is over capacity (least recently used first).
+// idle too long or when the cache is over capacity (least recently used first). A client
+// stamps its own lastUsed on the request path, so the cache keeps no order of use: over
+// capacity, it closes the least recently used tenth at once, so the scan that finds them
+// is paid once per many new clients (an egress pool meets new hosts all the time).
 
 import type { BoundName } from "../naming/index.js";
+import type { Counter } from "../telemetry/index.js";
 import type { Client } from "./client.js";
+
+/** Linkerd's `bindcache/client/…` counters. */
+export interface ClientCacheCounters {
+  readonly misses: Counter;
+  readonly evicts: Counter;
+  readonly expires: Counter;
+}
 
 export class ClientCache {
   private readonly clients = new Map<string, Client>();
@@ -13,9 +24,14 @@ export class ClientCache {
     private readonly make: (bound: BoundName) => Client,
     private readonly capacity: number,
     private readonly idleTtlMs: number,
+    private readonly counters?: ClientCacheCounters,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, idleTtlMs / 4)));
     this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.clients.size;
   }
 
   get(bound: BoundName): Client {
@@ -23,9 +39,10 @@ export class ClientCache {
     let c = this.clients.get(key);
     if (c && c.bound.addr === bound.addr) return c;
     if (c) void c.close();
+    if (this.counters) this.counters.misses.n++;
     c = this.make(bound);
     this.clients.set(key, c);
-    if (this.clients.size > this.capacity) this.evictLeastRecent();
+    if (this.clients.size > this.capacity) this.evictLeastRecent(c);
     return c;
   }
 
@@ -34,12 +51,15 @@ export class ClientCache {
     return this.clients.values();
   }
 
-  private evictLeastRecent(): void {
-    let oldest: [string, Client] | undefined;
-    for (const e of this.clients) if (!oldest || e[1].lastUsed < oldest[1].lastUsed) oldest = e;
-    if (oldest) {
-      this.clients.delete(oldest[0]);
-      void oldest[1].close();
+  /** Closes the least recently used tenth of the clients (never `keep`, just made). */
+  private evictLeastRecent(keep: Client): void {
+    const n = Math.max(1, this.clients.size - Math.floor(this.capacity * 0.9));
+    const byAge = [...this.clients].filter(([, c]) => c !== keep);
+    byAge.sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    for (const [key, c] of byAge.slice(0, n)) {
+      this.clients.delete(key);
+      if (this.counters) this.counters.evicts.n++;
+      void c.close();
     }
   }
 
@@ -48,6 +68,7 @@ export class ClientCache {
     for (const [k, c] of this.clients) {
       if (c.lastUsed < cutoff) {
         this.clients.delete(k);
+        if (this.counters) this.counters.expires.n++;
         void c.close();
       }
     }

@@ -178,6 +178,12 @@ export class RouterMetrics {
     readonly evicts: Counter;
     readonly expires: Counter;
   };
+  /** The client cache's: clients made, closed over capacity, closed when idle. */
+  readonly clientcache: {
+    readonly misses: Counter;
+    readonly evicts: Counter;
+    readonly expires: Counter;
+  };
 
   constructor(
     private readonly registry: Registry,
@@ -193,6 +199,11 @@ export class RouterMetrics {
       misses: router.counter("bindcache/path/misses"),
       evicts: router.counter("bindcache/path/evicts"),
       expires: router.counter("bindcache/path/expires"),
+    };
+    this.clientcache = {
+      misses: router.counter("bindcache/client/misses"),
+      evicts: router.counter("bindcache/client/evicts"),
+      expires: router.counter("bindcache/client/expires"),
     };
   }
 
