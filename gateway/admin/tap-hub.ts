@@ -3,6 +3,7 @@
 // the workers'), read by long polls on /admin/tap (./tap-route.ts). Opening or closing a
 // tap sends the list of open taps to every thread; with none left, threads stop sending.
 
+import { type RecentRequestView, requestView } from "../telemeters/recent-requests.js";
 import type { RequestSummary } from "../telemeters/telemeter.js";
 import type { TapBatch, TapFilter, TapPoint } from "../telemetry/tap-point.js";
 
@@ -18,25 +19,8 @@ export interface WorkerTaps {
   onTapBatches(sink: (worker: number, batches: readonly TapBatch[]) => void): void;
 }
 
-/** A request as a tap's client reads it. */
-export interface TapRequestLine {
-  readonly type: "request";
-  /** When it arrived (ISO time). */
-  readonly time: string;
-  /** The thread that served it: a worker's index, or "control". */
-  readonly worker: number | "control";
-  readonly router: string;
-  readonly server: string;
-  readonly method: string;
-  readonly url: string;
-  readonly host: string | null;
-  readonly service: string | null;
-  readonly client: string | null;
-  /** 0 when no response went out (the client left first). */
-  readonly status: number;
-  readonly durationMs: number;
-  readonly error: string | null;
-}
+/** A request as a tap's client reads it: the fields of a recent request's view. */
+export type TapRequestLine = { readonly type: "request" } & RecentRequestView;
 
 /** What one poll reads: the requests since the last poll, and how many were dropped. */
 export interface TapPoll {
@@ -56,25 +40,8 @@ interface Session {
   inWindow: number;
 }
 
-/** Milliseconds to the microsecond. */
-const micros = (ms: number) => Math.round(ms * 1000) / 1000;
-
 function line(r: RequestSummary, worker: number | "control"): TapRequestLine {
-  return {
-    type: "request",
-    time: new Date(r.time).toISOString(),
-    worker,
-    router: r.router,
-    server: r.server,
-    method: r.method,
-    url: r.url,
-    host: r.host ?? null,
-    service: r.service ?? null,
-    client: r.client ?? null,
-    status: r.status,
-    durationMs: micros(r.durationMs),
-    error: r.error === "" ? null : r.error,
-  };
+  return { type: "request", ...requestView(r, worker) };
 }
 
 export class TapHub {

@@ -47,6 +47,24 @@ export interface RecentRequestsPage {
 const micros = (ms: number) => Math.round(ms * 1000) / 1000;
 
 /** Every thread's requests, newest (last finished) first. */
+/** A finished request as the admin pages show it (recent requests, `lintel tap`). */
+export function requestView(r: RequestSummary, worker: number | "control"): RecentRequestView {
+  return {
+    time: new Date(r.time).toISOString(),
+    worker,
+    router: r.router,
+    server: r.server,
+    method: r.method,
+    url: r.url,
+    host: r.host ?? null,
+    service: r.service ?? null,
+    client: r.client ?? null,
+    status: r.status,
+    durationMs: micros(r.durationMs),
+    error: r.error === "" ? null : r.error,
+  };
+}
+
 export function recentRequestsPage(threads: readonly ThreadState[], now: Date): RecentRequestsPage {
   const rows: { readonly r: RequestSummary; readonly worker: number | "control" }[] = [];
   const unanswered: { worker: number | "control"; error: string }[] = [];
@@ -58,20 +76,7 @@ export function recentRequestsPage(threads: readonly ThreadState[], now: Date): 
   rows.sort((a, b) => b.r.time + b.r.durationMs - (a.r.time + a.r.durationMs));
   return {
     time: now.toISOString(),
-    requests: rows.map(({ r, worker }) => ({
-      time: new Date(r.time).toISOString(),
-      worker,
-      router: r.router,
-      server: r.server,
-      method: r.method,
-      url: r.url,
-      host: r.host ?? null,
-      service: r.service ?? null,
-      client: r.client ?? null,
-      status: r.status,
-      durationMs: micros(r.durationMs),
-      error: r.error === "" ? null : r.error,
-    })),
+    requests: rows.map(({ r, worker }) => requestView(r, worker)),
     unanswered,
   };
 }
