@@ -77,7 +77,10 @@ export async function delegateCommand(
     args.dtab === undefined ? DtabClass.empty : parseOr("dtab", args.dtab, readDtab, out);
   if (!local) return 1;
 
-  const naming = buildNaming(loaded.config, { log: createLogger({ level: "warn" }) });
+  // Its warnings are for the person at the terminal: text, whatever LINTEL_LOG_FORMAT says.
+  const naming = buildNaming(loaded.config, {
+    log: createLogger({ level: "warn", format: "text" }),
+  });
   try {
     const labels = [...naming.routers.keys()];
     const label = args.router ?? (labels.length === 1 ? labels[0] : undefined);
