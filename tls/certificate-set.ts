@@ -3,18 +3,33 @@
 // (or nothing, when the listener is strict about SNI).
 
 import type { LoadedCertificate } from "./certificate.js";
+import type { CertificateCounters, ServingPems } from "./lazy-certificate.js";
 import { wildcardFor } from "./names.js";
 
-/** What serving a certificate takes: the PEMs, the names, and what identifies its content. */
+/**
+ * What serving a certificate takes: the PEMs, the names, and what identifies its content.
+ * A certificate read lazily (a folder's) has `load`, which reads and checks the PEMs and
+ * throws a CertificateError when they cannot be served.
+ */
 export type ServedCertificate = Pick<
   LoadedCertificate,
   "names" | "fingerprint" | "chainPem" | "keyPem"
-> & { readonly files: { readonly passphrase?: string | undefined } };
+> & {
+  readonly files: { readonly passphrase?: string | undefined };
+  load?(): ServingPems;
+};
+
+/** The PEMs of a certificate for a TLS context, read (and checked) once for the asking. */
+export function servingPems(c: ServedCertificate): ServingPems {
+  return c.load ? c.load() : c;
+}
 
 /** A listener's live certificates: the current set, and news of the next one. */
 export interface LiveCertificates {
   readonly current: CertificateSet;
   onChange(listener: (set: CertificateSet) => void): () => void;
+  /** What its certificates cost (contexts built and evicted, loads, failures), when counted. */
+  readonly counters?: CertificateCounters;
 }
 
 export class CertificateSet<C extends ServedCertificate = ServedCertificate> {

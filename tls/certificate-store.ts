@@ -2,11 +2,12 @@
 // (Kubernetes Secrets), checked, and reloaded when they change (file-system events plus a
 // periodic check; a live source says when). At startup every problem is fatal (nothing
 // half-starts); at reload a bad certificate is logged and the one it would have replaced
-// keeps serving.
+// keeps serving. A folder's certificates are indexed at startup without their keys (see
+// lazy-certificate.ts), and a file-system event reloads only the pair it names.
 
 import { createHash } from "node:crypto";
-import { type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
-import { dirname, join } from "node:path";
+import { type Dirent, type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import {
   type CertificateFiles,
   checkCertificate,
@@ -15,7 +16,16 @@ import {
 } from "./certificate.js";
 import { CertificateSet, type LiveCertificates } from "./certificate-set.js";
 import { CertificateError, type TlsLog } from "./errors.js";
+import {
+  type CertificateCounters,
+  indexCertificate,
+  LazyCertificate,
+  newCounters,
+} from "./lazy-certificate.js";
 import type { LivePemSource, PemPair } from "./live-source.js";
+
+/** A certificate as the store keeps it: loaded and checked, or indexed (a folder's). */
+export type StoredCertificate = LoadedCertificate | LazyCertificate;
 
 /** Where a key's passphrase comes from. */
 export interface PassphraseSource {
@@ -66,11 +76,31 @@ function passphraseOf(src: PassphraseSource, env: NodeJS.ProcessEnv): string | u
 
 const CERT_EXT = /\.(crt|pem|cert)$/;
 
+function hasSubfolders(d: string): boolean {
+  try {
+    return readdirSync(d, { withFileTypes: true }).some(
+      (e) => e.isDirectory() && !e.name.startsWith(".."), // not a mounted Secret's `..data`
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** certbot's layout: a folder holding fullchain.pem and privkey.pem. */
+function isCertbotFolder(d: string): boolean {
+  return (
+    statSync(join(d, "fullchain.pem"), { throwIfNoEntry: false })?.isFile() === true &&
+    statSync(join(d, "privkey.pem"), { throwIfNoEntry: false })?.isFile() === true
+  );
+}
+
 /** The certificate/key pairs in a folder: X.crt|X.pem|X.cert with X.key, or certbot's fullchain.pem + privkey.pem. */
 export function pairsInDir(dir: string): Omit<CertificateFiles, "passphrase">[] {
-  let entries: string[];
+  let entries: Dirent[];
   try {
-    entries = readdirSync(dir).sort();
+    entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    );
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new CertificateError(
@@ -80,29 +110,28 @@ export function pairsInDir(dir: string): Omit<CertificateFiles, "passphrase">[] 
   }
   const out: Omit<CertificateFiles, "passphrase">[] = [];
   const certbot = (d: string) => {
-    const full = join(d, "fullchain.pem");
-    const key = join(d, "privkey.pem");
-    if (
-      statSync(full, { throwIfNoEntry: false })?.isFile() &&
-      statSync(key, { throwIfNoEntry: false })?.isFile()
-    ) {
-      out.push({ certPath: full, keyPath: key });
-      return true;
-    }
-    return false;
+    if (!isCertbotFolder(d)) return false;
+    out.push({ certPath: join(d, "fullchain.pem"), keyPath: join(d, "privkey.pem") });
+    return true;
   };
   if (certbot(dir)) return out;
-  for (const name of entries) {
-    const path = join(dir, name);
-    const st = statSync(path, { throwIfNoEntry: false });
-    if (st?.isDirectory()) {
-      certbot(path);
+  // A listing's types spare a stat per file (10,000 pairs are 20,000 files); a symbolic
+  // link (a mounted ConfigMap or Secret) is followed.
+  const kind = (e: Dirent) => {
+    if (!e.isSymbolicLink()) return e.isFile() ? "file" : e.isDirectory() ? "dir" : "other";
+    const st = statSync(join(dir, e.name), { throwIfNoEntry: false });
+    return st?.isFile() ? "file" : st?.isDirectory() ? "dir" : "other";
+  };
+  const kinds = new Map(entries.map((e) => [e.name, kind(e)] as const));
+  for (const [name, k] of kinds) {
+    if (k === "dir") {
+      certbot(join(dir, name));
       continue;
     }
-    if (!st?.isFile() || !CERT_EXT.test(name) || /key\.pem$/.test(name)) continue;
-    const keyPath = join(dir, name.replace(CERT_EXT, ".key"));
-    if (statSync(keyPath, { throwIfNoEntry: false })?.isFile())
-      out.push({ certPath: path, keyPath });
+    if (k !== "file" || !CERT_EXT.test(name) || /key\.pem$/.test(name)) continue;
+    const keyName = name.replace(CERT_EXT, ".key");
+    if (kinds.get(keyName) === "file")
+      out.push({ certPath: join(dir, name), keyPath: join(dir, keyName) });
   }
   return out;
 }
@@ -112,7 +141,7 @@ interface Entry {
   readonly source: number;
   readonly files: CertificateFiles;
   signature: string;
-  cert: LoadedCertificate;
+  cert: StoredCertificate;
 }
 
 /** One certificate a source offers now: files to read, or text a live source holds. */
@@ -159,11 +188,21 @@ interface SourcePairs {
   readonly offered: Offered[] | undefined;
 }
 
+/** A file-system event that names no file: look at everything. */
+const EVERYTHING = "";
+/** The periodic look at everything may take at most 1/SCAN_SHARE of the time (2%). */
+const SCAN_SHARE = 50;
+
 export class CertificateStore implements LiveCertificates {
   private entries = new Map<string, Entry>();
-  private set: CertificateSet<LoadedCertificate>;
-  private readonly listeners = new Set<(set: CertificateSet<LoadedCertificate>) => void>();
+  private set: CertificateSet<StoredCertificate>;
+  private readonly listeners = new Set<(set: CertificateSet<StoredCertificate>) => void>();
+  readonly counters: CertificateCounters = newCounters();
+  /** Paths file-system events named since the last look. */
+  private dirty = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  /** How long the last look at everything took. */
+  private lastScanMs = 0;
   private watchers: FSWatcher[] = [];
   private liveStops: (() => void)[] = [];
   private pending: NodeJS.Timeout | undefined;
@@ -189,14 +228,12 @@ export class CertificateStore implements LiveCertificates {
     const offered = this.expand(errors, true).flatMap((p) => p.offered ?? []);
     for (const o of offered.filter((x) => !x.keep)) {
       try {
-        const cert = load(o);
+        const signature = signatureOfOffered(o);
+        // The default certificate is checked in full now: it must serve whatever happens.
+        const lazy = this.isFolders(o) && (this.fallback !== undefined || this.entries.size > 0);
+        const cert = lazy ? indexCertificate(o.files, this.hooks) : load(o);
         for (const w of cert.warnings) log("warn", w, { file: o.files.certPath });
-        this.entries.set(o.files.certPath, {
-          source: o.source,
-          files: o.files,
-          signature: signatureOfOffered(o),
-          cert,
-        });
+        this.entries.set(o.files.certPath, { source: o.source, files: o.files, signature, cert });
       } catch (e) {
         errors.push(
           e instanceof CertificateError
@@ -211,12 +248,49 @@ export class CertificateStore implements LiveCertificates {
     this.set = set;
   }
 
-  get current(): CertificateSet<LoadedCertificate> {
+  get current(): CertificateSet<StoredCertificate> {
     return this.set;
   }
 
+  /** The files `files` sources name (a change to one is looked at with everything). */
+  private get configuredFiles(): Set<string> {
+    const out = new Set<string>();
+    for (const s of this.spec.sources)
+      if (s.kind === "files")
+        for (const f of [s.certPath, s.keyPath, s.intermediateCertsPath]) if (f) out.add(join(f));
+    return out;
+  }
+
+  private get hooks() {
+    return { counters: this.counters, log: this.log };
+  }
+
+  private isFolders(o: Offered): boolean {
+    return this.spec.sources[o.source]?.kind === "dir";
+  }
+
+  /**
+   * Loads and checks a pair that appeared or changed. A folder's keeps only its texts and
+   * summary (not the parsed key and certificates), so memory stays flat however often
+   * certificates are renewed.
+   */
+  private reload(o: Offered): StoredCertificate {
+    const cert = load(o);
+    this.counters.loaded++;
+    if (!this.isFolders(o)) return cert;
+    const { issuer, validFrom, serialNumber } = cert.leaf;
+    return new LazyCertificate(
+      cert.names,
+      cert.notAfter,
+      { issuer, validFrom, serialNumber },
+      cert.fingerprint,
+      cert,
+      this.hooks,
+    );
+  }
+
   /** Every certificate served, with where it comes from (a file, a folder, a Secret, ACME). */
-  certificates(): { readonly cert: LoadedCertificate; readonly source: string }[] {
+  certificates(): { readonly cert: StoredCertificate; readonly source: string }[] {
     const out = [...this.entries.values()].map((e) => ({ cert: e.cert, source: this.sourceOf(e) }));
     if (this.fallback) out.unshift({ cert: this.fallback, source: "generated default" });
     return out;
@@ -230,7 +304,7 @@ export class CertificateStore implements LiveCertificates {
     return e.files.certPath.replace(/ \(tls\.crt\)$/, "");
   }
 
-  onChange(listener: (set: CertificateSet<LoadedCertificate>) => void): () => void {
+  onChange(listener: (set: CertificateSet<StoredCertificate>) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -238,8 +312,7 @@ export class CertificateStore implements LiveCertificates {
   /** Starts watching the files, folders and live sources for changes. */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.check(), this.spec.checkIntervalMs ?? 5000);
-    this.timer.unref();
+    this.schedule();
     const dirs = new Set<string>();
     for (const s of this.spec.sources) {
       if (s.kind === "live") this.liveStops.push(s.source.onChange(() => this.check()));
@@ -250,7 +323,13 @@ export class CertificateStore implements LiveCertificates {
     }
     for (const d of dirs) {
       try {
-        const w = watch(d, { persistent: false, recursive: true }, () => this.soon());
+        // Node 20 watches a folder recursively by watching each file in it and walking it
+        // again on every event: for a folder of 10,000 pairs that is what a change cost.
+        // Only folders with subfolders (certbot's layout) need it.
+        const w = watch(d, { persistent: false, recursive: hasSubfolders(d) }, (_event, file) => {
+          this.dirty.add(file ? join(d, file.toString()) : EVERYTHING);
+          this.soon();
+        });
         w.on("error", () => w.close());
         this.watchers.push(w);
       } catch {
@@ -260,7 +339,7 @@ export class CertificateStore implements LiveCertificates {
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     if (this.pending) clearTimeout(this.pending);
     for (const w of this.watchers) w.close();
     for (const stop of this.liveStops) stop();
@@ -271,13 +350,140 @@ export class CertificateStore implements LiveCertificates {
     this.liveStops = [];
   }
 
+  /**
+   * The next look at everything: every checkIntervalMs, or less often when a look takes
+   * long (tens of thousands of files: about 125 ms for 10,000 pairs here), so that it
+   * takes at most 1/SCAN_SHARE of the time; file-system events still apply at once.
+   */
+  private schedule(): void {
+    const every = Math.max(this.spec.checkIntervalMs ?? 5000, this.lastScanMs * SCAN_SHARE);
+    this.timer = setTimeout(() => {
+      const t0 = performance.now();
+      this.check();
+      this.lastScanMs = performance.now() - t0;
+      if (this.timer) this.schedule();
+    }, every);
+    this.timer.unref();
+  }
+
   // Writers replace certificate and key in separate steps: wait for the burst to end.
   private soon(): void {
     if (this.pending) return;
     this.pending = setTimeout(() => {
       this.pending = undefined;
-      this.check();
+      const paths = this.dirty;
+      this.dirty = new Set();
+      if (!this.checkPaths(paths)) this.check();
     }, 200);
+  }
+
+  /**
+   * Reloads only the folder pairs named by `paths` (X.crt, X.key, ...): the work of one
+   * certificate per change, however many the folder holds. Returns false, having done
+   * nothing, when a path is not one it can place (a configured file, a subfolder, a
+   * certbot layout, an event without a name): check() then looks at everything.
+   */
+  checkPaths(paths: ReadonlySet<string>): boolean {
+    const pairs = new Map<string, { source: number; keyPath: string }>();
+    for (const path of paths) {
+      const pair = this.folderPairOf(path);
+      if (!pair) return false;
+      for (const [certPath, p] of pair) pairs.set(certPath, p);
+    }
+    let changed = false;
+    for (const [certPath, { source, keyPath }] of pairs) {
+      const old = this.entries.get(certPath);
+      const present =
+        statSync(certPath, { throwIfNoEntry: false })?.isFile() &&
+        statSync(keyPath, { throwIfNoEntry: false })?.isFile();
+      if (!present) {
+        if (!old) continue;
+        this.entries.delete(certPath);
+        this.log("info", "certificate removed", { file: certPath });
+        changed = true;
+        continue;
+      }
+      let passphrase: string | undefined;
+      try {
+        passphrase = passphraseOf(this.spec.sources[source] as PassphraseSource, this.env);
+      } catch (e) {
+        this.log("error", "certificate reload failed; the previous one keeps serving", {
+          error: (e as Error).message,
+        });
+        continue;
+      }
+      const next = this.updated({ source, files: { certPath, keyPath, passphrase } }, old);
+      if (next === undefined || next === old) continue;
+      // A failed reload keeps the old certificate under the new signature (not retried).
+      this.entries.set(certPath, next);
+      if (next.cert !== old?.cert) changed = true;
+    }
+    if (changed) this.publish(true);
+    return true;
+  }
+
+  /**
+   * The pairs a changed path may belong to in a folder source (certificate path → source
+   * and key path), or undefined when the path is somewhere else.
+   */
+  private folderPairOf(path: string): Map<string, { source: number; keyPath: string }> | undefined {
+    if (path === EVERYTHING || this.configuredFiles.has(path)) return undefined;
+    const dir = dirname(path);
+    const name = basename(path);
+    const source = this.spec.sources.findIndex((s) => s.kind === "dir" && join(s.dir, ".") === dir);
+    if (source < 0 || name === "fullchain.pem" || name === "privkey.pem") return undefined;
+    if (isCertbotFolder(dir) || statSync(path, { throwIfNoEntry: false })?.isDirectory())
+      return undefined;
+    const stem = name.replace(/\.(crt|pem|cert|key)$/, "");
+    // Not a pair's file: a symbolic link swapped (a mounted Secret's `..data`), a temporary file.
+    if (stem === name || /key\.pem$/.test(name)) return undefined;
+    const out = new Map<string, { source: number; keyPath: string }>();
+    const keyPath = join(dir, `${stem}.key`);
+    const certs = name.endsWith(".key")
+      ? ["crt", "pem", "cert"].map((ext) => join(dir, `${stem}.${ext}`))
+      : [path];
+    for (const certPath of certs) {
+      if (this.entries.has(certPath) || statSync(certPath, { throwIfNoEntry: false })?.isFile())
+        out.set(certPath, { source, keyPath });
+    }
+    return out;
+  }
+
+  /**
+   * The entry for an offered pair: the old one when unchanged or when the new one fails
+   * (undefined for a new pair that fails).
+   */
+  private updated(o: Offered, old: Entry | undefined): Entry | undefined {
+    const key = o.files.certPath;
+    const signature = signatureOfOffered(o);
+    if (old && old.signature === signature && old.files.keyPath === o.files.keyPath) return old;
+    try {
+      const cert = this.reload(o);
+      for (const w of cert.warnings) this.log("warn", w, { file: key });
+      this.log("info", old ? "certificate reloaded" : "certificate added", {
+        file: key,
+        names: cert.names.join(","),
+        notAfter: cert.notAfter.toISOString(),
+      });
+      return { source: o.source, files: o.files, signature, cert };
+    } catch (e) {
+      this.log("error", "certificate reload failed; the previous one keeps serving", {
+        error: (e as Error).message,
+      });
+      return old && { ...old, signature };
+    }
+  }
+
+  /**
+   * Builds the set from the entries and tells the listeners, when it has changed (`known`:
+   * the caller knows it has, so the certificates' fingerprints need not be compared).
+   */
+  private publish(known = false): boolean {
+    const set = this.build();
+    if (!set || (!known && set.fingerprint === this.set.fingerprint)) return false;
+    this.set = set;
+    for (const l of this.listeners) l(set);
+    return true;
   }
 
   /** Looks for changes now; returns true when the served certificates changed. */
@@ -303,26 +509,8 @@ export class CertificateStore implements LiveCertificates {
           if (old) next.set(key, old);
           continue;
         }
-        const sig = signatureOfOffered(o);
-        if (old && old.signature === sig && old.files.keyPath === o.files.keyPath) {
-          next.set(key, old);
-          continue;
-        }
-        try {
-          const cert = load(o);
-          for (const w of cert.warnings) this.log("warn", w, { file: key });
-          next.set(key, { source, files: o.files, signature: sig, cert });
-          this.log("info", old ? "certificate reloaded" : "certificate added", {
-            file: key,
-            names: cert.names.join(","),
-            notAfter: cert.notAfter.toISOString(),
-          });
-        } catch (e) {
-          this.log("error", "certificate reload failed; the previous one keeps serving", {
-            error: (e as Error).message,
-          });
-          if (old) next.set(key, { ...old, signature: sig });
-        }
+        const entry = this.updated(o, old);
+        if (entry) next.set(key, entry);
       }
     }
     // A configured pair always comes back from expand(); a pair gone from a folder or a
@@ -331,11 +519,7 @@ export class CertificateStore implements LiveCertificates {
       if (!next.has(path)) this.log("info", "certificate removed", { file: path });
     }
     this.entries = next;
-    const set = this.build();
-    if (!set || set.fingerprint === this.set.fingerprint) return false;
-    this.set = set;
-    for (const l of this.listeners) l(set);
-    return true;
+    return this.publish();
   }
 
   /** Each source's pairs, or undefined for a source that could not be read (errors says why). */
@@ -400,8 +584,9 @@ export class CertificateStore implements LiveCertificates {
     return out;
   }
 
-  private build(): CertificateSet<LoadedCertificate> | undefined {
-    const certs = [...this.entries.values()].map((e) => e.cert);
+  private build(): CertificateSet<StoredCertificate> | undefined {
+    // In the order of the sources (a pair added to a folder comes after the folder's others).
+    const certs = [...this.entries.values()].sort((a, b) => a.source - b.source).map((e) => e.cert);
     if (this.fallback) return new CertificateSet(this.fallback, certs);
     const [first, ...rest] = certs;
     return first ? new CertificateSet(first, rest) : undefined;

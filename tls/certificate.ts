@@ -48,17 +48,23 @@ export function readPemFile(file: string): string {
   }
 }
 
-/** Every certificate in a PEM text (at least one); throws CertificateError naming `file`. */
-export function parsePemCertificates(
-  file: string,
-  text: string,
-): { pems: string[]; certs: X509Certificate[] } {
+/** The PEM blocks of every certificate in a text (at least one); throws CertificateError naming `file`. */
+export function certificatePems(file: string, text: string): string[] {
   const pems = text.match(PEM_CERT) ?? [];
   if (pems.length === 0)
     throw new CertificateError(
       file,
       "no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)",
     );
+  return pems;
+}
+
+/** Every certificate in a PEM text (at least one); throws CertificateError naming `file`. */
+export function parsePemCertificates(
+  file: string,
+  text: string,
+): { pems: string[]; certs: X509Certificate[] } {
+  const pems = certificatePems(file, text);
   const certs = pems.map((pem, i) => {
     try {
       return new X509Certificate(pem);

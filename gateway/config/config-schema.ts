@@ -103,6 +103,8 @@ const serverTlsFields = (registry: Registry) =>
     strictSni: def(boolean(), false),
     /** lintel: how often certificate files are checked for changes besides file-system events. */
     checkIntervalMs: def(integer({ min: 100 }), 5000),
+    /** lintel: how many certificates' TLS contexts a net listener keeps (default 1000; least recently used go first). */
+    contextCacheSize: opt(integer({ min: 1 })),
     /** lintel: certificates from an ACME CA (docs/tls.md). */
     acme: opt(acmeBlock(registry)),
   });

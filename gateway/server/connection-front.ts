@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { TLSSocket, TlsOptions, Server as TlsServer } from "node:tls";
-import type { ServedCertificate } from "../../tls/certificate-set.js";
+import { type ServedCertificate, servingPems } from "../../tls/certificate-set.js";
 import { readClientHello } from "../../tls/client-hello.js";
 import type { CidrSet } from "../http/cidr.js";
 import { type ProxyInfo, parseProxyV2 } from "./proxy-protocol.js";
@@ -34,9 +34,16 @@ export const ACME_TLS_ALPN = "acme-tls/1";
  * certificate: one server per certificate served, made when a connection first needs it
  * (about 1.3 KB besides the TLS context any certificate needs). Public APIs only: each
  * server's own options, and connections handed over with its `connection` event.
+ *
+ * With thousands of certificates only the servers of recently used ones are kept: at most
+ * `contextCacheSize`, the least recently used dropped first (its open connections keep
+ * it until they close). A certificate whose files turn out unusable when its server is
+ * made is served as a name no certificate has.
  */
 export class TlsServers<S extends TlsServer> {
-  private readonly servers = new WeakMap<ServedCertificate, S>();
+  /** In order of use, least recent first (a Map keeps insertion order). */
+  private readonly servers = new Map<ServedCertificate, S>();
+  private readonly capacity: number;
   /** Shared by every server, so sessions resume across certificates and reloads. */
   private readonly ticketKeys = randomBytes(48);
   /** Servers with connections open, and how many: what closeIdle and shutdown reach. */
@@ -48,13 +55,16 @@ export class TlsServers<S extends TlsServer> {
     private readonly make: (options: TlsOptions) => S,
     /** The ALPN protocols the HTTP side speaks, most preferred first. */
     private readonly protocols: readonly string[] = ["http/1.1", "http/1.0"],
-  ) {}
+  ) {
+    this.capacity = tls.contextCacheSize ?? DEFAULT_CONTEXT_CACHE_SIZE;
+  }
 
   /** The server for a server name (undefined: none, and the listener is strict). */
   forServerName(serverName: string | undefined): S | undefined {
     const set = this.tls.store.current;
     const cert = serverName === undefined ? undefined : set.match(serverName);
-    if (cert) return this.serverOf(cert);
+    const server = cert && this.serverOf(cert);
+    if (server) return server;
     return this.tls.strictSni ? undefined : this.serverOf(set.defaultCert);
   }
 
@@ -92,17 +102,31 @@ export class TlsServers<S extends TlsServer> {
     return this.forServerName(serverName);
   }
 
-  private serverOf(cert: ServedCertificate): S {
-    let server = this.servers.get(cert);
-    if (!server) {
+  /** The server of a certificate, made when missing; undefined when its files cannot serve. */
+  private serverOf(cert: ServedCertificate): S | undefined {
+    const cached = this.servers.get(cert);
+    if (cached) {
+      // Most recently used now.
+      this.servers.delete(cert);
+      this.servers.set(cert, cached);
+      return cached;
+    }
+    let pems: { chainPem: string; keyPem: string };
+    try {
+      pems = servingPems(cert); // a folder's certificate is read and checked here, once
+    } catch {
+      return undefined; // logged and counted where it was found out (tls/lazy-certificate.ts)
+    }
+    let server: S;
+    try {
       server = this.make({
         minVersion: this.tls.minVersion,
         maxVersion: this.tls.maxVersion,
         ciphers: this.tls.ciphers,
         ca: this.tls.clientCa,
-        key: cert.keyPem,
+        key: pems.keyPem,
         passphrase: cert.files.passphrase,
-        cert: cert.chainPem,
+        cert: pems.chainPem,
         ticketKeys: this.ticketKeys,
         requestCert: this.tls.clientCa !== undefined,
         rejectUnauthorized: this.tls.requireClientAuth,
@@ -110,9 +134,29 @@ export class TlsServers<S extends TlsServer> {
           ? { ALPNCallback: this.alpn }
           : {}),
       });
-      this.servers.set(cert, server);
+    } catch (e) {
+      // Files changed between their check and now (a write in progress): the next
+      // handshake tries again, and the store reloads them.
+      this.tls.log.warn("cannot make a TLS context for a certificate", {
+        names: cert.names.join(","),
+        error: (e as Error).message,
+      });
+      return undefined;
+    }
+    const counters = this.tls.store.counters;
+    if (counters) counters.contextsBuilt++;
+    this.servers.set(cert, server);
+    if (this.servers.size > this.capacity) {
+      const [oldest] = this.servers.keys();
+      this.servers.delete(oldest!);
+      if (counters) counters.contextsEvicted++;
     }
     return server;
+  }
+
+  /** How many TLS contexts are kept now. */
+  get cached(): number {
+    return this.servers.size;
   }
 
   /**
@@ -141,6 +185,12 @@ export class TlsServers<S extends TlsServer> {
     return this.busy.keys();
   }
 }
+
+/**
+ * TLS contexts kept per listener when `contextCacheSize` is not set: like HAProxy's
+ * `tune.ssl.ssl-ctx-cache-size`, 1000 (an ECDSA context is tens of KB).
+ */
+export const DEFAULT_CONTEXT_CACHE_SIZE = 1000;
 
 /** A TLS alert record: fatal, with the given description (RFC 8446 §6). */
 const alert = (description: number) => Buffer.from([21, 3, 3, 0, 2, 2, description]);

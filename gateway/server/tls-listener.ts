@@ -20,6 +20,8 @@ export interface ListenerTls {
   /** PEM of the CAs client certificates must chain to, when client certificates are asked for. */
   readonly clientCa: string | undefined;
   readonly requireClientAuth: boolean;
+  /** How many certificates' TLS contexts the listener keeps (net engine); unset: the default. */
+  readonly contextCacheSize?: number;
   /** Where the listener reports what happens to its certificates. */
   readonly log: Logger;
   /** ACME's part in handshakes (net engine): TLS-ALPN-01 answers and on-demand certificates. */
@@ -104,6 +106,7 @@ export function tlsPolicy(tls: TlsConfig, store: LiveCertificates, log: Logger):
     ciphers: tls.ciphers?.join(":"),
     clientCa,
     requireClientAuth: tls.requireClientAuth,
+    contextCacheSize: tls.contextCacheSize,
     log,
   };
 }

@@ -14,13 +14,13 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { LoadedCertificate } from "../../tls/certificate.js";
 import type { CertificateSet } from "../../tls/certificate-set.js";
 import {
   type CertificateSource,
   CertificateStore,
   type CertificateStoreSpec,
   pairsInDir,
+  type StoredCertificate,
 } from "../../tls/certificate-store.js";
 import { CertificateError, type TlsLog } from "../../tls/errors.js";
 import { chainPem, DAYS, type Issued, type KeyPair, TestCa, writeTlsFiles } from "./test-ca.js";
@@ -78,7 +78,7 @@ function pair(d: string, name: string, c: Issued, ext = "crt") {
   };
 }
 
-const serial = (set: CertificateSet<LoadedCertificate>, name: string) =>
+const serial = (set: CertificateSet<StoredCertificate>, name: string) =>
   set.match(name)?.leaf.serialNumber;
 
 describe("loading at startup", () => {
