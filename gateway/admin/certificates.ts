@@ -23,6 +23,8 @@ export interface CertificateView {
   readonly notBefore: string;
   readonly notAfter: string;
   readonly expiresInSecs: number;
+  /** A folder's certificate whose key or chain turned out unusable on first use. */
+  readonly error?: string;
   /** For ACME names: the renewal state. */
   readonly acme?: AcmeManagerView["names"][number];
 }
@@ -62,6 +64,7 @@ export function certificatesView(
             notBefore: new Date(cert.leaf.validFrom).toISOString(),
             notAfter: cert.notAfter.toISOString(),
             expiresInSecs: Math.round((cert.notAfter.getTime() - now) / 1000),
+            ...("error" in cert && cert.error !== undefined ? { error: cert.error } : {}),
             ...(status ? { acme: status } : {}),
           };
         }),
@@ -74,37 +77,65 @@ export function certificatesView(
 /**
  * Keeps a gauge per certificate name, `tls:certificate:expiry_seconds{name=…}`: the
  * seconds until the soonest expiry of that name among the certificates served (NaN once
- * no certificate serves it). Call before each snapshot: names come and go.
+ * no certificate serves it), and each TLS server's certificate counters
+ * (`tls:store:*{server=…}`: certificates indexed, loaded in full, failed on first use,
+ * TLS contexts built and evicted). Call before each snapshot: names come and go. One pass
+ * over the certificates per call, whatever their number.
  */
 export function certificateGauges(
   registry: Registry,
   servers: () => readonly TlsServerStore[],
 ): () => void {
+  let soonest = new Map<string, number>();
+  /** Names with a gauge (kept once made: a name that goes reads NaN). */
   const known = new Set<string>();
-  const soonest = (name: string): number => {
-    let at = Number.POSITIVE_INFINITY;
-    for (const s of servers()) {
-      for (const { cert } of s.store.certificates()) {
-        if (cert.names.includes(name)) at = Math.min(at, cert.notAfter.getTime());
-      }
-    }
-    return at === Number.POSITIVE_INFINITY ? Number.NaN : Math.round((at - Date.now()) / 1000);
-  };
+  const stores = new Map<CertificateStore, (c: CertificateStore["counters"]) => void>();
   return () => {
+    const next = new Map<string, number>();
     for (const s of servers()) {
       for (const { cert } of s.store.certificates()) {
+        const at = cert.notAfter.getTime();
         for (const name of cert.names) {
-          if (known.has(name)) continue;
-          known.add(name);
-          registry
-            .scope({
-              flat: `tls/certificate/${name}`,
-              prom: "tls:certificate",
-              labels: [["name", name]],
-            })
-            .gauge("expiry_seconds", () => soonest(name));
+          const had = next.get(name);
+          if (had === undefined || at < had) next.set(name, at);
+          if (!known.has(name)) {
+            known.add(name);
+            registry
+              .scope({
+                flat: `tls/certificate/${name}`,
+                prom: "tls:certificate",
+                labels: [["name", name]],
+              })
+              .gauge("expiry_seconds", () => {
+                const t = soonest.get(name);
+                return t === undefined ? Number.NaN : Math.round((t - Date.now()) / 1000);
+              });
+          }
         }
       }
+      let update = stores.get(s.store);
+      if (!update) {
+        const scope = registry.scope({
+          flat: `tls/store/${s.address}`,
+          prom: "tls:store",
+          labels: [["server", s.address]],
+        });
+        const indexed = scope.counter("indexed");
+        const loaded = scope.counter("loaded");
+        const failed = scope.counter("failed");
+        const built = scope.counter("contexts_built");
+        const evicted = scope.counter("contexts_evicted");
+        update = (c) => {
+          indexed.n = c.indexed;
+          loaded.n = c.loaded;
+          failed.n = c.failed;
+          built.n = c.contextsBuilt;
+          evicted.n = c.contextsEvicted;
+        };
+        stores.set(s.store, update);
+      }
+      update(s.store.counters);
     }
+    soonest = next;
   };
 }
