@@ -4,8 +4,8 @@
 // to loopback while sending the name as SNI).
 
 import { connect } from "node:tls";
-import type { HandshakeLoadResult } from "./handshakes.js";
-import { type Proc, start, waitExit } from "./processes.js";
+import { type HandshakeLoadResult, runHandshakes } from "./handshakes.js";
+import type { Proc } from "./processes.js";
 
 /** What the listener presents for `name` (subject CN and serial), undefined when the handshake fails. */
 export function presented(
@@ -47,46 +47,19 @@ export async function msUntil(
 }
 
 /** Full handshakes for `name` (one request each) on 127.0.0.1:port, as lib/handshakes.ts. */
-export async function runSniHandshakes(o: {
+export function runSniHandshakes(o: {
   port: number;
   name: string;
   connections: number;
   rate: number;
   cpus?: string;
 }): Promise<HandshakeLoadResult> {
-  const proc = start(
-    "h2load handshakes",
-    "h2load",
-    [
-      "--h1",
-      `--connect-to=127.0.0.1:${o.port}`,
-      // A connection left waiting (dropped from a full listen queue) counts as a timeout.
-      "--connection-inactivity-timeout=10",
-      "-t",
-      "1",
-      "-c",
-      String(o.connections),
-      "-n",
-      String(o.connections),
-      "-r",
-      String(o.rate),
-      `https://${o.name}:${o.port}/`,
-    ],
-    o.cpus,
-  );
-  const finished = await waitExit(proc, (10 * o.connections * 1000) / o.rate + 30_000);
-  await proc.stop();
-  const out = proc.output();
-  const done = /finished in ([\d.]+)(m?s)/.exec(out); // "446.71ms" under a second
-  const counts = /(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
-  if (!finished || !done || !counts)
-    throw new Error(`h2load did not finish its handshakes for ${o.name}:\n${out.slice(-2000)}`);
-  const seconds = Number(done[1]) / (done[2] === "ms" ? 1000 : 1);
-  const succeeded = Number(counts[1]);
-  return {
-    perSecond: succeeded / seconds,
-    succeeded,
-    errors: Number(counts[2]) + Number(counts[3]) + Number(counts[4]),
-    seconds,
-  };
+  return runHandshakes({
+    url: `https://${o.name}:${o.port}/`,
+    connectTo: o.port,
+    inactivityTimeoutS: 10,
+    connections: o.connections,
+    rate: o.rate,
+    cpus: o.cpus,
+  });
 }
