@@ -26,6 +26,8 @@ interface Certificate {
   readonly notBefore: string;
   readonly notAfter: string;
   readonly expiresInSecs: number;
+  /** A folder certificate whose key or chain turned out unusable on first use. */
+  readonly error?: string;
   readonly acme?: AcmeName;
 }
 
@@ -86,7 +88,7 @@ function certificatesSection(c: Certificates): El {
   const servers = c.servers.map((s) =>
     simpleTable(
       `${s.router}, ${s.address}`,
-      ["Names", "Source", "Issuer", "Expires", "In", "ACME"],
+      ["Names", "Source", "Issuer", "Expires", "In", "ACME, or what failed"],
       s.certificates.map((cert) =>
         h(
           "tr",
@@ -100,7 +102,9 @@ function certificatesSection(c: Certificates): El {
             { class: cert.expiresInSecs < EXPIRY_WARNING_SECS ? "warn" : undefined },
             duration(cert.expiresInSecs),
           ),
-          h("td", {}, acmeText(cert.acme)),
+          cert.error === undefined
+            ? h("td", {}, acmeText(cert.acme))
+            : h("td", { class: "warn" }, cert.error),
         ),
       ),
     ),
