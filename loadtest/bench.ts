@@ -501,24 +501,36 @@ function probeCompressed(
 }
 
 /**
- * The compression row's cost, printed and returned for latest.json: each compressing
- * target's req/s and CPU per request against lintel-net (no compression) in the same run.
+ * Each `prefix…` target against lintel-net (the same config without the feature) in the
+ * same run: its req/s ratio and the extra CPU per request.
  */
+function costAgainstNone(
+  rows: readonly Row[],
+  prefix: string,
+): { readonly target: string; readonly ratio: number; readonly extraUs: number }[] {
+  const none = rows.find((r) => r.target === "lintel-net");
+  if (!none) return [];
+  return rows
+    .filter((x) => x.target.startsWith(prefix))
+    .map((r) => ({
+      target: r.target,
+      ratio: r.rps / none.rps,
+      extraUs: r.cpu_us_per_req - none.cpu_us_per_req,
+    }));
+}
+
+/** The compression row's cost (costAgainstNone), printed and returned for latest.json. */
 function reportCompressionCost(
   rows: readonly Row[],
   sizes: Readonly<Record<string, number>>,
 ): Record<string, unknown> {
-  const none = rows.find((r) => r.target === "lintel-net");
-  if (!none) return {};
   const out: Record<string, unknown> = {};
-  for (const r of rows.filter((x) => x.target.startsWith("lintel-net-"))) {
-    const ratio = r.rps / none.rps;
-    const extraUs = r.cpu_us_per_req - none.cpu_us_per_req;
-    const sent = sizes[r.target];
+  for (const { target, ratio, extraUs } of costAgainstNone(rows, "lintel-net-")) {
+    const sent = sizes[target];
     console.log(
-      `compression cost: ${r.target} ${ratio.toFixed(2)} x lintel-net req/s, +${extraUs.toFixed(1)} us CPU per request${sent === undefined ? "" : `, ${sizes["lintel-net"] ?? "?"} -> ${sent} bytes per body`}`,
+      `compression cost: ${target} ${ratio.toFixed(2)} x lintel-net req/s, +${extraUs.toFixed(1)} us CPU per request${sent === undefined ? "" : `, ${sizes["lintel-net"] ?? "?"} -> ${sent} bytes per body`}`,
     );
-    out[r.target] = {
+    out[target] = {
       rps_vs_none: ratio,
       extra_cpu_us_per_req: extraUs,
       body_bytes: sizes["lintel-net"],
@@ -528,22 +540,14 @@ function reportCompressionCost(
   return out;
 }
 
-/**
- * The tracing row's cost, printed and returned for latest.json: each tracing target's
- * req/s and CPU per request against lintel-net (the same config with no tracer) in the
- * same run.
- */
+/** The tracing row's cost (costAgainstNone: no tracer), printed and returned for latest.json. */
 function reportTracingCost(rows: readonly Row[]): Record<string, unknown> {
-  const none = rows.find((r) => r.target === "lintel-net");
-  if (!none) return {};
   const out: Record<string, unknown> = {};
-  for (const r of rows.filter((x) => x.target.startsWith("lintel-net-zipkin-"))) {
-    const ratio = r.rps / none.rps;
-    const extraUs = r.cpu_us_per_req - none.cpu_us_per_req;
+  for (const { target, ratio, extraUs } of costAgainstNone(rows, "lintel-net-zipkin-")) {
     console.log(
-      `tracing cost: ${r.target} ${ratio.toFixed(2)} x lintel-net (no tracer) req/s, ${extraUs >= 0 ? "+" : ""}${extraUs.toFixed(1)} us CPU per request`,
+      `tracing cost: ${target} ${ratio.toFixed(2)} x lintel-net (no tracer) req/s, ${extraUs >= 0 ? "+" : ""}${extraUs.toFixed(1)} us CPU per request`,
     );
-    out[r.target] = { vs_no_tracer: ratio, extra_cpu_us_per_req: extraUs };
+    out[target] = { vs_no_tracer: ratio, extra_cpu_us_per_req: extraUs };
   }
   return out;
 }

@@ -12,13 +12,20 @@
 // backends. A prober opens a new TLS connection every 250 ms and a plaintext request every
 // 250 ms: its failures count, and it records which certificate and which backend it saw.
 
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
 import { get as httpGet } from "node:http";
 import { get as httpsGet } from "node:https";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
+import { BENCH_NAME, makeBenchCert } from "./lib/certs.js";
 import { runOpenLoop } from "./lib/openloop.js";
 import { freePort, type Proc, rssKb, start, stopAll, waitForPort } from "./lib/processes.js";
 import { runWrk } from "./lib/wrk.js";
@@ -39,30 +46,15 @@ interface Sample {
   readonly fds: number;
 }
 
-/** A new self-signed ECDSA certificate for `name`, renamed over `certPath` and `keyPath`. */
-function issue(dir: string, name: string, certPath: string, keyPath: string): void {
-  const key = join(dir, "next.key");
-  const cert = join(dir, "next.crt");
-  execFileSync("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key]);
-  execFileSync("openssl", [
-    "req",
-    "-x509",
-    "-new",
-    "-key",
-    key,
-    "-subj",
-    `/CN=${name}`,
-    "-addext",
-    `subjectAltName=DNS:${name}`,
-    "-days",
-    "2",
-    "-out",
-    cert,
-  ]);
-  // The key first: a reader between the two renames sees a pair that does not match, which
-  // lintel must refuse (keeping the served pair) rather than serve.
-  renameSync(key, keyPath);
-  renameSync(cert, certPath);
+/**
+ * A new self-signed ECDSA certificate (lib/certs.ts, a new key each time) renamed over
+ * `certPath` and `keyPath`. The key first: a reader between the two renames sees a pair
+ * that does not match, which lintel must refuse (keeping the served pair) rather than serve.
+ */
+function issue(scratch: string, certPath: string, keyPath: string): void {
+  const next = makeBenchCert(mkdtempSync(join(scratch, "next-")));
+  renameSync(next.keyPath, keyPath);
+  renameSync(next.certPath, certPath);
 }
 
 const fingerprint = (pem: string) =>
@@ -87,8 +79,8 @@ function startProber(tlsPort: number, plainPort: number) {
       {
         host: "127.0.0.1",
         port: tlsPort,
-        servername: "soak.local",
-        headers: { host: "soak.local" },
+        servername: BENCH_NAME,
+        headers: { host: BENCH_NAME },
         rejectUnauthorized: false,
         agent: false,
       },
@@ -192,10 +184,8 @@ export async function runSoak(o: SoakOptions): Promise<void> {
   const certPath = join(dir, "soak.crt");
   const keyPath = join(dir, "soak.key");
   const certs = join(dir, "certs");
-  execFileSync("mkdir", ["-p", certs]);
-  issue(certs, "soak.local", join(certs, "soak.crt"), join(certs, "soak.key"));
-  renameSync(join(certs, "soak.crt"), certPath);
-  renameSync(join(certs, "soak.key"), keyPath);
+  mkdirSync(certs);
+  issue(certs, certPath, keyPath);
   const dtabFile = join(dir, "soak.dtab");
   const dtabFor = (b: "a" | "b") =>
     `/svc => /$/inet/127.0.0.1/${b === "a" ? backendA : backendB};\n`;
@@ -230,7 +220,7 @@ export async function runSoak(o: SoakOptions): Promise<void> {
     for (let m = 1; m <= o.minutes; m++) {
       // Half-way through the minute: a new certificate, and the service moves backends.
       const change = setTimeout(() => {
-        issue(certs, "soak.local", certPath, keyPath);
+        issue(certs, certPath, keyPath);
         served.push(fingerprint(readFileSync(certPath, "utf8")));
         writeFileSync(`${dtabFile}.next`, dtabFor(m % 2 === 1 ? "b" : "a"));
         renameSync(`${dtabFile}.next`, dtabFile);

@@ -13,6 +13,9 @@ export interface AdminReply {
 /** What the admin server's address defaults to (admin.ip and admin.port's defaults). */
 export const DEFAULT_ADMIN = "127.0.0.1:9990";
 
+/** `--admin HOST:PORT`, as every command that reads a running lintel takes it. */
+export const ADMIN_OPTION = { admin: { type: "string", short: "a" } } as const;
+
 export function adminRequest(
   admin: string,
   method: string,

@@ -2,6 +2,7 @@
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { ADMIN_OPTION, DEFAULT_ADMIN } from "./admin-request.js";
 import { certsCommand } from "./certs.js";
 import { checkCommand } from "./check.js";
 import { delegateCommand } from "./delegate.js";
@@ -94,14 +95,14 @@ export async function main(
       try {
         values = parseArgs({
           args: rest,
-          options: { admin: { type: "string", short: "a" }, json: { type: "boolean" } },
+          options: { ...ADMIN_OPTION, json: { type: "boolean" } },
         }).values;
       } catch (e) {
         out(`${(e as Error).message}\n\n${USAGE}`);
         return 2;
       }
       return certsCommand(
-        { admin: values.admin ?? "127.0.0.1:9990", json: values.json ?? false },
+        { admin: values.admin ?? DEFAULT_ADMIN, json: values.json ?? false },
         out,
       );
     }

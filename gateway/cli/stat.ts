@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { REQUEST_STATS_PATH } from "../admin/paths.js";
 import type { RequestStatsPage, RequestStatsRow } from "../admin/request-stats-page.js";
 import { type HistogramSnapshot, percentile } from "../telemetry/index.js";
-import { adminRequest, DEFAULT_ADMIN, interruptSignal } from "./admin-request.js";
+import { ADMIN_OPTION, adminRequest, DEFAULT_ADMIN, interruptSignal } from "./admin-request.js";
 
 /** The interval when none is given, in seconds. */
 const DEFAULT_INTERVAL_S = 2;
@@ -185,7 +185,7 @@ function parse(args: string[]) {
   return parseArgs({
     args,
     options: {
-      admin: { type: "string", short: "a" },
+      ...ADMIN_OPTION,
       router: { type: "string", short: "r" },
       interval: { type: "string", short: "i" },
       json: { type: "boolean" },

@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import { TAP_PATH } from "../admin/paths.js";
 import type { TapRequestLine } from "../admin/tap-hub.js";
-import { adminRequest, DEFAULT_ADMIN, interruptSignal } from "./admin-request.js";
+import { ADMIN_OPTION, adminRequest, DEFAULT_ADMIN, interruptSignal } from "./admin-request.js";
 
 /** How long one poll waits for requests (the admin server answers sooner when some come). */
 const POLL_WAIT_MS = 1000;
@@ -58,7 +58,7 @@ function parse(args: string[]) {
   return parseArgs({
     args,
     options: {
-      admin: { type: "string", short: "a" },
+      ...ADMIN_OPTION,
       router: { type: "string", short: "r" },
       service: { type: "string", short: "s" },
       path: { type: "string", short: "p" },

@@ -7,6 +7,9 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
+/** The name every bench certificate is for. */
+export const BENCH_NAME = "bench.local";
+
 export interface BenchCert {
   /** The name the certificate is for (what TLS clients verify and send as SNI). */
   readonly name: string;
@@ -37,9 +40,9 @@ export function makeBenchCert(dir: string, key: "ecdsa" | "rsa4096" = "ecdsa"): 
       "-key",
       keyPath,
       "-subj",
-      "/CN=bench.local",
+      `/CN=${BENCH_NAME}`,
       "-addext",
-      "subjectAltName=DNS:bench.local",
+      `subjectAltName=DNS:${BENCH_NAME}`,
       "-days",
       "2",
       "-out",
@@ -48,5 +51,5 @@ export function makeBenchCert(dir: string, key: "ecdsa" | "rsa4096" = "ecdsa"): 
     { stdio: "ignore" },
   );
   writeFileSync(combinedPath, `${readFileSync(certPath, "utf8")}${readFileSync(keyPath, "utf8")}`);
-  return { name: "bench.local", certPath, keyPath, combinedPath };
+  return { name: BENCH_NAME, certPath, keyPath, combinedPath };
 }
