@@ -28,7 +28,7 @@ import {
   call,
   cleanup,
   eventually,
-  freePort,
+  freeFixedPort,
   type Lintel,
   metricsJson,
   onCleanup,
@@ -78,8 +78,8 @@ interface Setup {
 }
 
 async function setup(certValiditySecs?: number, eab?: Record<string, string>): Promise<Setup> {
-  const httpPort = await freePort();
-  const tlsPort = await freePort();
+  const httpPort = await freeFixedPort();
+  const tlsPort = await freeFixedPort();
   const pebble = await startPebble({ httpPort, tlsPort, certValiditySecs, eab });
   const dir = tempDir();
   writeFiles(dir, { "pebble-ca.pem": pebble.caCertPem });
@@ -770,8 +770,8 @@ describe.skipIf(MISSING)("ACME with several replicas", () => {
 
   it("a replica killed while it holds a name's lock blocks no longer than the lock's TTL", async () => {
     // Validations wait a few seconds at the CA, so the first replica is killed mid-order.
-    const httpPort = await freePort();
-    const tlsPort = await freePort();
+    const httpPort = await freeFixedPort();
+    const tlsPort = await freeFixedPort();
     const pebble = await startPebble({
       httpPort,
       tlsPort,

@@ -448,6 +448,23 @@ export function freePort(): Promise<number> {
 }
 
 /**
+ * A free port below Linux's ephemeral range (32768 and up), for a test that must name its
+ * port before lintel listens (Pebble validates on fixed ports): a port from freePort()
+ * may be taken meanwhile by another test's listener on port 0, one from here may not.
+ */
+export async function freeFixedPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once("error", () => resolve(false));
+      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+/**
  * A binary from a Debian package that some tests need (haproxy, openssl). Returns its path,
  * or undefined after printing why the tests that need it are skipped; under CI=true a
  * missing binary throws instead, so CI cannot pass by skipping.
