@@ -4,7 +4,7 @@
 set -eu
 
 # command:package pairs
-NEEDS="haproxy:haproxy openssl:openssl kubectl:kubernetes-client pebble:pebble curl:curl redis-server:redis-server promtool:prometheus prometheus:prometheus nginx:nginx ab:apache2-utils nghttp:nghttp2-client chromium:chromium"
+NEEDS="haproxy:haproxy openssl:openssl kubectl:kubernetes-client pebble:pebble curl:curl redis-server:redis-server promtool:prometheus prometheus:prometheus nginx:nginx ab:apache2-utils wrk:wrk nghttp:nghttp2-client h2load:nghttp2-client chromium:chromium"
 
 missing=""
 for pair in $NEEDS; do

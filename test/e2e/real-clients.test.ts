@@ -1,6 +1,8 @@
 // The clients users point at an edge, against the default engine: curl over HTTP/1.0,
-// ApacheBench (HTTP/1.0, keep-alive or not), nghttp over cleartext HTTP/2, and nginx in
-// front with its default upstream settings (`proxy_http_version 1.0`, Connection: close).
+// ApacheBench (HTTP/1.0, keep-alive or not), wrk (keep-alive, every connection busy),
+// nghttp over cleartext HTTP/2, h2load (many streams per connection, over TLS and in
+// cleartext), and nginx in front with its default upstream settings
+// (`proxy_http_version 1.0`, Connection: close).
 
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -8,12 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
+import { chainPem, TestCa } from "../tls/test-ca.js";
 import {
   cleanup,
   echo,
   freePort,
   onCleanup,
   requireBinary,
+  startLintel,
   startLintelTo,
   startUpstream,
 } from "./harness.js";
@@ -70,6 +74,68 @@ describe("real clients against the default engine", () => {
         non2xx: "0",
       });
     }
+  }, 30_000);
+
+  it("wrk keeps its connections busy: every response 2xx, no socket error", async () => {
+    const wrk = requireBinary("wrk", "wrk", "wrk against lintel");
+    if (!wrk) return;
+    const { up, port } = await edge();
+    const { stdout } = await run(wrk, [
+      "-t1",
+      "-c8",
+      "-d1s",
+      "--timeout",
+      "5s",
+      `http://127.0.0.1:${port}/wrk`,
+    ]);
+    const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
+    // wrk prints these lines only when there is something to count.
+    expect(stdout).not.toMatch(/Socket errors|Non-2xx/);
+    expect(requests).toBeGreaterThan(100);
+    // Requests still in flight when wrk stopped reached the upstream without being counted.
+    expect(up.seen.length).toBeGreaterThanOrEqual(requests);
+    expect(up.seen.length).toBeLessThanOrEqual(requests + 8);
+    expect(new Set(up.seen.map((s) => s.url))).toEqual(new Set(["/wrk"]));
+  }, 20_000);
+
+  it("h2load runs many streams per connection over TLS (ALPN h2) and cleartext", async () => {
+    const h2load = requireBinary("h2load", "nghttp2-client", "h2load against lintel");
+    if (!h2load) return;
+    const ca = await TestCa.root();
+    const leaf = await ca.leaf({ dns: ["app.test"] });
+    const up = await startUpstream("up", echo("up"));
+    const l = await startLintel(
+      `
+admin: {ip: 127.0.0.1, port: 0}
+routers:
+- protocol: http
+  dtab: /svc => /$/inet/127.0.0.1/${up.port}
+  servers:
+  - {ip: 127.0.0.1, port: 0}
+  - {ip: 127.0.0.1, port: 0, tls: {certPath: app.crt, keyPath: app.key}}
+`,
+      { "app.crt": chainPem(leaf, ca), "app.key": leaf.keyPem() },
+    );
+    const urls = [
+      `http://127.0.0.1:${l.port(undefined, 0)}/h2c`,
+      `https://127.0.0.1:${l.port(undefined, 1)}/h2`,
+    ];
+    for (const url of urls) {
+      // 4 connections x 16 concurrent streams, 400 requests.
+      const { stdout } = await run(h2load, ["-n", "400", "-c", "4", "-m", "16", "-t", "1", url]);
+      const protocol = /Application protocol: (\S+)/.exec(stdout)?.[1];
+      const requests = /requests: (.*)/.exec(stdout)?.[1];
+      const statuses = /status codes: (.*)/.exec(stdout)?.[1];
+      expect({ url, protocol, requests, statuses }).toEqual({
+        url,
+        protocol: url.startsWith("https") ? "h2" : "h2c",
+        requests: "400 total, 400 started, 400 done, 400 succeeded, 0 failed, 0 errored, 0 timeout",
+        statuses: "400 2xx, 0 3xx, 0 4xx, 0 5xx",
+      });
+    }
+    const seen = up.seen.map((s) => s.url);
+    expect(seen.filter((u) => u === "/h2c").length).toBe(400);
+    expect(seen.filter((u) => u === "/h2").length).toBe(400);
   }, 30_000);
 
   it("nghttp speaks cleartext HTTP/2 to it (prior knowledge)", async () => {
