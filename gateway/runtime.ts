@@ -256,7 +256,10 @@ export class Runtime {
                   2 * (r.maxHeadersKB + r.maxInitialLineKB) * 1024,
                 ),
                 tls,
-                proxyProtocolFrom: s.proxyProtocol ? new CidrSet(s.proxyProtocolFrom) : undefined,
+                proxyProtocol: s.proxyProtocol && {
+                  version: s.proxyProtocol,
+                  from: new CidrSet(s.proxyProtocolFrom),
+                },
                 headersTimeoutMs: s.headersTimeoutMs,
                 maxConnections: s.maxConnections,
                 maxConnectionsPerClient: s.maxConnectionsPerClient,

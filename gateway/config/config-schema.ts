@@ -168,8 +168,11 @@ const server = (registry: Registry) =>
         xForwardedFor: opt(boolean()),
         /** lintel: peers whose X-Forwarded-* and Forwarded headers are believed and extended. */
         trustedProxies: def(list(cidr()), []),
-        /** lintel: every connection starts with a PROXY protocol header (HAProxy's send-proxy-v2). */
-        proxyProtocol: opt(oneOf(["v2"])),
+        /**
+         * lintel: every connection starts with a PROXY protocol header: v2 (HAProxy's
+         * send-proxy-v2), v1 (send-proxy) or any of the two.
+         */
+        proxyProtocol: opt(oneOf(["v1", "v2", "any"])),
         /** lintel: the only peers allowed to send it (the HAProxy addresses). */
         proxyProtocolFrom: def(list(cidr()), []),
         /** lintel: the time a client has to send its request head (slow clients are cut off); net engine. */
@@ -212,6 +215,9 @@ const server = (registry: Registry) =>
       }
       if (s.connect && s.engine === "uws") {
         return "connect needs engine: net (uws does not accept CONNECT)";
+      }
+      if (s.proxyProtocol && s.proxyProtocol !== "v2" && s.engine === "uws") {
+        return `proxyProtocol: ${s.proxyProtocol} needs engine: net (uws reads only PROXY v2)`;
       }
       if (s.proxyProtocol && s.tls && s.engine === "uws") {
         return "the uws engine cannot read a PROXY header before TLS; use engine: net for this server";

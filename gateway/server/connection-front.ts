@@ -9,8 +9,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import type { TLSSocket, TlsOptions, Server as TlsServer } from "node:tls";
 import { type ServedCertificate, servingPems } from "../../tls/certificate-set.js";
 import { readClientHello } from "../../tls/client-hello.js";
-import type { CidrSet } from "../http/cidr.js";
-import { type ProxyInfo, parseProxyV2 } from "./proxy-protocol.js";
+import { type ProxyInfo, type ProxyProtocol, parseProxyHeader } from "./proxy-protocol.js";
 import type { ListenerTls } from "./tls-listener.js";
 
 /** What the PROXY header of each connection said (keyed by the socket requests come on). */
@@ -209,19 +208,19 @@ export type FrontTarget<S extends TlsServer> =
  */
 export function connectionFront<S extends TlsServer>(
   target: FrontTarget<S>,
-  proxyFrom: CidrSet | undefined,
+  proxy: ProxyProtocol | undefined,
   allowHalfOpen = false,
 ): NetServer {
   const tls = "tls" in target ? target.tls : undefined;
   const plain = "plain" in target ? target.plain : undefined;
   return createNetServer({ allowHalfOpen, noDelay: true }, (socket) => {
-    if (proxyFrom && !proxyFrom.has(socket.remoteAddress ?? "")) {
+    if (proxy && !proxy.from.has(socket.remoteAddress ?? "")) {
       // Only the configured proxies may speak to this listener.
       socket.destroy();
       return;
     }
     let buf: Buffer = Buffer.alloc(0);
-    let proxyRead = proxyFrom === undefined;
+    let proxyRead = proxy === undefined;
     const timer = setTimeout(() => socket.destroy(), FRONT_READ_TIMEOUT_MS);
     const stop = () => {
       socket.off("data", onData);
@@ -230,7 +229,7 @@ export function connectionFront<S extends TlsServer>(
     const onData = (d: Buffer) => {
       buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
       if (!proxyRead) {
-        const r = parseProxyV2(buf);
+        const r = parseProxyHeader(buf, proxy!.version);
         if (r.status === "more") return;
         if (r.status === "error") {
           stop();

@@ -2,8 +2,8 @@
 // to the handler as a ServerExchange, stop accepting, and report connections for draining.
 
 import type { Socket } from "node:net";
-import type { CidrSet } from "../http/cidr.js";
 import type { ServerExchange } from "../http/exchange.js";
+import type { ProxyProtocol } from "./proxy-protocol.js";
 import type { ListenerTls } from "./tls-listener.js";
 
 export type Engine = "uws" | "node" | "net";
@@ -15,8 +15,8 @@ export interface ListenerOptions {
   readonly maxHeaderBytes: number;
   /** Terminate TLS with these certificates. */
   readonly tls?: ListenerTls;
-  /** Every connection starts with a PROXY v2 header, and only these peers may send one. */
-  readonly proxyProtocolFrom?: CidrSet;
+  /** Every connection starts with a PROXY header of these versions, from these peers only. */
+  readonly proxyProtocol?: ProxyProtocol;
   /** net engine: time allowed for the request head. */
   readonly headersTimeoutMs?: number;
   /** net engine: HTTP/2 by ALPN `h2` over TLS and by prior knowledge in cleartext. */

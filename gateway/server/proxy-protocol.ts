@@ -1,6 +1,10 @@
-// PROXY protocol version 2 (the binary header HAProxy's send-proxy-v2 writes before the
-// client's bytes), so the client's address survives a TCP proxy in front of lintel.
-// Version 1 (the text form) is not accepted.
+// The PROXY protocol, so the client's address survives a TCP proxy in front of lintel:
+// version 2 (the binary header HAProxy's send-proxy-v2 writes before the client's bytes)
+// and version 1 (the text line of send-proxy), as HAProxy's proxy-protocol.txt defines
+// them. A server accepts the versions its config names; with both, the first byte tells.
+
+import { isIPv4, isIPv6 } from "node:net";
+import type { CidrSet } from "../http/cidr.js";
 
 const SIGNATURE = Buffer.from([
   0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
@@ -23,8 +27,80 @@ export type ProxyParse =
 function ipv6(b: Buffer, at: number): string {
   const parts: string[] = [];
   for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(at + i).toString(16));
-  // The URL parser prints IPv6 in its canonical, compressed form.
-  return new URL(`http://[${parts.join(":")}]`).hostname.slice(1, -1);
+  return canonicalIpv6(parts.join(":"));
+}
+
+/** The URL parser prints IPv6 in its canonical, compressed form (v1 and v2 alike). */
+function canonicalIpv6(address: string): string {
+  return new URL(`http://[${address}]`).hostname.slice(1, -1);
+}
+
+/** The PROXY protocol versions a server accepts (`proxyProtocol` in its config). */
+export type ProxyVersion = "v1" | "v2" | "any";
+
+/** A server's PROXY protocol: the versions it reads, and the only peers that may send one. */
+export interface ProxyProtocol {
+  readonly version: ProxyVersion;
+  readonly from: CidrSet;
+}
+
+/** Reads the PROXY header `accepted` allows from the start of `data`. */
+export function parseProxyHeader(data: Buffer, accepted: ProxyVersion): ProxyParse {
+  if (data.length === 0) return { status: "more" };
+  // v2's signature starts with CR, v1's line with "P": one byte decides.
+  const v2 = data[0] === SIGNATURE[0];
+  if (accepted === "any") return v2 ? parseProxyV2(data) : parseProxyV1(data);
+  return accepted === "v2" ? parseProxyV2(data) : parseProxyV1(data);
+}
+
+const V1_PREFIX = Buffer.from("PROXY ");
+/** The longest v1 line, CRLF included (proxy-protocol.txt §2.1). */
+const V1_MAX_BYTES = 107;
+
+/** Reads a PROXY v1 line ("PROXY TCP4 <src> <dst> <sport> <dport>\r\n") from `data`. */
+export function parseProxyV1(data: Buffer): ProxyParse {
+  const prefixLen = Math.min(data.length, V1_PREFIX.length);
+  if (data.subarray(0, prefixLen).compare(V1_PREFIX, 0, prefixLen) !== 0) {
+    return {
+      status: "error",
+      reason: "the connection does not start with a PROXY protocol v1 line",
+    };
+  }
+  const cr = data.indexOf(13, V1_PREFIX.length);
+  if (cr === -1 || cr + 1 >= data.length) {
+    return data.length >= V1_MAX_BYTES
+      ? { status: "error", reason: "the PROXY line is longer than 107 bytes" }
+      : { status: "more" };
+  }
+  if (data[cr + 1] !== 10 || cr + 2 > V1_MAX_BYTES)
+    return { status: "error", reason: "the PROXY line does not end with CRLF within 107 bytes" };
+  const rest = data.subarray(cr + 2);
+  const fields = data.toString("latin1", V1_PREFIX.length, cr).split(" ");
+  // UNKNOWN: the proxy does not know the addresses (a health check); the rest is ignored.
+  if (fields[0] === "UNKNOWN") return { status: "ok", info: {}, rest };
+  if (fields.length !== 5)
+    return { status: "error", reason: "a PROXY v1 line has five fields after PROXY" };
+  const [family, src, dst, sport, dport] = fields as [string, string, string, string, string];
+  const isAddress = family === "TCP4" ? isIPv4 : family === "TCP6" ? isIPv6 : undefined;
+  if (isAddress === undefined)
+    return {
+      status: "error",
+      reason: `PROXY v1 protocol ${JSON.stringify(family)} is not TCP4, TCP6 or UNKNOWN`,
+    };
+  if (!isAddress(src) || !isAddress(dst))
+    return { status: "error", reason: `a PROXY v1 address is not a ${family} address` };
+  const port = v1Port(sport);
+  if (port === undefined || v1Port(dport) === undefined)
+    return { status: "error", reason: "a PROXY v1 port is not a number from 0 to 65535" };
+  const address = family === "TCP4" ? src : canonicalIpv6(src);
+  return { status: "ok", info: { source: { address, port } }, rest };
+}
+
+/** A v1 port: decimal digits, no sign or leading zero, at most 65535. */
+function v1Port(text: string): number | undefined {
+  if (!/^(0|[1-9][0-9]{0,4})$/.test(text)) return undefined;
+  const n = Number(text);
+  return n <= 65535 ? n : undefined;
 }
 
 /** Reads a PROXY v2 header from the start of `data`. */
@@ -78,6 +154,18 @@ export function parseProxyV2(data: Buffer): ProxyParse {
         reason: `PROXY address family 0x${family.toString(16)} is not supported`,
       };
   }
+}
+
+/** A PROXY v1 line, as HAProxy's send-proxy writes it (for tests and tools). */
+export function encodeProxyV1(
+  src: { address: string; port: number },
+  dst: { address: string; port: number },
+): Buffer {
+  const family = src.address.includes(":") ? "TCP6" : "TCP4";
+  return Buffer.from(
+    `PROXY ${family} ${src.address} ${dst.address} ${src.port} ${dst.port}\r\n`,
+    "latin1",
+  );
 }
 
 /** A PROXY v2 header, as HAProxy writes it (for tests and tools). */

@@ -413,7 +413,7 @@ export async function listenUws(
     secure: false,
     ip: opts.ip,
     port: opts.port,
-    proxyFrom: opts.proxyProtocolFrom,
+    proxyFrom: opts.proxyProtocol?.from,
   };
   app.any("/*", routeHandler(handler, ctx));
   const ls = await listenApp(app, opts).catch((e: Error) => {
@@ -533,7 +533,7 @@ async function listenUwsTls(
     secure: true,
     ip: opts.ip,
     port: opts.port,
-    proxyFrom: opts.proxyProtocolFrom,
+    proxyFrom: opts.proxyProtocol?.from,
   };
   const route = routeHandler(handler, ctx);
   if (!acceptQueuesMigrate()) {

@@ -4,7 +4,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { encodeProxyV2 } from "../../gateway/server/proxy-protocol.js";
+import { formatConfigError } from "../../gateway/config/load.js";
+import { encodeProxyV1, encodeProxyV2 } from "../../gateway/server/proxy-protocol.js";
+import { loadLintelConfig } from "../../gateway/setup.js";
 import {
   call,
   cleanup,
@@ -15,6 +17,8 @@ import {
   raw,
   startLintel,
   startUpstream,
+  tempDir,
+  writeFiles,
 } from "./harness.js";
 
 afterEach(cleanup);
@@ -275,5 +279,86 @@ describe.each(ENGINES)("PROXY protocol v2 on the %s engine", (engine) => {
     if (r.text.startsWith("HTTP/1.1 200"))
       expect(up.seen[0]!.headers["x-forwarded-for"]).toBe("127.0.0.1");
     else expect(up.seen).toHaveLength(0);
+  });
+});
+
+describe("PROXY protocol v1 on the net engine", () => {
+  const src = { address: "203.0.113.7", port: 5555 };
+  const dst = { address: "127.0.0.1", port: 80 };
+  const request = Buffer.from(
+    "GET /x HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n",
+  );
+
+  it("v1 takes the client address from the line; any takes either version", async () => {
+    const up = await startUpstream("up");
+    const v1 = await startLintel(
+      config(
+        "net",
+        up.port,
+        "clearContext: true\nproxyProtocol: v1\nproxyProtocolFrom: [127.0.0.1]",
+      ),
+    );
+    const any = await startLintel(
+      config(
+        "net",
+        up.port,
+        "clearContext: true\nproxyProtocol: any\nproxyProtocolFrom: [127.0.0.1]",
+      ),
+    );
+    const sent: [number, Buffer][] = [
+      [v1.port(), encodeProxyV1(src, dst)],
+      [any.port(), encodeProxyV1({ ...src, address: "2001:db8::7" }, { ...dst, address: "::1" })],
+      [any.port(), encodeProxyV2({ ...src, address: "198.51.100.9" }, dst)],
+    ];
+    for (const [port, header] of sent) {
+      const r = await raw(port, Buffer.concat([header, request]), 3000);
+      expect(r.text).toMatch(/^HTTP\/1\.1 200/);
+    }
+    expect(up.seen.map((s) => s.headers["x-forwarded-for"])).toEqual([
+      "203.0.113.7",
+      "2001:db8::7",
+      "198.51.100.9",
+    ]);
+  });
+
+  it("v1 closes a connection whose header is v2, malformed, or missing", async () => {
+    const up = await startUpstream("up");
+    const l = await startLintel(
+      config("net", up.port, "proxyProtocol: v1\nproxyProtocolFrom: [127.0.0.1]"),
+    );
+    for (const first of [
+      encodeProxyV2(src, dst),
+      Buffer.from("PROXY TCP4 203.0.113.700 127.0.0.1 5555 80\r\n"),
+      Buffer.alloc(0),
+    ]) {
+      const r = await raw(l.port(), Buffer.concat([first, request]), 2000);
+      expect(r.text).toBe("");
+      expect(r.closed).toBe(true);
+    }
+    expect(up.seen).toHaveLength(0);
+  });
+
+  it.each([
+    [
+      "v1 on a uws server",
+      "engine: uws, proxyProtocol: v1, proxyProtocolFrom: [127.0.0.1]",
+      "proxyProtocol: v1 needs engine: net (uws reads only PROXY v2)",
+    ],
+    [
+      "any on a uws server",
+      "engine: uws, proxyProtocol: any, proxyProtocolFrom: [127.0.0.1]",
+      "proxyProtocol: any needs engine: net",
+    ],
+    ["a version that does not exist", "proxyProtocol: v3, proxyProtocolFrom: [127.0.0.1]", "v1"],
+    ["v1 without proxyProtocolFrom", "proxyProtocol: v1", "proxyProtocol needs proxyProtocolFrom"],
+  ])("%s is a config error", async (_, server, message) => {
+    const dir = tempDir();
+    writeFiles(dir, {
+      "lintel.yaml": `routers:\n- protocol: http\n  servers:\n  - {port: 0, ${server}}\n`,
+    });
+    const r = await loadLintelConfig(`${dir}/lintel.yaml`);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors.map(formatConfigError).join("\n")).toContain(message);
   });
 });

@@ -1,5 +1,5 @@
 // Scenario S1 with a real HAProxy in front: HAProxy in TCP mode passes TLS through by SNI
-// and prepends a PROXY v2 header; lintel (net engine, TLS with several certificates)
+// and prepends a PROXY header (v2 with send-proxy-v2, v1 with send-proxy); lintel (net engine, TLS with several certificates)
 // picks the certificate by SNI and puts the client's address, not a spoofed one, in
 // X-Forwarded-For for the service.
 
@@ -26,7 +26,7 @@ const HAPROXY = requireBinary("haproxy", "haproxy", "the HAProxy end-to-end test
 /** The client connects from this loopback address, so it differs from HAProxy's own. */
 const CLIENT_IP = "127.0.0.5";
 
-async function startHaproxy(frontPort: number, lintelPort: number): Promise<void> {
+async function startHaproxy(frontPort: number, lintelPort: number, send: string): Promise<void> {
   const dir = tempDir("lintel-haproxy-");
   const cfg = join(dir, "haproxy.cfg");
   // The shipped deploy/haproxy/edge-frontend.cfg, reduced to one edge on loopback.
@@ -46,7 +46,7 @@ frontend https_in
   tcp-request content reject
   default_backend edges
 backend edges
-  server edge1 127.0.0.1:${lintelPort} send-proxy-v2
+  server edge1 127.0.0.1:${lintelPort} ${send}
 `,
   );
   await runHaproxy(HAPROXY!, cfg, frontPort);
@@ -98,17 +98,24 @@ function get(
 }
 
 describe.skipIf(HAPROXY === undefined)(
-  "HAProxy (TCP, SNI passthrough, PROXY v2) in front of lintel",
+  "HAProxy (TCP, SNI passthrough, PROXY header) in front of lintel",
   () => {
-    it("lets SNI pick the certificate and carries the client address into X-Forwarded-For", async () => {
-      const root = await TestCa.root();
-      const user = await root.leaf({ dns: ["user.example"] });
-      const booking = await root.leaf({ dns: ["booking.example"] });
-      const fallback = await root.leaf({ dns: ["edge.example"] });
-      const up = await startUpstream("service");
-      const lintelPort = await freePort();
-      await startLintel(
-        `
+    it.each([
+      { proxyProtocol: "v2", send: "send-proxy-v2" },
+      { proxyProtocol: "v1", send: "send-proxy" },
+      { proxyProtocol: "any", send: "send-proxy" },
+      { proxyProtocol: "any", send: "send-proxy-v2" },
+    ])(
+      "proxyProtocol: $proxyProtocol, HAProxy $send: SNI picks the certificate, the client address goes into X-Forwarded-For",
+      async ({ proxyProtocol, send }) => {
+        const root = await TestCa.root();
+        const user = await root.leaf({ dns: ["user.example"] });
+        const booking = await root.leaf({ dns: ["booking.example"] });
+        const fallback = await root.leaf({ dns: ["edge.example"] });
+        const up = await startUpstream("service");
+        const lintelPort = await freePort();
+        await startLintel(
+          `
 admin: {ip: 127.0.0.1, port: 0}
 routers:
 - protocol: http
@@ -119,7 +126,7 @@ routers:
     port: ${lintelPort}
     engine: net
     clearContext: true
-    proxyProtocol: v2
+    proxyProtocol: ${proxyProtocol}
     proxyProtocolFrom: [127.0.0.1]
     tls:
       certPath: certs/default.crt
@@ -128,35 +135,36 @@ routers:
       - {certPath: certs/user.crt, keyPath: certs/user.key}
       - {certPath: certs/booking.crt, keyPath: certs/booking.key}
 `,
-        {
-          "certs/default.crt": fallback.certPem,
-          "certs/default.key": fallback.keyPem(),
-          "certs/user.crt": user.certPem,
-          "certs/user.key": user.keyPem(),
-          "certs/booking.crt": booking.certPem,
-          "certs/booking.key": booking.keyPem(),
-        },
-      );
-      const front = await freePort();
-      await startHaproxy(front, lintelPort);
-      const ca = root.certPem;
+          {
+            "certs/default.crt": fallback.certPem,
+            "certs/default.key": fallback.keyPem(),
+            "certs/user.crt": user.certPem,
+            "certs/user.key": user.keyPem(),
+            "certs/booking.crt": booking.certPem,
+            "certs/booking.key": booking.keyPem(),
+          },
+        );
+        const front = await freePort();
+        await startHaproxy(front, lintelPort, send);
+        const ca = root.certPem;
 
-      const a = await get(front, "user.example", ca, {
-        "x-forwarded-for": "6.6.6.6",
-        "l5d-dtab": "/svc => /$/fail",
-      });
-      expect(a.status).toBe(200);
-      expect(a.peerCn).toBe("user.example");
-      const b = await get(front, "booking.example", ca);
-      expect(b.peerCn).toBe("booking.example");
+        const a = await get(front, "user.example", ca, {
+          "x-forwarded-for": "6.6.6.6",
+          "l5d-dtab": "/svc => /$/fail",
+        });
+        expect(a.status).toBe(200);
+        expect(a.peerCn).toBe("user.example");
+        const b = await get(front, "booking.example", ca);
+        expect(b.peerCn).toBe("booking.example");
 
-      // The service sees the client's own address (from the PROXY header), not the spoofed
-      // one, not HAProxy's; the internet's l5d-dtab had no effect.
-      expect(up.seen).toHaveLength(2);
-      expect(up.seen[0]!.headers["x-forwarded-for"]).toBe(CLIENT_IP);
-      expect(up.seen[0]!.headers["x-forwarded-proto"]).toBe("https");
-      expect(up.seen[0]!.headers["l5d-dtab"]).toBeUndefined();
-      expect(up.seen[1]!.headers["x-forwarded-for"]).toBe(CLIENT_IP);
-    });
+        // The service sees the client's own address (from the PROXY header), not the spoofed
+        // one, not HAProxy's; the internet's l5d-dtab had no effect.
+        expect(up.seen).toHaveLength(2);
+        expect(up.seen[0]!.headers["x-forwarded-for"]).toBe(CLIENT_IP);
+        expect(up.seen[0]!.headers["x-forwarded-proto"]).toBe("https");
+        expect(up.seen[0]!.headers["l5d-dtab"]).toBeUndefined();
+        expect(up.seen[1]!.headers["x-forwarded-for"]).toBe(CLIENT_IP);
+      },
+    );
   },
 );

@@ -1,4 +1,5 @@
-// Unit tests: CIDR sets, X-Forwarded-* / Forwarded computation, and the PROXY v2 parser.
+// Unit tests: CIDR sets, X-Forwarded-* / Forwarded computation, and the PROXY v1 and v2
+// parsers.
 
 import { describe, expect, it } from "vitest";
 import { CidrSet, parseCidr } from "../../gateway/http/cidr.js";
@@ -7,7 +8,13 @@ import {
   forwardedHeaders,
   type HopInfo,
 } from "../../gateway/http/forwarded.js";
-import { encodeProxyV2, parseProxyV2 } from "../../gateway/server/proxy-protocol.js";
+import {
+  encodeProxyV1,
+  encodeProxyV2,
+  parseProxyHeader,
+  parseProxyV1,
+  parseProxyV2,
+} from "../../gateway/server/proxy-protocol.js";
 
 describe("CidrSet", () => {
   it("matches IPv4 and IPv6 ranges, bare addresses, and IPv4-mapped IPv6 peers", () => {
@@ -169,5 +176,84 @@ describe("PROXY protocol v2", () => {
     const badFamily = Buffer.from(h);
     badFamily[13] = 0x31;
     expect(parseProxyV2(badFamily)).toMatchObject({ status: "error", reason: /family/ });
+  });
+});
+
+describe("PROXY protocol v1", () => {
+  it("reads the client address of a TCP4 and a TCP6 line, and returns the bytes after it", () => {
+    const v4 = encodeProxyV1(
+      { address: "203.0.113.7", port: 12345 },
+      { address: "192.0.2.1", port: 443 },
+    );
+    expect(v4.toString()).toBe("PROXY TCP4 203.0.113.7 192.0.2.1 12345 443\r\n");
+    const r = parseProxyV1(Buffer.concat([v4, Buffer.from("GET /")]));
+    expect(r).toMatchObject({
+      status: "ok",
+      info: { source: { address: "203.0.113.7", port: 12345 } },
+    });
+    expect(r.status === "ok" && r.rest.toString()).toBe("GET /");
+    // Written out in full, read back in the canonical form v2 gives too.
+    const v6 = Buffer.from("PROXY TCP6 2001:db8:0:0:0:0:0:7 2001:db8::1 1 443\r\n");
+    expect(parseProxyV1(v6)).toMatchObject({
+      status: "ok",
+      info: { source: { address: "2001:db8::7", port: 1 } },
+    });
+  });
+
+  it("asks for more bytes while the line is incomplete, at any split point", () => {
+    const h = encodeProxyV1({ address: "203.0.113.7", port: 1 }, { address: "192.0.2.1", port: 2 });
+    for (let i = 1; i < h.length; i++) expect(parseProxyV1(h.subarray(0, i)).status).toBe("more");
+    expect(parseProxyV1(h).status).toBe("ok");
+  });
+
+  it("treats UNKNOWN (a proxy's health check) as having no client", () => {
+    expect(parseProxyV1(Buffer.from("PROXY UNKNOWN\r\nGET /"))).toMatchObject({
+      status: "ok",
+      info: {},
+    });
+    expect(
+      parseProxyV1(Buffer.from("PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n")),
+    ).toMatchObject({ status: "ok", info: {} });
+  });
+
+  it("refuses what is not a well-formed line, naming the fault", () => {
+    const bad: [string, RegExp][] = [
+      ["GET / HTTP/1.1\r\n", /does not start with a PROXY protocol v1 line/],
+      ["PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n", /not TCP4, TCP6 or UNKNOWN/],
+      ["PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", /five fields/],
+      ["PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n", /five fields/],
+      ["PROXY TCP4 1.2.3.400 5.6.7.8 1 2\r\n", /not a TCP4 address/],
+      ["PROXY TCP4 2001:db8::1 5.6.7.8 1 2\r\n", /not a TCP4 address/],
+      ["PROXY TCP6 1.2.3.4 2001:db8::1 1 2\r\n", /not a TCP6 address/],
+      ["PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n", /port/],
+      ["PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n", /port/],
+      ["PROXY TCP4 1.2.3.4 5.6.7.8 1 -2\r\n", /port/],
+      ["PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX", /CRLF/],
+      [`PROXY UNKNOWN ${"x".repeat(100)}\r\n`, /107 bytes/],
+      [`PROXY UNKNOWN ${"x".repeat(100)}`, /107 bytes/],
+    ];
+    for (const [line, reason] of bad)
+      expect({ line, r: parseProxyV1(Buffer.from(line)) }).toMatchObject({
+        line,
+        r: { status: "error", reason },
+      });
+  });
+
+  it("takes only the versions a server accepts; with both, the first byte tells", () => {
+    const src = { address: "203.0.113.7", port: 7 };
+    const dst = { address: "192.0.2.1", port: 443 };
+    const v1 = encodeProxyV1(src, dst);
+    const v2 = encodeProxyV2(src, dst);
+    const ok = { status: "ok", info: { source: src } };
+    expect(parseProxyHeader(v1, "v1")).toMatchObject(ok);
+    expect(parseProxyHeader(v2, "v2")).toMatchObject(ok);
+    expect(parseProxyHeader(v1, "any")).toMatchObject(ok);
+    expect(parseProxyHeader(v2, "any")).toMatchObject(ok);
+    expect(parseProxyHeader(v1, "v2")).toMatchObject({ status: "error" });
+    expect(parseProxyHeader(v2, "v1")).toMatchObject({ status: "error" });
+    expect(parseProxyHeader(Buffer.alloc(0), "any")).toMatchObject({ status: "more" });
+    expect(parseProxyHeader(Buffer.from("GET / HTTP/1.1\r\n"), "any")).toMatchObject({
+      status: "error",
+    });
   });
 });

@@ -63,7 +63,7 @@ export function listenNet(opts: ListenerOptions, handler: ExchangeHandler): Prom
   const headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
   let front: NetServer;
   if (opts.tls) {
-    const proxied = opts.proxyProtocolFrom !== undefined;
+    const proxied = opts.proxyProtocol !== undefined;
     // With HTTP/2, ALPN offers h2 first; a client that does not take it speaks HTTP/1.
     const protocols = h2 ? ["h2", "http/1.1", "http/1.0"] : undefined;
     const tls = new TlsServers<TlsServer>(
@@ -83,9 +83,9 @@ export function listenNet(opts: ListenerOptions, handler: ExchangeHandler): Prom
       },
       protocols,
     );
-    front = connectionFront({ tls }, opts.proxyProtocolFrom, true);
-  } else if (opts.proxyProtocolFrom) {
-    front = connectionFront({ plain: accept }, opts.proxyProtocolFrom, true);
+    front = connectionFront({ tls }, opts.proxyProtocol, true);
+  } else if (opts.proxyProtocol) {
+    front = connectionFront({ plain: accept }, opts.proxyProtocol, true);
   } else {
     // allowHalfOpen: what a client's FIN means is the connection's to decide (connection.ts).
     front = createNetServer({ allowHalfOpen: true, noDelay: true }, (s) => accept(s, undefined));
