@@ -9,6 +9,7 @@ import { FAILURE_ACCRUALS } from "../client/accrual/kinds.js";
 import { LOAD_BALANCERS } from "../client/balancers/index.js";
 import { headerPathIdentifier } from "../identifiers/header-path.js";
 import { headerTokenIdentifier } from "../identifiers/header-token.js";
+import { headerUriPathIdentifier } from "../identifiers/header-uri-path.js";
 import { ingressIdentifier } from "../identifiers/ingress.js";
 import { methodAndHostIdentifier } from "../identifiers/method-and-host.js";
 import { pathIdentifier } from "../identifiers/path.js";
@@ -46,6 +47,7 @@ export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
   methodAndHostIdentifier,
   pathIdentifier,
   headerPathIdentifier,
+  headerUriPathIdentifier,
   staticIdentifier,
   ingressIdentifier,
   fsNamer,

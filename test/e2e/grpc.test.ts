@@ -133,6 +133,36 @@ describe("gRPC through an h2 router", () => {
     expect(await unary(c, "hi")).toEqual({ reply: "echo: hi (/svc/echo)" });
   });
 
+  it("io.l5d.header.path routes by the gRPC service in :path (Linkerd's h2 identifier)", async () => {
+    const up = await grpcServer();
+    const l = await startLintel(`
+admin: {ip: 127.0.0.1, port: 0}
+routers:
+- protocol: h2
+  identifier: {kind: io.l5d.header.path, segments: 1}
+  dtab: /svc/test.Echo => /$/inet/127.0.0.1/${up}
+  servers:
+  - {ip: 127.0.0.1, port: 0}
+`);
+    const c = client(l.port());
+    expect(await unary(c, "hi")).toEqual({ reply: "echo: hi (/svc/test.Echo)" });
+    const counted: string[] = [];
+    for await (const m of c.count("3")) counted.push(m as string);
+    expect(counted).toEqual(["1", "2", "3"]);
+    // Another service's calls name another service, which nothing routes.
+    const other = grpc.makeGenericClientConstructor(
+      { echo: { ...SERVICE.echo, path: "/test.Other/Echo" } },
+      "Other",
+    );
+    const o = new other(`127.0.0.1:${l.port()}`, grpc.credentials.createInsecure());
+    onCleanup(() => o.close());
+    const r = await unary(o as unknown as ReturnType<typeof client>, "hi");
+    expect({ code: r.error?.code, details: r.error?.details }).toEqual({
+      code: grpc.status.UNIMPLEMENTED,
+      details: expect.stringContaining("/svc/test.Other"),
+    });
+  });
+
   it("passes grpc-status, its message and trailing metadata through", async () => {
     const l = await lintelFor(await grpcServer());
     const r = await unary(client(l.port()), "fail");

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { headerPathIdentifier } from "../../gateway/identifiers/header-path.js";
 import { headerTokenIdentifier } from "../../gateway/identifiers/header-token.js";
+import { headerUriPathIdentifier } from "../../gateway/identifiers/header-uri-path.js";
 import {
   firstMatch,
   type Identification,
@@ -278,6 +279,50 @@ describe("io.l5d.header", () => {
   });
 });
 
+describe("io.l5d.header.path (Linkerd's h2 identifier)", () => {
+  const at = (path: string, headers: Record<string, string> = {}) =>
+    request({ url: path, headers: { ":path": path, ...headers } });
+
+  it("names the service by :path, without its query or trailing slash", () => {
+    expect(id(headerUriPathIdentifier, {}, at("/helloworld.Greeter/SayHello"))).toBe(
+      "/svc/helloworld.Greeter/SayHello",
+    );
+    expect(id(headerUriPathIdentifier, {}, at("/users/7/?full=1"))).toBe("/svc/users/7");
+  });
+
+  it("takes the first `segments` when set, and refuses a shorter path", () => {
+    const one = { segments: 1 };
+    expect(id(headerUriPathIdentifier, one, at("/helloworld.Greeter/SayHello"))).toBe(
+      "/svc/helloworld.Greeter",
+    );
+    expect(id(headerUriPathIdentifier, { segments: 3 }, at("/a/b"))).toBe(
+      "unidentified: :path must have at least 3 segment(s): /a/b",
+    );
+    expect(decodeIssues(headerUriPathIdentifier, { segments: 0 })).toHaveLength(1);
+  });
+
+  it("reads another header, and leaves an empty or missing path unidentified", () => {
+    expect(
+      id(headerUriPathIdentifier, { header: "X-Route" }, at("/ignored", { "x-route": "/a/b" })),
+    ).toBe("/svc/a/b");
+    expect(id(headerUriPathIdentifier, {}, at("/"))).toBe(
+      "unidentified: Missing destination path in :path",
+    );
+    expect(id(headerUriPathIdentifier, {}, request())).toBe(
+      "unidentified: Missing destination path in :path",
+    );
+    expect(id(headerUriPathIdentifier, { header: "x-route" }, at("/a"))).toBe(
+      "unidentified: Missing destination path in x-route",
+    );
+  });
+
+  it("leaves a value that is not a path unidentified, with the reason", () => {
+    expect(
+      id(headerUriPathIdentifier, { header: "x-route" }, at("/", { "x-route": "a/b" })),
+    ).toMatch(/^unidentified: x-route is not a path \(.+\): a\/b$/);
+  });
+});
+
 describe("io.l5d.static", () => {
   it("gives every request dstPrefix + path", () => {
     const ident = make(staticIdentifier, { path: "/users/v1" });
@@ -366,6 +411,7 @@ describe("plugin metadata", () => {
       methodAndHostIdentifier as Plugin<Category, unknown>,
       pathIdentifier as Plugin<Category, unknown>,
       headerPathIdentifier as Plugin<Category, unknown>,
+      headerUriPathIdentifier as Plugin<Category, unknown>,
       staticIdentifier as Plugin<Category, unknown>,
     ];
     expect(plugins.map((p) => `${p.category}:${p.kind}`)).toEqual([
@@ -373,6 +419,7 @@ describe("plugin metadata", () => {
       "identifier:io.l5d.methodAndHost",
       "identifier:io.l5d.path",
       "identifier:io.l5d.header",
+      "identifier:io.l5d.header.path",
       "identifier:io.l5d.static",
     ]);
   });
