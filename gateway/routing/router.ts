@@ -51,7 +51,7 @@ import type { ServerStack } from "./server-stack/server-stack.js";
 import { ServiceCall } from "./service-call.js";
 import type { ServicePolicies, ServicePolicy } from "./service-policy.js";
 import { TunnelExchange } from "./tunnel-exchange.js";
-import type { TunnelOwner, Tunnels } from "./tunnels.js";
+import type { TunnelBytes, TunnelOwner, Tunnels } from "./tunnels.js";
 import { upstreamHeaders } from "./upstream-headers.js";
 
 export interface RouterOptions {
@@ -499,7 +499,15 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
     this.fail(st, err);
   }
 
-  tunnelClosed(st: RequestState, status: number, bytes: number): void {
+  tunnelOpened(st: RequestState): TunnelBytes {
+    const tunnels = st.server.stats.tunnels;
+    tunnels.open.n++;
+    tunnels.opened.n++;
+    return tunnels.bytes;
+  }
+
+  tunnelClosed(st: RequestState, status: number, bytes: number, opened = false): void {
+    if (opened) st.server.stats.tunnels.open.n--;
     st.status = status;
     st.bytes = bytes;
     this.finish(st);

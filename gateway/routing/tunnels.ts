@@ -19,10 +19,24 @@ export interface TunnelOwner<C> {
   /** The tunnel could not be opened: answer the request with `err`. */
   tunnelFailed(ctx: C, err: ProxyError): void;
   /**
-   * The tunnel closed: `status` is what the client was answered (200 for an open CONNECT,
-   * 101 for a switched upgrade, the upstream's refusal), 0 when the client left first.
+   * Bytes flow both ways from now on (a CONNECT answered 200, an upgrade switched): what
+   * they add up to as they flow.
    */
-  tunnelClosed(ctx: C, status: number, bytes: number): void;
+  tunnelOpened(ctx: C): TunnelBytes;
+  /**
+   * The tunnel closed: `status` is what the client was answered (200 for an open CONNECT,
+   * 101 for a switched upgrade, the upstream's refusal), 0 when the client left first;
+   * `opened` when it had opened.
+   */
+  tunnelClosed(ctx: C, status: number, bytes: number, opened?: boolean): void;
+}
+
+/** Where an open tunnel counts the bytes it relays. */
+export interface TunnelBytes {
+  /** From the upstream to the client. */
+  readonly down: { n: number };
+  /** From the client to the upstream. */
+  readonly up: { n: number };
 }
 
 /** What an Upgrade request sends upstream (from the router's forwarding rules). */
@@ -118,9 +132,9 @@ export class Tunnels {
       span?.head(200);
       socket.write("HTTP/1.1 200 Connection Established\r\nvia: 1.1 lintel\r\n\r\n");
       if (head.length > 0) upstream.write(head);
-      this.join(socket, upstream, () => {
+      this.join(socket, upstream, owner.tunnelOpened(ctx), () => {
         span?.end(undefined);
-        owner.tunnelClosed(ctx, 200, upstream.bytesRead);
+        owner.tunnelClosed(ctx, 200, upstream.bytesRead, true);
       });
       upstream.pipe(socket);
     });
@@ -192,9 +206,11 @@ export class Tunnels {
           if (settled) return;
           settle(status < 500);
           span?.head(status);
-          this.join(socket, upstream, () => {
+          // A refusal is relayed the same way; only a switch opens a tunnel.
+          const opened = status === 101;
+          this.join(socket, upstream, opened ? owner.tunnelOpened(ctx) : undefined, () => {
             span?.end(undefined);
-            owner.tunnelClosed(ctx, status, upstream.bytesRead);
+            owner.tunnelClosed(ctx, status, upstream.bytesRead, opened);
           });
         },
         failed: (reason) => {
@@ -210,10 +226,24 @@ export class Tunnels {
   }
 
   /**
-   * Client bytes go upstream from now on (answer bytes are the caller's to send); either
-   * side closing, failing or idling past the limit closes both; `closed` runs once.
+   * Client bytes go upstream from now on (answer bytes are the caller's to send), counted
+   * in `meter` both ways; either side closing, failing or idling past the limit closes
+   * both; `closed` runs once.
    */
-  private join(socket: Socket, upstream: Socket, closed: () => void): void {
+  private join(
+    socket: Socket,
+    upstream: Socket,
+    meter: TunnelBytes | undefined,
+    closed: () => void,
+  ): void {
+    if (meter !== undefined) {
+      socket.on("data", (chunk: Buffer) => {
+        meter.up.n += chunk.length;
+      });
+      upstream.on("data", (chunk: Buffer) => {
+        meter.down.n += chunk.length;
+      });
+    }
     upstream.on("error", () => socket.destroy());
     socket.on("error", () => upstream.destroy());
     socket.once("close", () => upstream.destroy());

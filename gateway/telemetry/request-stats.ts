@@ -78,9 +78,20 @@ export class RequestStats {
   }
 }
 
-/** A server's request metrics and `load`, the requests it has in flight. */
+/**
+ * A server's request metrics, `load` (the requests it has in flight, open tunnels
+ * included), and its tunnels: CONNECT and switched upgrades (WebSocket).
+ */
 export class ServerStats extends RequestStats {
   readonly load: Gauge;
+  readonly tunnels: {
+    /** Open now. */
+    readonly open: Gauge;
+    /** Opened since start. */
+    readonly opened: Counter;
+    /** Bytes relayed to the client (`down`) and from it (`up`), counted as they flow. */
+    readonly bytes: { readonly down: Counter; readonly up: Counter };
+  };
   constructor(
     scope: Scope,
     /** Where the server listens, `ip:port` (`[ip]:port` for IPv6), as telemeters show it. */
@@ -88,6 +99,11 @@ export class ServerStats extends RequestStats {
   ) {
     super(scope);
     this.load = scope.gauge("load");
+    this.tunnels = {
+      open: scope.gauge("tunnels/open"),
+      opened: scope.counter("tunnels/opened"),
+      bytes: { down: scope.counter("tunnels/bytes_down"), up: scope.counter("tunnels/bytes_up") },
+    };
   }
 
   /** Metrics reported nowhere, for a server not listening yet. */

@@ -184,7 +184,15 @@ describe("CONNECT tunnels", () => {
     expect(back).toBe("ping through the tunnel");
     // Counted as the request it is, under its server, service and client, once it closes.
     const server = `rt/egress/server/127.0.0.1/${l.port()}`;
-    expect((await metricsJson(l))[`${server}/requests`] ?? 0).toBe(0);
+    const open = await metricsJson(l);
+    expect(open[`${server}/requests`] ?? 0).toBe(0);
+    // Open, and its bytes counted as they flowed (23 each way).
+    expect([
+      open[`${server}/tunnels/open`],
+      open[`${server}/tunnels/opened`],
+      open[`${server}/tunnels/bytes_up`],
+      open[`${server}/tunnels/bytes_down`],
+    ]).toEqual([1, 1, 23, 23]);
     socket.end();
     await eventually(
       async () => (await metricsJson(l))[`${server}/requests`] === 1,
@@ -193,6 +201,7 @@ describe("CONNECT tunnels", () => {
     );
     const m = await metricsJson(l);
     expect([m[`${server}/success`], m[`${server}/status/200`]]).toEqual([1, 1]);
+    expect(m[`${server}/tunnels/open`]).toBe(0);
     expect(m[`rt/egress/service/svc/127.0.0.1:${echo}/success`]).toBe(1);
     expect(m[`rt/egress/client/$/inet/127.0.0.1/${echo}/success`]).toBe(1);
   });

@@ -52,6 +52,18 @@ routers:
 `;
 }
 
+/** The server's tunnel metrics (`rt/ws/server/<ip>/<port>/tunnels/*`). */
+async function tunnelMetrics(l: Awaited<ReturnType<typeof startLintel>>) {
+  const m = await metricsJson(l);
+  const at = `rt/ws/server/127.0.0.1/${l.port()}/tunnels/`;
+  return {
+    open: m[`${at}open`],
+    opened: m[`${at}opened`],
+    down: m[`${at}bytes_down`],
+    up: m[`${at}bytes_up`],
+  };
+}
+
 function open(url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers: { host: "chat" }, ...options });
@@ -76,6 +88,11 @@ describe.each(TUNNELLING)("WebSocket through the %s engine", (engine) => {
     // Larger than any socket buffer: backpressure both ways.
     const big = Buffer.alloc(4 * 1024 * 1024, 7);
     expect((await reply(ws, big)).equals(big)).toBe(true);
+    // Counted as the bytes flow, while the tunnel is open.
+    const during = await tunnelMetrics(l);
+    expect({ open: during.open, opened: during.opened }).toEqual({ open: 1, opened: 1 });
+    expect(during.down).toBeGreaterThan(4 * 1024 * 1024);
+    expect(during.up).toBeGreaterThan(4 * 1024 * 1024);
     ws.close();
     // The handshake reached the upstream as lintel forwards requests: identified,
     // with forwarded headers (a clearContext server) and the upgrade asked for.
@@ -101,6 +118,13 @@ describe.each(TUNNELLING)("WebSocket through the %s engine", (engine) => {
     const counted = async () => (await metricsJson(l))["rt/ws/service/svc/chat/requests"] === 1;
     await eventually(counted, 5000, "the closed tunnel to be counted");
     expect((await metricsJson(l))["rt/ws/service/svc/chat/status/101"]).toBe(1);
+    // Both ways: the two messages, framed (masked up, plain down), and the close frames.
+    const t = await tunnelMetrics(l);
+    expect({ open: t.open, opened: t.opened }).toEqual({ open: 0, opened: 1 });
+    expect(t.down).toBeGreaterThan(4 * 1024 * 1024);
+    expect(t.down).toBeLessThan(4 * 1024 * 1024 + 4096);
+    expect(t.up).toBeGreaterThan(4 * 1024 * 1024);
+    expect(t.up).toBeLessThan(4 * 1024 * 1024 + 4096);
   });
 
   it("relays the upstream's refusal as it is framed, and closes", async () => {
@@ -120,6 +144,13 @@ describe.each(TUNNELLING)("WebSocket through the %s engine", (engine) => {
       });
     });
     expect(got).toEqual({ status: 403, why: "nope", body: "refused" });
+    // A refusal opens no tunnel.
+    await eventually(
+      async () => (await metricsJson(l))["rt/ws/service/svc/chat/status/403"] === 1,
+      5000,
+      "the refusal to be counted",
+    );
+    expect(await tunnelMetrics(l)).toMatchObject({ open: 0, opened: 0, down: 0, up: 0 });
   });
 
   it("answers an upgrade nothing routes with lintel's error, not a switch", async () => {
