@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../gateway/cli/main.js";
+import { requireBinary } from "../e2e/harness.js";
 
 const root = resolve(import.meta.dirname, "../..");
 let dir: string;
@@ -232,7 +233,7 @@ describe("the lintel binary", () => {
     },
   );
 
-  it("lintel demo (what npm start runs) prints its banner once, serves, and stops on SIGTERM", async () => {
+  it("lintel demo (what npm start runs) prints its banner once, serves curl over HTTP/1.0 and HTTP/2 and ab, and stops on SIGTERM", async () => {
     // The demo's fixed ports (configs/demo.yaml, configs/demo/disco): 4140, 9990, 9100-9103.
     const child = spawn(process.execPath, [bin, "demo"], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -257,6 +258,32 @@ describe("the lintel binary", () => {
       // a moment for anything printed late.
       const welcome = await fetch("http://127.0.0.1:4140/");
       expect(await welcome.text()).toMatch(/^lintel demo: /);
+      // The clients a new user tries first: curl over HTTP/1.0 and HTTP/2 (h2c upgrade),
+      // and ApacheBench (HTTP/1.0).
+      // (An HTTP/1.0 request is answered in HTTP/1.1, the server's version, RFC 9110 §2.5.)
+      for (const [flag, version] of [
+        ["--http1.0", "1.1"],
+        ["--http2", "2"],
+      ] as const) {
+        const r = await exec("curl", [
+          "-sS",
+          "--max-time",
+          "5",
+          flag,
+          "-w",
+          "\n%{http_version} %{http_code}",
+          "http://127.0.0.1:4140/",
+        ]);
+        expect(r.stdout).toMatch(/^lintel demo: /);
+        expect(r.stdout.slice(r.stdout.lastIndexOf("\n") + 1)).toBe(`${version} 200`);
+      }
+      const ab = requireBinary("ab", "apache2-utils", "ApacheBench against the demo");
+      if (ab) {
+        const r = await exec(ab, ["-n", "200", "-c", "4", "-s", "5", "http://127.0.0.1:4140/"]);
+        expect(/Complete requests:\s+(\d+)/.exec(r.stdout)?.[1]).toBe("200");
+        expect(/Failed requests:\s+(\d+)/.exec(r.stdout)?.[1]).toBe("0");
+        expect(r.stdout).not.toContain("Non-2xx");
+      }
       await new Promise((r) => setTimeout(r, 500));
     } finally {
       child.kill("SIGTERM");
