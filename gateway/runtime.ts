@@ -15,6 +15,7 @@ import { clientParamsResolver } from "./client/params.js";
 import { clientTlsBlocks, UpstreamTlsContexts } from "./client/upstream-tls.js";
 import { coarseClock, systemClock } from "./clock.js";
 import type { LintelConfig } from "./config/config-schema.js";
+import { http2Settings } from "./config/h2-settings.js";
 import { ControlThread } from "./control-thread.js";
 import { CidrSet } from "./http/cidr.js";
 import type { KubeApiRef } from "./k8s/api.js";
@@ -43,9 +44,16 @@ import {
 } from "./telemetry/index.js";
 import { TapPoint, tappedObserver } from "./telemetry/tap-point.js";
 import type { ServerTlsSetup, ThreadRole } from "./thread-role.js";
+import type { TraceFormat } from "./tracing/context.js";
 import type { WorkerPool } from "./workers/pool.js";
 import { serverKey } from "./workers/protocol.js";
 import { type WorkerSide, WorkerThread } from "./workers/worker-thread.js";
+
+/** Linkerd's trace propagators, as the formats lintel sends upstream. */
+const TRACE_PROPAGATORS: Readonly<Record<string, readonly TraceFormat[]>> = {
+  "io.l5d.default": ["l5d"],
+  "io.l5d.zipkin": ["b3"],
+};
 
 export interface RuntimeOptions {
   readonly log: Logger;
@@ -167,8 +175,9 @@ export class Runtime {
           metrics.clientcache,
         );
         clients.push(cache);
-        const accessLog = r.httpAccessLog
-          ? new AccessLog(r.httpAccessLog, rlog, r.httpAccessLogFormat)
+        const accessLogFile = r.httpAccessLog ?? r.h2AccessLog;
+        const accessLog = accessLogFile
+          ? new AccessLog(accessLogFile, rlog, r.httpAccessLogFormat)
           : undefined;
         if (accessLog) accessLogs.push(accessLog);
         const limits = {
@@ -200,6 +209,7 @@ export class Runtime {
           ),
           response: responseSettings(r),
           observer: tappedObserver(rt.telemeters.observer, rt.tap),
+          tracePropagation: r.tracePropagator && TRACE_PROPAGATORS[r.tracePropagator.kind],
         });
         routers.push(router);
         for (const [j, s] of r.servers.entries()) {
@@ -264,6 +274,7 @@ export class Runtime {
                 maxConnections: s.maxConnections,
                 maxConnectionsPerClient: s.maxConnectionsPerClient,
                 http2: s.http2,
+                http2Settings: http2Settings(s),
                 onConnect: s.connect ? toTunnel : undefined,
                 onUpgrade: toTunnel,
               },

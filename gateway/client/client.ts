@@ -44,6 +44,8 @@ export interface ClientPolicy {
   readonly maxPendingRequests: number;
   /** The kinds of `balancer` and `accrual`, as the config names them (for the admin server). */
   readonly kinds?: { readonly balancer: string; readonly accrual: string };
+  /** Send the downstream's TLS client certificate upstream (Linkerd's forwardClientCert). */
+  readonly forwardClientCert?: boolean;
 }
 
 /** An attempt never requeues more often than this, whatever the budget. */
@@ -61,6 +63,11 @@ export class Client implements AttemptOwner, BalancerSource {
   /** Attempts in flight on this client's endpoints. */
   private active = 0;
   lastUsed = Date.now();
+
+  /** Whether requests carry the downstream's client certificate (x-forwarded-client-cert). */
+  get forwardsClientCert(): boolean {
+    return this.policy.forwardClientCert === true;
+  }
 
   constructor(
     readonly bound: BoundName,

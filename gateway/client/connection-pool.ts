@@ -2,6 +2,7 @@
 // a request on one (or wait for one), and close them. The concrete stack chooses the
 // protocol's pool (HTTP/1.1, or HTTP/2 on h2 routers) once per client; endpoints just use it.
 
+import type { Settings } from "node:http2";
 import type { Socket } from "node:net";
 import type { Address } from "../naming/index.js";
 import { H2Pool } from "./h2/pool.js";
@@ -38,6 +39,8 @@ export interface Http1PoolOptions {
   readonly tls?: UpstreamTls;
   /** The client's connection metrics, shared by its endpoints. */
   readonly counters?: ConnectionCounters;
+  /** The SETTINGS of HTTP/2 connections (Linkerd's h2 client parameters). */
+  readonly http2Settings?: Settings;
 }
 
 /** HTTP/2 sessions (prior knowledge, or TLS with ALPN h2) with the client's settings. */
@@ -50,6 +53,7 @@ export function h2Pools(o: Http1PoolOptions): PoolFactory {
       connectTimeoutMs: o.connectTimeoutMs,
       tls: o.tls?.forAddress(address),
       counters: o.counters,
+      settings: o.http2Settings,
     });
 }
 

@@ -4,6 +4,7 @@
 import type { Registry } from "../plugins/registry.js";
 import { acmeBlock } from "./acme-schema.js";
 import { connectBlock, dnsBlock, egressBlock } from "./egress-schemas.js";
+import { h2ServerSettingsFields, namesH2Settings } from "./h2-settings.js";
 import { kubernetesBlock } from "./kubernetes-schema.js";
 import { type PluginConfig, pluginSchema } from "./plugin-schema.js";
 import { clientSchema, defaultKind, kinded, serviceSchema } from "./policy-schemas.js";
@@ -189,6 +190,8 @@ const server = (registry: Registry) =>
         http2: def(boolean(), true),
         /** lintel: a CONNECT or Upgrade (WebSocket) tunnel with no bytes either way for this long is closed. */
         tunnelIdleTimeoutMs: def(integer({ min: 1000 }), 3_600_000),
+        /** Linkerd's h2 server parameters: the SETTINGS of its HTTP/2 connections. */
+        ...h2ServerSettingsFields,
         /** lintel: more layers of the server stack, after its checks and before admission (`{kind, ...}`). */
         layers: opt(
           list(pluginSchema(registry, "serverLayer"), { expected: "a list of server layers" }),
@@ -199,6 +202,11 @@ const server = (registry: Registry) =>
       },
     ),
     (s) => {
+      if (namesH2Settings(s) && (s.engine === "uws" || !s.http2)) {
+        return s.engine === "uws"
+          ? "HTTP/2 settings need engine: net (uws does not speak HTTP/2)"
+          : "HTTP/2 settings are set but http2 is false";
+      }
       if (s.proxyProtocol && s.proxyProtocolFrom.length === 0) {
         return "proxyProtocol needs proxyProtocolFrom: the addresses allowed to send it (your HAProxy)";
       }
@@ -240,6 +248,23 @@ const bindingCache = object({
   idleTtlSecs: def(integer({ min: 1 }), 600),
 });
 
+/**
+ * Linkerd's access log roll policy: `never`, its default, is what lintel does; any
+ * rotation is named as unsupported.
+ */
+function neverRolled(): Schema<"never"> {
+  return {
+    expected: "never",
+    decode(v, path, cx) {
+      if (typeof v === "string" && v.toLowerCase() === "never") return "never";
+      return cx.report(
+        path,
+        `not supported by lintel: access log rotation is left to the log shipper (logrotate with copytruncate); only never is taken, got ${show(v)}`,
+      );
+    },
+  };
+}
+
 export function routerSchema(registry: Registry) {
   const fields = object(
     {
@@ -262,8 +287,28 @@ export function routerSchema(registry: Registry) {
       }),
       originator: def(boolean(), false),
       httpAccessLog: opt(filePath("a log file path")),
+      /** Linkerd's name for it on h2 routers. */
+      h2AccessLog: opt(filePath("a log file path")),
       /** lintel: `clf` (Combined Log Format and lintel's fields) or `json` (a JSON object per line). */
       httpAccessLogFormat: def(oneOf(["clf", "json"] as const), "clf"),
+      /** Linkerd: append to the file (true), or start it anew at each start (false). */
+      httpAccessLogAppend: opt(boolean()),
+      h2AccessLogAppend: opt(boolean()),
+      /** Linkerd: when to rotate the file; only `never` (lintel does not rotate). */
+      httpAccessLogRollPolicy: opt(neverRolled()),
+      h2AccessLogRollPolicy: opt(neverRolled()),
+      /** Linkerd: rotated files kept; lintel does not rotate, so no effect. */
+      httpAccessLogRotateCount: opt(integer({ min: -1 })),
+      h2AccessLogRotateCount: opt(integer({ min: -1 })),
+      /** Linkerd's opt-in to h2 in its early releases; lintel's HTTP/2 needs none. */
+      experimental: opt(boolean()),
+      /** Linkerd: the trace context format a request that brought none is sent upstream with. */
+      tracePropagator: opt(
+        kinded("trace propagator", {
+          "io.l5d.default": object({}),
+          "io.l5d.zipkin": object({}),
+        }),
+      ),
       maxHeadersKB: def(integer({ min: 1 }), 8),
       /** lintel: the most header fields a request may have. */
       maxHeaderCount: def(integer({ min: 1 }), 100),
@@ -279,17 +324,20 @@ export function routerSchema(registry: Registry) {
     {
       unsupported: {
         announcers: "service announcement is not supported",
-        tracePropagator: "tracing is not supported yet",
-        httpAccessLogRollPolicy:
-          "access log rotation is left to the log shipper (logrotate with copytruncate)",
       },
     },
   );
-  return refine(fields, (r) =>
-    r.servers.some((s) => s.connect) && !r.egress
-      ? "a server accepts CONNECT but the router has no egress block: CONNECT needs its destination policy"
-      : undefined,
-  );
+  return refine(fields, (r) => {
+    if (r.servers.some((s) => s.connect) && !r.egress)
+      return "a server accepts CONNECT but the router has no egress block: CONNECT needs its destination policy";
+    if (r.h2AccessLog !== undefined && r.protocol !== "h2")
+      return "h2AccessLog is an h2 router's key; an http router's access log is httpAccessLog";
+    if (r.h2AccessLog !== undefined && r.httpAccessLog !== undefined)
+      return "httpAccessLog and h2AccessLog are both set: give the access log once";
+    if (r.httpAccessLogAppend === false || r.h2AccessLogAppend === false)
+      return "an access log that starts anew (AccessLogAppend: false) is not supported: lintel appends; empty the file before starting";
+    return undefined;
+  });
 }
 
 /** Shortest admin token accepted: 16 characters, as `openssl rand -hex 8` gives at least. */

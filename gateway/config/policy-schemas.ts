@@ -4,6 +4,7 @@
 // come from the registry.
 
 import type { Registry } from "../plugins/registry.js";
+import { h2SettingsFields } from "./h2-settings.js";
 import { pluginSchema } from "./plugin-schema.js";
 import {
   boolean,
@@ -111,6 +112,13 @@ function clientFields(registry: Registry) {
      * (prior knowledge, or ALPN h2 under `tls`); the router's `protocol` when absent.
      */
     protocol: opt(oneOf(["http", "h2"] as const)),
+    /** Linkerd's h2 client parameters: the SETTINGS of its HTTP/2 connections upstream. */
+    ...h2SettingsFields,
+    /**
+     * Linkerd: send the downstream's TLS client certificate upstream in
+     * x-forwarded-client-cert (`Hash=…;SAN=…;DNS=…;Subject="…"`), replacing any sent.
+     */
+    forwardClientCert: opt(boolean()),
   };
 }
 
@@ -138,6 +146,19 @@ function serviceFields(registry: Registry) {
       object({ budget: opt(retryBudget), backoff: opt(pluginSchema(registry, "backoff")) }),
     ),
     responseClassifier: opt(pluginSchema(registry, "responseClassifier")),
+    /**
+     * Linkerd (h2): how long an answer whose class comes with its end (a gRPC status in
+     * trailers) is held, with up to retryBufferSize.responseBytes of its body, so that a
+     * retryable one is retried; lintel holds none when neither key is set.
+     */
+    classificationTimeoutMs: opt(integer({ min: 0 })),
+    /** Linkerd (h2): the request and response bytes kept so a request can be retried. */
+    retryBufferSize: opt(
+      object({
+        requestBytes: def(integer({ min: 0 }), 16_383),
+        responseBytes: def(integer({ min: 0 }), 16_383),
+      }),
+    ),
     /** lintel: layers for the service names the entry matches, after identification. */
     layers: opt(list(pluginSchema(registry, "serverLayer"), { expected: "a list of layers" })),
   };

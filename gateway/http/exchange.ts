@@ -2,6 +2,7 @@
 // policy and telemetry never know which engine a request came from.
 // Headers are flat arrays [name, value, ...] with lower-case names.
 
+import type { X509Certificate } from "node:crypto";
 import type { Readable } from "node:stream";
 
 export interface ServerExchange {
@@ -27,6 +28,8 @@ export interface ServerExchange {
   readonly localAddress: string;
   readonly localPort: number;
   readonly secure: boolean;
+  /** The TLS client certificate the peer presented (mTLS), if any. */
+  peerCertificate(): X509Certificate | undefined;
   /** Content-Length of the request, undefined when chunked or absent. */
   readonly contentLength: number | undefined;
   /** True when the request has a body to forward (a length above 0, or chunked). */

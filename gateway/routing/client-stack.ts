@@ -13,6 +13,7 @@ import {
   type UpstreamTlsContexts,
 } from "../client/upstream-tls.js";
 import type { Clock } from "../clock.js";
+import { http2Settings } from "../config/h2-settings.js";
 import { ProxyError } from "../http/errors.js";
 import type { Logger } from "../log.js";
 import type { Address, BoundName } from "../naming/index.js";
@@ -51,6 +52,7 @@ export function clientStack(o: ClientStackOptions): (bound: BoundName) => Client
       maxRequests: p.maxRequests ?? Number.POSITIVE_INFINITY,
       maxPendingRequests: p.maxPendingRequests ?? Number.POSITIVE_INFINITY,
       kinds: o.kinds.kindsOf(p.loadBalancer, p.failureAccrual),
+      forwardClientCert: p.forwardClientCert,
     };
     const stats = o.metrics.client(key);
     const pool = p.hostConnectionPool;
@@ -67,6 +69,7 @@ export function clientStack(o: ClientStackOptions): (bound: BoundName) => Client
         connectTimeoutMs: p.connectTimeoutMs,
         tls: p.tls ? upstreamTls(p.tls, key, o, h2 ? ["h2"] : undefined) : undefined,
         counters: stats,
+        http2Settings: http2Settings(p),
       }),
       o.log,
       stats,

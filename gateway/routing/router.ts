@@ -19,7 +19,8 @@ import type { UpstreamRequest } from "../client/http1/connection.js";
 import { l5dErrValue, ProxyError } from "../http/errors.js";
 import type { ServerExchange } from "../http/exchange.js";
 import { clientBehind } from "../http/forwarded.js";
-import { getHeader, getHeaders } from "../http/headers.js";
+import { forwardedClientCert } from "../http/forwarded-client-cert.js";
+import { getHeader, getHeaders, setHeader } from "../http/headers.js";
 import type { RequestLimits } from "../http/request-checks.js";
 import type { RequestView } from "../identifiers/identifier.js";
 import type { Logger } from "../log.js";
@@ -34,6 +35,7 @@ import {
 import type { TunnelRequest } from "../server/listener.js";
 import type { RequestObserver } from "../telemeters/telemeter.js";
 import { CLIENT_CLOSED, type RequestStats, type RouterMetrics } from "../telemetry/index.js";
+import type { TraceFormat } from "../tracing/context.js";
 import type { RequestTrace, Tracer } from "../tracing/tracer.js";
 import type { AccessLog } from "./access-log.js";
 import { BindingCache, type BindingEntry } from "./binding-cache.js";
@@ -71,6 +73,11 @@ export interface RouterOptions {
   readonly response?: ResponseSettings;
   /** The telemeters that observe finished requests; absent when none does. */
   readonly observer?: RequestObserver;
+  /**
+   * The trace formats a request that brought no context is sent upstream with (Linkerd's
+   * `tracePropagator`); the tracing telemeters' `propagation` when absent.
+   */
+  readonly tracePropagation?: readonly TraceFormat[];
   readonly rng?: () => number;
 }
 
@@ -231,7 +238,13 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
       trace:
         this.tracer === undefined
           ? undefined
-          : this.tracer.serverTrace(ex.headers, !server.clearContext, this.l5dContext, this.label),
+          : this.tracer.serverTrace(
+              ex.headers,
+              !server.clearContext,
+              this.l5dContext,
+              this.label,
+              this.opts.tracePropagation,
+            ),
     };
     try {
       if (server.arrive(st, this) === false) this.identify(st);
@@ -403,6 +416,11 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
     const deadline = this.deadlineOf(st, t.service);
     const head = upstreamHeaders(ex, st.server, t.dst, bound, t.local, this.opts.egress, deadline);
     if (head.client !== undefined) st.remote = head.client;
+    if (client.forwardsClientCert) {
+      const cert = ex.peerCertificate();
+      if (cert !== undefined)
+        setHeader(head.headers, "x-forwarded-client-cert", forwardedClientCert(cert));
+    }
     const response = this.opts.response;
     const writer = new ForwardHandler(
       ex,
@@ -418,7 +436,7 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
     const keep =
       ex.hasBody &&
       length !== undefined &&
-      length <= RETRY_BODY_BYTES &&
+      length <= t.service.retryRequestBytes &&
       mayRetry(t.service, ex.method);
     const req: UpstreamRequest = {
       method: ex.method,
@@ -437,7 +455,7 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
         length === undefined &&
         ex.httpVersion === "2.0" &&
         mayRetry(t.service, ex.method)
-          ? new RecordedBody(req.body, RETRY_BODY_BYTES)
+          ? new RecordedBody(req.body, t.service.retryRequestBytes)
           : undefined;
       const sent = recorded ? { ...req, body: recorded.first() } : req;
       new ServiceCall(client, t.service, sent, recorded, writer, deadline, st.trace).start();
@@ -606,9 +624,6 @@ export class Router implements Answerer, TunnelOwner<RequestState> {
     this.bindings.close();
   }
 }
-
-/** Request bodies up to this size are kept for retries; larger ones stream through. */
-export const RETRY_BODY_BYTES = 64 * 1024;
 
 /** Whether any answer to `method` may be retried under the service's classifier. */
 function mayRetry(service: ServicePolicy, method: string): boolean {

@@ -32,6 +32,15 @@ const REQUEUED = new Error("the connection failed: the request was sent to anoth
 /** Aborts an attempt whose answer is discarded for a retry. */
 const RETRYING = new Error("the answer is retryable: the request is sent again");
 
+/** An answer held back until its end says whether it is retried. */
+interface HeldAnswer {
+  readonly status: number;
+  readonly headers: string[];
+  readonly chunks: Buffer[];
+  bytes: number;
+  readonly timer: NodeJS.Timeout;
+}
+
 export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptListener, Expiring {
   private current: Attempt | undefined;
   /** The endpoint of the last attempt: a retry goes elsewhere when it can. */
@@ -49,6 +58,8 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   private retryTimer: NodeJS.Timeout | undefined;
   /** The attempt in flight's span, when the request's trace is sampled. */
   private span: ClientSpan | undefined;
+  /** An answer held until its class is known at its end (see ServicePolicy.holdForClass). */
+  private held: HeldAnswer | undefined;
 
   constructor(
     private readonly client: Client,
@@ -154,20 +165,65 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
       this.current?.abort(RETRYING);
       return;
     }
+    const hold = this.policy.holdForClass;
+    if (
+      hold !== undefined &&
+      this.policy.classifier.classifiesAtEnd?.(status, headers) === true &&
+      this.couldRetry()
+    ) {
+      // Its class (a gRPC status in the trailers) comes with its end: wait a little for it.
+      const timer = setTimeout(() => this.release(), hold.timeoutMs);
+      this.held = { status, headers, chunks: [], bytes: 0, timer };
+      return;
+    }
+    this.answer(status, headers, cls === "success");
+  }
+
+  /** The answer goes to the writer: no retry from here on. */
+  private answer(status: number, headers: string[], success: boolean): void {
     this.answered = true;
     if (this.deadlineTimer) requestTimers.cancel(this.deadlineTimer);
     // Linkerd's hint to the next hop: 1.0 success, 0.0 failure (replacing one from upstream).
-    setHeader(headers, "l5d-success-class", cls === "success" ? "1.0" : "0.0");
+    setHeader(headers, "l5d-success-class", success ? "1.0" : "0.0");
     this.writer.onHead(status, headers);
   }
 
+  /** A held answer goes on as it is: its class came too late, or its body is over the buffer. */
+  private release(): void {
+    const held = this.held;
+    if (held === undefined) return;
+    this.held = undefined;
+    clearTimeout(held.timer);
+    this.answer(held.status, held.headers, true);
+    for (const chunk of held.chunks) this.writer.onData(chunk);
+  }
+
   onData(chunk: Buffer): boolean {
-    return this.writer.onData(chunk);
+    const held = this.held;
+    if (held === undefined) return this.writer.onData(chunk);
+    // A copy: the connection may reuse the bytes it read into.
+    held.chunks.push(Buffer.from(chunk));
+    held.bytes += chunk.length;
+    if (held.bytes > this.policy.holdForClass!.responseBytes) this.release();
+    return true;
   }
 
   onEnd(trailers: string[] | undefined): void {
     this.span?.end(undefined);
     if (this.over) return;
+    const held = this.held;
+    if (held !== undefined) {
+      this.held = undefined;
+      clearTimeout(held.timer);
+      // The attempt reported its class from the trailers (Attempt.onEnd) before this.
+      if (this.current?.answerClass === "retryable" && this.mayRetry()) {
+        this.current = undefined;
+        this.retryLater();
+        return;
+      }
+      this.answer(held.status, held.headers, this.current?.answerClass === "success");
+      for (const chunk of held.chunks) this.writer.onData(chunk);
+    }
     this.over = true;
     this.current = undefined;
     this.writer.onEnd(trailers);
@@ -176,6 +232,11 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   onError(err: Error): void {
     this.span?.end(err);
     if (this.over) return;
+    if (this.held !== undefined) {
+      // Nothing of the held answer reached the client: it may be retried, or answered.
+      clearTimeout(this.held.timer);
+      this.held = undefined;
+    }
     this.current = undefined;
     if (this.discarding) {
       this.discarding = false;
@@ -192,6 +253,14 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
       return;
     }
     this.fail(err);
+  }
+
+  /** Whether a retry could be sent, short of the budget (which mayRetry draws on). */
+  private couldRetry(): boolean {
+    if (this.retries >= MAX_RETRIES) return false;
+    if (this.req.body !== null && (this.replay === undefined || this.replay.again() === undefined))
+      return false;
+    return this.deadline === undefined || Date.now() < this.deadline;
   }
 
   private mayRetry(): boolean {

@@ -36,6 +36,12 @@ export const DEFAULT_RETRY_BUDGET: RetryBudgetConfig = {
   percentCanRetry: 0.2,
 };
 
+/** Request bodies up to this size are kept for retries unless retryBufferSize says. */
+export const DEFAULT_RETRY_REQUEST_BYTES = 64 * 1024;
+/** Linkerd's h2 defaults for classificationTimeoutMs and retryBufferSize.responseBytes. */
+const DEFAULT_CLASSIFICATION_TIMEOUT_MS = 100;
+const DEFAULT_RETRY_RESPONSE_BYTES = 16_383;
+
 export interface ServicePolicy {
   /** The service name, as shown (`/svc/users`). */
   readonly service: string;
@@ -43,6 +49,13 @@ export interface ServicePolicy {
   readonly budget: RetryBudget;
   readonly backoff: Backoff;
   readonly totalTimeoutMs: number | undefined;
+  /** A request body up to this size is kept so the request can be retried. */
+  readonly retryRequestBytes: number;
+  /**
+   * Set when the service holds answers whose class comes with their end (a gRPC status
+   * in trailers) to retry the retryable ones: for at most `timeoutMs`, `responseBytes`.
+   */
+  readonly holdForClass: { readonly timeoutMs: number; readonly responseBytes: number } | undefined;
   readonly stats: ServiceStats;
   /** The layers a request for this service meets once identified. */
   readonly layers: LayerStack;
@@ -98,6 +111,14 @@ export class ServicePolicies {
       budget,
       backoff: this.kinds.retryBackoff(p.retries?.backoff),
       totalTimeoutMs: p.totalTimeoutMs,
+      retryRequestBytes: p.retryBufferSize?.requestBytes ?? DEFAULT_RETRY_REQUEST_BYTES,
+      holdForClass:
+        p.classificationTimeoutMs === undefined && p.retryBufferSize === undefined
+          ? undefined
+          : {
+              timeoutMs: p.classificationTimeoutMs ?? DEFAULT_CLASSIFICATION_TIMEOUT_MS,
+              responseBytes: p.retryBufferSize?.responseBytes ?? DEFAULT_RETRY_RESPONSE_BYTES,
+            },
       stats,
       layers,
     };

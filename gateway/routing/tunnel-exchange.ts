@@ -5,7 +5,9 @@
 // Neither has a body to forward: lintel answers it (an error, closing the connection) or
 // the tunnel takes the connection over.
 
+import type { X509Certificate } from "node:crypto";
 import type { Readable } from "node:stream";
+import type { TLSSocket } from "node:tls";
 import { originForm, type ServerExchange, withHost } from "../http/exchange.js";
 import { writeRawResponse } from "../http/raw-error.js";
 import type { TunnelRequest } from "../server/listener.js";
@@ -50,6 +52,11 @@ export class TunnelExchange implements ServerExchange {
     this.localAddress = socket.localAddress ?? "";
     this.localPort = socket.localPort ?? 0;
     this.secure = "encrypted" in socket;
+  }
+
+  peerCertificate(): X509Certificate | undefined {
+    const socket = this.request.socket as Partial<TLSSocket>;
+    return socket.getPeerX509Certificate?.();
   }
 
   get aborted(): boolean {

@@ -1,6 +1,7 @@
 // What a listener engine offers the router: start accepting on ip:port, hand each request
 // to the handler as a ServerExchange, stop accepting, and report connections for draining.
 
+import type { Settings } from "node:http2";
 import type { Socket } from "node:net";
 import type { ServerExchange } from "../http/exchange.js";
 import type { ProxyProtocol } from "./proxy-protocol.js";
@@ -21,6 +22,8 @@ export interface ListenerOptions {
   readonly headersTimeoutMs?: number;
   /** net engine: HTTP/2 by ALPN `h2` over TLS and by prior knowledge in cleartext. */
   readonly http2?: boolean;
+  /** net engine: the SETTINGS of HTTP/2 connections that the config names. */
+  readonly http2Settings?: Settings;
   /** net engine: the most connections open at once. */
   readonly maxConnections?: number;
   /** net engine: the most connections one client address (after PROXY) may have open. */

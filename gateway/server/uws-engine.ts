@@ -173,6 +173,11 @@ export class UwsExchange implements ServerExchange {
     return this.bodyStream ?? Readable.from([]);
   }
 
+  /** uws asks no client certificate (mTLS needs engine: net). */
+  peerCertificate(): undefined {
+    return undefined;
+  }
+
   onAbort(cb: () => void): void {
     if (this.aborted) cb();
     else {

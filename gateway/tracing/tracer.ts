@@ -67,6 +67,8 @@ export class Tracer {
     trusted: boolean,
     l5d: boolean,
     label: string,
+    /** The router's formats for a request that brought none (else the sinks'). */
+    propagation: readonly TraceFormat[] = this.formats,
   ): RequestTrace {
     const ex = trusted ? extractTrace(headers) : undefined;
     const incoming: IncomingTrace | undefined = ex?.trace;
@@ -76,7 +78,7 @@ export class Tracer {
       const rate = asked ?? this.sampleRate;
       sampled = rate >= 1 || (rate > 0 && this.random() < rate);
     }
-    let formats = ex !== undefined && ex.formats.length > 0 ? ex.formats : this.formats;
+    let formats = ex !== undefined && ex.formats.length > 0 ? ex.formats : propagation;
     if (!l5d && formats.includes("l5d")) formats = formats.filter((f) => f !== "l5d");
     const traceId = incoming?.traceId ?? newId(this.random);
     const ctx: SpanContext = {

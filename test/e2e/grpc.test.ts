@@ -300,4 +300,70 @@ routers:
     const never = await outcomes("io.l5d.h2.grpc.neverRetryable");
     expect(never.filter((c) => c === grpc.status.UNAVAILABLE).length).toBeGreaterThan(0);
   });
+
+  it("with classificationTimeoutMs, retries a stream whose UNAVAILABLE comes in its trailers", async () => {
+    const good = await grpcServer();
+    // An endpoint that sends a first message, then ends the call UNAVAILABLE: the status
+    // comes in the trailers, after the head and a DATA frame.
+    const flaky = new grpc.Server();
+    flaky.addService(SERVICE, {
+      echo: () => {},
+      count: (call: grpc.ServerWritableStream<string, string>) => {
+        call.write("1");
+        setTimeout(
+          () => call.emit("error", { code: grpc.status.UNAVAILABLE, details: "going away" }),
+          5,
+        );
+      },
+      chat: () => {},
+    });
+    const flakyPort = await new Promise<number>((resolve, reject) =>
+      flaky.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    onCleanup(() => flaky.forceShutdown());
+    const outcomes = async (service: string) => {
+      const l = await startLintel(
+        `
+admin: {ip: 127.0.0.1, port: 0}
+namers:
+- kind: io.l5d.fs
+  rootDir: disco
+routers:
+- protocol: h2
+  identifier: {kind: io.l5d.header.path, segments: 1}
+  dtab: /svc => /#/io.l5d.fs
+  client: {loadBalancer: {kind: roundRobin}, failureAccrual: {kind: none}}
+  service:
+    responseClassifier: {kind: io.l5d.h2.grpc.default}
+    retries: {budget: {minRetriesPerSec: 100, percentCanRetry: 1.0}}
+${service}
+  servers:
+  - {ip: 127.0.0.1, port: 0}
+`,
+        { "disco/test.Echo": `127.0.0.1 ${flakyPort}\n127.0.0.1 ${good}\n` },
+      );
+      const c = client(l.port());
+      const got: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const seen: string[] = [];
+        try {
+          for await (const m of c.count("3")) seen.push(m as string);
+          got.push(seen.join(","));
+        } catch (e) {
+          got.push(`${seen.join(",")} ${(e as grpc.ServiceError).code}`);
+        }
+      }
+      return got;
+    };
+    // Held until the trailers (well within 1 s): the flaky answer is dropped and retried.
+    const held = await outcomes(
+      "    classificationTimeoutMs: 1000\n    retryBufferSize: {requestBytes: 1024, responseBytes: 1024}",
+    );
+    expect(held).toEqual(Array(6).fill("1,2,3"));
+    // Without them, the first message is already on its way when the status comes.
+    const streamed = await outcomes("");
+    expect(streamed).toContain(`1 ${grpc.status.UNAVAILABLE}`);
+  });
 });

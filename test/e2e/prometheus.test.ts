@@ -163,22 +163,23 @@ scrape_configs:
       await total(`sum(rt:server:request_latency_seconds_bucket{job="lintel",le="+Inf"})`),
     ).toBe(N);
 
-    // The rate over a window holding the whole test: increase() extrapolates to the window's
-    // edges by at most about one scrape interval on each side of the series' samples, so we
-    // allow [0.9, 1.3] × N.
+    // The rate over a window holding the whole test: increase() extrapolates past the
+    // series' last sample by up to 1.1 average scrape intervals. The series covers only the
+    // few seconds of the test, so one interval is a large share of it (more on a busy
+    // machine, where scrapes come late): we allow [0.9, 1.5] × N.
     const window = Math.ceil((Date.now() - started) / 1000) + 20;
     const increase = await scalar(
       prom,
       `sum(increase(rt:server:request_latency_seconds_count{job="lintel",${srv}}[${window}s]))`,
     );
     expect(increase).toBeGreaterThanOrEqual(0.9 * N);
-    expect(increase).toBeLessThanOrEqual(1.3 * N);
+    expect(increase).toBeLessThanOrEqual(1.5 * N);
     const rate = await scalar(
       prom,
       `sum(rate(rt:server:requests_total{job="lintel",${srv}}[${window}s]))`,
     );
     expect(rate! * window).toBeGreaterThanOrEqual(0.9 * N);
-    expect(rate! * window).toBeLessThanOrEqual(1.3 * N);
+    expect(rate! * window).toBeLessThanOrEqual(1.5 * N);
 
     // Latency quantiles from the histogram buckets, as a dashboard reads them.
     const p99 = await scalar(

@@ -41,6 +41,10 @@ export class FakeExchange implements ServerExchange {
   body(): Readable {
     throw new Error("no body");
   }
+  peerCertificate(): undefined {
+    return undefined;
+  }
+
   onAbort(cb: () => void): void {
     this.abortCbs.push(cb);
   }

@@ -12,6 +12,7 @@ import {
   constants,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
+  type Settings,
 } from "node:http2";
 import type { Socket } from "node:net";
 import { H2_CONNECTION_SPECIFIC } from "../../http/headers.js";
@@ -28,6 +29,8 @@ export interface H2PoolOptions {
   /** Originate TLS (ALPN h2) to the address. */
   readonly tls?: TlsOrigination;
   readonly counters?: ConnectionCounters;
+  /** SETTINGS this side announces (the client's h2 parameters). */
+  readonly settings?: Settings;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -99,7 +102,10 @@ export class H2Pool {
     const tls = this.opts.tls;
     if (tls === undefined) {
       this.started(
-        connect(`http://${this.authority}`, { peerMaxConcurrentStreams: 1000 }),
+        connect(`http://${this.authority}`, {
+          peerMaxConcurrentStreams: 1000,
+          settings: this.opts.settings,
+        }),
         timeoutMs,
       );
       return;
@@ -108,7 +114,10 @@ export class H2Pool {
       if (err !== undefined || socket === undefined)
         return this.failed(err ?? new Error("TLS failed"));
       this.started(
-        connect(`https://${this.authority}`, { createConnection: () => socket }),
+        connect(`https://${this.authority}`, {
+          createConnection: () => socket,
+          settings: this.opts.settings,
+        }),
         timeoutMs,
       );
     });

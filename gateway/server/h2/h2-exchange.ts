@@ -3,6 +3,7 @@
 // read HTTP/1 ones. Responses are sent with the stream's own framing; trailers go out when
 // the client said it takes them (`te: trailers`, as gRPC clients do).
 
+import type { X509Certificate } from "node:crypto";
 import {
   constants,
   type Http2Session,
@@ -20,6 +21,8 @@ const ignore = () => {};
  * `socket` is a proxy object, slow to read and unknown to the PROXY-header map).
  */
 export interface H2Connection {
+  /** The TLS client certificate of the connection, if any (the same object each time). */
+  peerCertificate(): X509Certificate | undefined;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;
@@ -67,7 +70,7 @@ export class H2Exchange implements ServerExchange {
     private readonly stream: ServerHttp2Stream,
     raw: readonly string[],
     /** The connection the stream came on (read once per connection, from its socket). */
-    conn: H2Connection,
+    private readonly conn: H2Connection,
     /** Called once the response is complete (the session may close after it). */
     private readonly onDone: (session: Http2Session | undefined, closeSession: boolean) => void,
   ) {
@@ -125,6 +128,10 @@ export class H2Exchange implements ServerExchange {
 
   body(): Readable {
     return this.stream;
+  }
+
+  peerCertificate(): X509Certificate | undefined {
+    return this.conn.peerCertificate();
   }
 
   onAbort(cb: () => void): void {

@@ -4,6 +4,7 @@
 // of concurrent streams, a header list size, a session memory cap (nghttp2 also refuses
 // rapid resets and CONTINUATION floods), and sessions idle past the keep-alive time close.
 
+import type { X509Certificate } from "node:crypto";
 import {
   createServer,
   type Http2Server,
@@ -11,6 +12,7 @@ import {
   type IncomingHttpHeaders,
   type ServerHttp2Session,
   type ServerHttp2Stream,
+  type Settings,
 } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -27,6 +29,8 @@ export interface H2Limits {
   readonly maxConcurrentStreams: number;
   /** A session with no stream for this long is closed. */
   readonly idleTimeoutMs: number;
+  /** SETTINGS the server's config names (Linkerd's h2 server parameters); they win. */
+  readonly settings?: Settings;
 }
 
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
@@ -53,6 +57,7 @@ export class H2Side {
       settings: {
         maxConcurrentStreams: limits.maxConcurrentStreams,
         maxHeaderListSize: limits.maxHeaderBytes,
+        ...limits.settings,
         enablePush: false,
       },
     });
@@ -102,7 +107,15 @@ export class H2Side {
       socket.unshift(first);
     }
     const client = this.clientOf(socket);
+    let peerCert: X509Certificate | null | undefined;
     this.accepting = {
+      peerCertificate() {
+        if (peerCert === undefined)
+          peerCert =
+            ((socket as TLSSocket).encrypted && (socket as TLSSocket).getPeerX509Certificate()) ||
+            null;
+        return peerCert ?? undefined;
+      },
       remoteAddress: socket.remoteAddress ?? "",
       remotePort: socket.remotePort ?? 0,
       localAddress: socket.localAddress ?? "",

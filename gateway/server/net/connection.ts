@@ -4,7 +4,9 @@
 // one until the current response is complete. A head it cannot read one way is answered
 // with its 4xx and the connection closed; nothing after it is read.
 
+import type { X509Certificate } from "node:crypto";
 import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { ProxyError } from "../../http/errors.js";
 import { originForm } from "../../http/exchange.js";
 import { writeRawError } from "../../http/raw-error.js";
@@ -65,6 +67,8 @@ function onSocketClose(this: ServedSocket): void {
 // shared functions, addresses are read from the socket when asked for.
 export class Http1Connection implements ExchangeConnection {
   condemned = false;
+  /** The TLS client certificate, once asked for (null: none). */
+  private peerCert: X509Certificate | null | undefined;
   /** Sweeps of the listener's timer since the connection last made progress. */
   idleTicks = 0;
   /** The bytes of the next head are arriving (its time is counted by headersTimeoutMs). */
@@ -357,6 +361,12 @@ export class Http1Connection implements ExchangeConnection {
       return;
     }
     writeRawError(this.socket, err);
+  }
+
+  peerCertificate(): X509Certificate | undefined {
+    if (this.peerCert === undefined)
+      this.peerCert = (this.secure && (this.socket as TLSSocket).getPeerX509Certificate()) || null;
+    return this.peerCert ?? undefined;
   }
 
   private close(): void {

@@ -3,6 +3,7 @@
 // the first body bytes (or the end) so a small response leaves in one write, and chunked
 // framing is added where the length is not known in advance.
 
+import type { X509Certificate } from "node:crypto";
 import type { Readable } from "node:stream";
 import { originForm, type ServerExchange } from "../../http/exchange.js";
 import { takeBuffer } from "./output-buffers.js";
@@ -20,6 +21,8 @@ export interface ExchangeConnection {
   readonly localPort: number;
   readonly secure: boolean;
   readonly condemned: boolean;
+  /** The TLS client certificate of the connection, if any (the same object each time). */
+  peerCertificate(): X509Certificate | undefined;
   /** Writes response bytes; false when the socket's buffer is full. */
   send(data: Buffer | string): boolean;
   /** Writes the first `length` bytes of a buffer from takeBuffer (given back once written). */
@@ -99,6 +102,9 @@ export class NetExchange implements ServerExchange {
   }
   get secure(): boolean {
     return this.conn.secure;
+  }
+  peerCertificate(): X509Certificate | undefined {
+    return this.conn.peerCertificate();
   }
   get condemned(): boolean {
     return this.conn.condemned;

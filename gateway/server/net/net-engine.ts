@@ -37,6 +37,7 @@ export function listenNet(opts: ListenerOptions, handler: ExchangeHandler): Prom
           maxHeaderBytes: opts.maxHeaderBytes,
           maxConcurrentStreams: DEFAULT_MAX_CONCURRENT_STREAMS,
           idleTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+          settings: opts.http2Settings,
         },
         clientOf,
       )
