@@ -1,8 +1,9 @@
 // The clients users point at an edge, against the default engine: curl over HTTP/1.0,
 // ApacheBench (HTTP/1.0, keep-alive or not), wrk (keep-alive, every connection busy),
 // nghttp over cleartext HTTP/2, h2load (many streams per connection, over TLS and in
-// cleartext), and nginx in front with its default upstream settings
-// (`proxy_http_version 1.0`, Connection: close).
+// cleartext), nginx in front with its default upstream settings
+// (`proxy_http_version 1.0`, Connection: close), and HAProxy in front in HTTP mode with
+// its defaults (HTTP/1.1, keep-alive to the server).
 
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,7 @@ import {
   freePort,
   onCleanup,
   requireBinary,
+  runHaproxy,
   startLintel,
   startLintelTo,
   startUpstream,
@@ -196,5 +198,54 @@ http {
     }
     expect(JSON.parse(answer).url).toBe("/via-nginx");
     expect(up.seen.map((s) => s.url)).toEqual(["/via-nginx"]);
+  }, 20_000);
+
+  it("HAProxy in front in HTTP mode with its defaults (HTTP/1.1 keep-alive to lintel)", async () => {
+    const haproxy = requireBinary("haproxy", "haproxy", "HAProxy in front of lintel");
+    if (!haproxy) return;
+    const { up, port } = await edge();
+    const dir = mkdtempSync(join(tmpdir(), "lintel-haproxy-front-"));
+    onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+    const front = await freePort();
+    const cfg = join(dir, "haproxy.cfg");
+    writeFileSync(
+      cfg,
+      `global
+  maxconn 64
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 10s
+  timeout server 10s
+frontend web
+  bind 127.0.0.1:${front}
+  default_backend lintel
+backend lintel
+  server l1 127.0.0.1:${port}
+`,
+    );
+    await runHaproxy(haproxy, cfg, front);
+    // Several requests on one client connection, a body among them: HAProxy reuses its
+    // server connection between them.
+    const { stdout } = await run("curl", [
+      "-sS",
+      "--max-time",
+      "5",
+      "-w",
+      "%{http_code}\n",
+      `http://127.0.0.1:${front}/a`,
+      "--data-binary",
+      "hello",
+      `http://127.0.0.1:${front}/b`,
+      "-o",
+      "/dev/null",
+      "-o",
+      "/dev/null",
+    ]);
+    expect(stdout.trim().split("\n").slice(-2)).toEqual(["200", "200"]);
+    expect(up.seen.map((s) => [s.method, s.url, s.body.toString()])).toEqual([
+      ["POST", "/a", "hello"],
+      ["POST", "/b", "hello"],
+    ]);
   }, 20_000);
 });
