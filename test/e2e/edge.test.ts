@@ -4,12 +4,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { formatConfigError } from "../../gateway/config/load.js";
 import { encodeProxyV1, encodeProxyV2 } from "../../gateway/server/proxy-protocol.js";
-import { loadLintelConfig } from "../../gateway/setup.js";
 import {
   call,
   cleanup,
+  configErrors,
   ENGINES,
   type EngineName,
   eventually,
@@ -17,8 +16,6 @@ import {
   raw,
   startLintel,
   startUpstream,
-  tempDir,
-  writeFiles,
 } from "./harness.js";
 
 afterEach(cleanup);
@@ -352,13 +349,7 @@ describe("PROXY protocol v1 on the net engine", () => {
     ["a version that does not exist", "proxyProtocol: v3, proxyProtocolFrom: [127.0.0.1]", "v1"],
     ["v1 without proxyProtocolFrom", "proxyProtocol: v1", "proxyProtocol needs proxyProtocolFrom"],
   ])("%s is a config error", async (_, server, message) => {
-    const dir = tempDir();
-    writeFiles(dir, {
-      "lintel.yaml": `routers:\n- protocol: http\n  servers:\n  - {port: 0, ${server}}\n`,
-    });
-    const r = await loadLintelConfig(`${dir}/lintel.yaml`);
-    expect(r.ok).toBe(false);
-    if (r.ok) return;
-    expect(r.errors.map(formatConfigError).join("\n")).toContain(message);
+    const yaml = `routers:\n- protocol: http\n  servers:\n  - {port: 0, ${server}}\n`;
+    expect(await configErrors(yaml)).toContain(message);
   });
 });

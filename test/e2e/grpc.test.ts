@@ -73,14 +73,17 @@ async function grpcServer(): Promise<number> {
       call.on("end", () => call.end());
     },
   });
+  return listen(server);
+}
+
+/** Starts `server` on a free loopback port (stopped after the test); resolves to the port. */
+async function listen(server: grpc.Server): Promise<number> {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
       e ? reject(e) : resolve(p),
     ),
   );
-  onCleanup(() => {
-    server.forceShutdown();
-  });
+  onCleanup(() => server.forceShutdown());
   return port;
 }
 
@@ -263,12 +266,7 @@ routers:
     const unavailable = (_c: unknown, cb: grpc.sendUnaryData<string>) =>
       cb({ code: grpc.status.UNAVAILABLE, details: "draining" });
     down.addService(SERVICE, { echo: unavailable, count: () => {}, chat: () => {} });
-    const downPort = await new Promise<number>((resolve, reject) =>
-      down.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
-        e ? reject(e) : resolve(p),
-      ),
-    );
-    onCleanup(() => down.forceShutdown());
+    const downPort = await listen(down);
     const outcomes = async (classifier: string) => {
       const l = await startLintel(
         `
@@ -317,12 +315,7 @@ routers:
       },
       chat: () => {},
     });
-    const flakyPort = await new Promise<number>((resolve, reject) =>
-      flaky.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
-        e ? reject(e) : resolve(p),
-      ),
-    );
-    onCleanup(() => flaky.forceShutdown());
+    const flakyPort = await listen(flaky);
     const outcomes = async (service: string) => {
       const l = await startLintel(
         `

@@ -269,6 +269,18 @@ export async function startLintel(
   };
 }
 
+/**
+ * What `lintel check` says of a config that must not load, its errors one per line; fails
+ * the test when the config loads.
+ */
+export async function configErrors(yaml: string): Promise<string> {
+  const dir = tempDir();
+  writeFiles(dir, { "lintel.yaml": yaml });
+  const r = await loadLintelConfig(join(dir, "lintel.yaml"));
+  if (r.ok) throw new Error(`the config loaded, but an error was expected:\n${yaml}`);
+  return r.errors.map(formatConfigError).join("\n");
+}
+
 /** lintel with one router sending every name to the upstream on `upPort`, through one server. */
 export function startLintelTo(upPort: number): Promise<Lintel> {
   return startLintel(`
