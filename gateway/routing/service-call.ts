@@ -258,17 +258,15 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   /** Whether a retry could be sent, short of the budget (which mayRetry draws on). */
   private couldRetry(): boolean {
     if (this.retries >= MAX_RETRIES) return false;
+    // A body that streamed through (or is still streaming) cannot be sent again.
     if (this.req.body !== null && (this.replay === undefined || this.replay.again() === undefined))
       return false;
     return this.deadline === undefined || Date.now() < this.deadline;
   }
 
+  /** Whether to retry now; a yes takes a retry from the budget. */
   private mayRetry(): boolean {
-    if (this.retries >= MAX_RETRIES) return false;
-    // A body that streamed through cannot be sent again.
-    if (this.req.body !== null && (this.replay === undefined || this.replay.again() === undefined))
-      return false;
-    if (this.deadline !== undefined && Date.now() >= this.deadline) return false;
+    if (!this.couldRetry()) return false;
     if (!this.policy.budget.tryWithdraw()) {
       this.policy.stats.budgetExhausted.n++;
       return false;
