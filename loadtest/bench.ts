@@ -142,6 +142,12 @@ const COMPRESSION_LAYERS = {
 } as const;
 /** The target for the latency row: p99 added over direct, at half HAProxy's peak. */
 const P99_ADDED_TARGET_MS = 1;
+/**
+ * The target that is Node itself answering, nothing proxied (lib/node-ceiling.ts): the
+ * most an engine on node:tls / node:http2 can serve on the handshake and h2 rows.
+ */
+const NODE_CEILING = "node-ceiling";
+
 /** The h2 row's load: h2load connections and concurrent streams on each. */
 const H2_CLIENTS = 16;
 const H2_STREAMS = 16;
@@ -749,7 +755,7 @@ async function main(): Promise<number> {
     const cert = makeBenchCert(join(dir, "certs"));
     mkdirSync(join(dir, "h2load"));
     const ports = await distinctPorts(
-      26 + 2 * TRACING_TARGETS.length + 5 * (LINTEL_ENGINES.length + PEERS.length),
+      28 + 2 * TRACING_TARGETS.length + 5 * (LINTEL_ENGINES.length + PEERS.length),
     );
     const port = () => ports.shift()!;
     const [backendPort, haproxyPort, adminPort, haproxyTls] = [port(), port(), port(), port()];
@@ -759,6 +765,8 @@ async function main(): Promise<number> {
     const [largeBackend, haproxyLarge] = [port(), port()];
     // The h2 row's direct target: the backend over TLS with ALPN h2, a port of its own.
     const backendH2 = port();
+    // Node's ceiling on the handshake and h2 rows (lib/node-ceiling.ts): node:tls, node:http2.
+    const [ceilingTls, ceilingH2] = [port(), port()];
     // The websocket row: the echo server (lib/ws-echo.ts) and HAProxy in front of it.
     const [wsEcho, haproxyWs] = [port(), port()];
     // The policy row: the plaintext backend behind no resilience policy, and a typical one.
@@ -1080,6 +1088,23 @@ routers:
           )
         : undefined;
       const haproxy = start("haproxy", "haproxy", ["-f", join(dir, "haproxy.cfg")], proxyCpus);
+      // Node answering by itself, on the proxies' core: the handshake and h2 rows' ceiling.
+      const nodeCeiling =
+        o.rows.includes("handshake") || o.rows.includes("h2")
+          ? start(
+              "node ceiling",
+              process.execPath,
+              [
+                join(root, "dist/loadtest/lib/node-ceiling.js"),
+                String(ceilingTls),
+                String(ceilingH2),
+                cert.certPath,
+                cert.keyPath,
+                String(bodyBytes),
+              ],
+              proxyCpus,
+            )
+          : undefined;
       // The tracing row: the collector pinned with the backends, each lintel like lintel.
       const collector = o.rows.includes("tracing")
         ? start(
@@ -1109,6 +1134,7 @@ routers:
       if (largeBe) await waitForPort(largeBackend, largeBe);
       if (jsonBe) await waitForPort(jsonBackend, jsonBe);
       if (wsEchoProc) await waitForPort(wsEcho, wsEchoProc);
+      if (nodeCeiling) for (const p of [ceilingTls, ceilingH2]) await waitForPort(p, nodeCeiling);
       if (collector) await waitForPort(traceCollector, collector);
       for (const [i, p] of tracingLintels.entries()) await waitForPort(tracingPorts[i]!.listen, p);
       for (const p of [
@@ -1213,6 +1239,7 @@ routers:
             secure("haproxy", haproxyTls, haproxy),
             ...peerTargets("tls", secure),
             ...lintelTargets("tls", secure),
+            ...(nodeCeiling ? [secure(NODE_CEILING, ceilingTls, nodeCeiling)] : []),
           ],
         },
         {
@@ -1252,6 +1279,7 @@ routers:
             secure("haproxy", haproxyTls, haproxy),
             ...peerTargets("tls", secure),
             ...lintelTargets("tls", secure, H2_ENGINES),
+            ...(nodeCeiling ? [secure(NODE_CEILING, ceilingH2, nodeCeiling)] : []),
           ],
           probe: (t) => probeH2(t.url, bodyBytes, cert),
           drive: async (t, seconds) => {
