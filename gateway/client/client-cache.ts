@@ -5,15 +5,8 @@
 // is paid once per many new clients (an egress pool meets new hosts all the time).
 
 import type { BoundName } from "../naming/index.js";
-import type { Counter } from "../telemetry/index.js";
+import type { CacheCounters } from "../telemetry/index.js";
 import type { Client } from "./client.js";
-
-/** Linkerd's `bindcache/client/…` counters. */
-export interface ClientCacheCounters {
-  readonly misses: Counter;
-  readonly evicts: Counter;
-  readonly expires: Counter;
-}
 
 export class ClientCache {
   private readonly clients = new Map<string, Client>();
@@ -24,7 +17,8 @@ export class ClientCache {
     private readonly make: (bound: BoundName) => Client,
     private readonly capacity: number,
     private readonly idleTtlMs: number,
-    private readonly counters?: ClientCacheCounters,
+    /** Linkerd's `bindcache/client/…` counters. */
+    private readonly counters?: CacheCounters,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, idleTtlMs / 4)));
     this.sweeper.unref();

@@ -60,12 +60,5 @@ export function http2Settings(c: H2SettingsConfig): Settings {
 
 /** Whether a config names any HTTP/2 setting (windowUpdateRatio included). */
 export function namesH2Settings(c: H2SettingsConfig & { windowUpdateRatio?: number }): boolean {
-  return (
-    c.headerTableBytes !== undefined ||
-    c.initialStreamWindowBytes !== undefined ||
-    c.maxFrameBytes !== undefined ||
-    c.maxHeaderListBytes !== undefined ||
-    c.maxConcurrentStreamsPerConnection !== undefined ||
-    c.windowUpdateRatio !== undefined
-  );
+  return c.windowUpdateRatio !== undefined || Object.keys(http2Settings(c)).length > 0;
 }

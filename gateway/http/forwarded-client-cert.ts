@@ -4,6 +4,14 @@
 // (a SAN or DNS element per such subjectAltName, in the certificate's order).
 
 import { createHash, type X509Certificate } from "node:crypto";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+
+/** The TLS client certificate a connection's peer presented, if any (plain: none). */
+export function peerCertificateOf(socket: Socket): X509Certificate | undefined {
+  const tls = socket as Partial<TLSSocket>;
+  return (tls.encrypted === true && tls.getPeerX509Certificate?.()) || undefined;
+}
 
 /** The field's value for `cert`, made once per certificate object (connections keep theirs). */
 export function forwardedClientCert(cert: X509Certificate): string {

@@ -6,7 +6,7 @@
 
 import type { Interpreter } from "../interpreters/interpreter.js";
 import type { Activity, BoundName, Dtab, NameTree, Path, State } from "../naming/index.js";
-import type { Counter } from "../telemetry/index.js";
+import type { CacheCounters } from "../telemetry/index.js";
 import type { ServicePolicy } from "./service-policy.js";
 
 export interface BindingEntry {
@@ -22,13 +22,6 @@ export interface BindingEntry {
   service: ServicePolicy | undefined;
 }
 
-/** Linkerd's `bindcache/path/…` counters. */
-export interface BindingCacheCounters {
-  readonly misses: Counter;
-  readonly evicts: Counter;
-  readonly expires: Counter;
-}
-
 export class BindingCache {
   private readonly entries = new Map<string, BindingEntry>();
   /** The least and the most recently used entries. */
@@ -40,7 +33,8 @@ export class BindingCache {
     private readonly interpreter: Interpreter,
     private readonly capacity: number,
     private readonly idleTtlMs: number,
-    private readonly counters?: BindingCacheCounters,
+    /** Linkerd's `bindcache/path/…` counters. */
+    private readonly counters?: CacheCounters,
     private readonly now: () => number = Date.now,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, idleTtlMs / 4)));

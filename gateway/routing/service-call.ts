@@ -188,14 +188,25 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
     this.writer.onHead(status, headers);
   }
 
-  /** A held answer goes on as it is: its class came too late, or its body is over the buffer. */
-  private release(): void {
-    const held = this.held;
+  /**
+   * A held answer goes on as it is: its class came too late (taken as a success until its
+   * end says), its body is over the buffer, or it ended and is not retried.
+   */
+  private release(success = true): void {
+    const held = this.dropHeld();
     if (held === undefined) return;
-    this.held = undefined;
-    clearTimeout(held.timer);
-    this.answer(held.status, held.headers, true);
+    this.answer(held.status, held.headers, success);
     for (const chunk of held.chunks) this.writer.onData(chunk);
+  }
+
+  /** Stops holding an answer, and gives it back (undefined: none was held). */
+  private dropHeld(): HeldAnswer | undefined {
+    const held = this.held;
+    if (held !== undefined) {
+      this.held = undefined;
+      clearTimeout(held.timer);
+    }
+    return held;
   }
 
   onData(chunk: Buffer): boolean {
@@ -211,18 +222,16 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   onEnd(trailers: string[] | undefined): void {
     this.span?.end(undefined);
     if (this.over) return;
-    const held = this.held;
-    if (held !== undefined) {
-      this.held = undefined;
-      clearTimeout(held.timer);
+    if (this.held !== undefined) {
       // The attempt reported its class from the trailers (Attempt.onEnd) before this.
-      if (this.current?.answerClass === "retryable" && this.mayRetry()) {
+      const cls = this.current?.answerClass;
+      if (cls === "retryable" && this.mayRetry()) {
+        this.dropHeld();
         this.current = undefined;
         this.retryLater();
         return;
       }
-      this.answer(held.status, held.headers, this.current?.answerClass === "success");
-      for (const chunk of held.chunks) this.writer.onData(chunk);
+      this.release(cls === "success");
     }
     this.over = true;
     this.current = undefined;
@@ -232,11 +241,8 @@ export class ServiceCall implements UpstreamHandler, UpstreamControl, AttemptLis
   onError(err: Error): void {
     this.span?.end(err);
     if (this.over) return;
-    if (this.held !== undefined) {
-      // Nothing of the held answer reached the client: it may be retried, or answered.
-      clearTimeout(this.held.timer);
-      this.held = undefined;
-    }
+    // Nothing of a held answer reached the client: it may be retried, or answered.
+    this.dropHeld();
     this.current = undefined;
     if (this.discarding) {
       this.discarding = false;

@@ -7,8 +7,8 @@
 
 import type { X509Certificate } from "node:crypto";
 import type { Readable } from "node:stream";
-import type { TLSSocket } from "node:tls";
 import { originForm, type ServerExchange, withHost } from "../http/exchange.js";
+import { peerCertificateOf } from "../http/forwarded-client-cert.js";
 import { writeRawResponse } from "../http/raw-error.js";
 import type { TunnelRequest } from "../server/listener.js";
 
@@ -55,8 +55,7 @@ export class TunnelExchange implements ServerExchange {
   }
 
   peerCertificate(): X509Certificate | undefined {
-    const socket = this.request.socket as Partial<TLSSocket>;
-    return socket.getPeerX509Certificate?.();
+    return peerCertificateOf(this.request.socket);
   }
 
   get aborted(): boolean {

@@ -46,11 +46,9 @@ export interface ProxyProtocol {
 
 /** Reads the PROXY header `accepted` allows from the start of `data`. */
 export function parseProxyHeader(data: Buffer, accepted: ProxyVersion): ProxyParse {
-  if (data.length === 0) return { status: "more" };
-  // v2's signature starts with CR, v1's line with "P": one byte decides.
-  const v2 = data[0] === SIGNATURE[0];
-  if (accepted === "any") return v2 ? parseProxyV2(data) : parseProxyV1(data);
-  return accepted === "v2" ? parseProxyV2(data) : parseProxyV1(data);
+  // With both, one byte decides: v2's signature starts with CR, v1's line with "P".
+  const v2 = accepted === "any" ? data[0] === SIGNATURE[0] : accepted === "v2";
+  return v2 ? parseProxyV2(data) : parseProxyV1(data);
 }
 
 const V1_PREFIX = Buffer.from("PROXY ");

@@ -30,6 +30,7 @@ export {
 } from "./registry.js";
 export {
   type BalancerSource,
+  type CacheCounters,
   CLIENT_CLOSED,
   ClientStats,
   MAX_CLIENTS,

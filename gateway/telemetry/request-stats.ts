@@ -184,22 +184,27 @@ interface CappedGroup<T> {
 }
 
 /** A router's metric groups on one thread. */
+/** A cache's misses, evictions (over capacity) and expiries (idle). */
+export interface CacheCounters {
+  readonly misses: Counter;
+  readonly evicts: Counter;
+  readonly expires: Counter;
+}
+
+const cacheCounters = (scope: Scope, prefix: string): CacheCounters => ({
+  misses: scope.counter(`${prefix}/misses`),
+  evicts: scope.counter(`${prefix}/evicts`),
+  expires: scope.counter(`${prefix}/expires`),
+});
+
 export class RouterMetrics {
   /** Services and clients by id, each up to its limit; the rest share an overflow group. */
   private readonly services: CappedGroup<ServiceStats> = { byId: new Map() };
   private readonly clients: CappedGroup<ClientStats> = { byId: new Map() };
   /** The binding cache's misses, evictions (over capacity) and expiries (idle). */
-  readonly bindcache: {
-    readonly misses: Counter;
-    readonly evicts: Counter;
-    readonly expires: Counter;
-  };
+  readonly bindcache: CacheCounters;
   /** The client cache's: clients made, closed over capacity, closed when idle. */
-  readonly clientcache: {
-    readonly misses: Counter;
-    readonly evicts: Counter;
-    readonly expires: Counter;
-  };
+  readonly clientcache: CacheCounters;
 
   constructor(
     private readonly registry: Registry,
@@ -211,16 +216,8 @@ export class RouterMetrics {
       prom: "rt",
       labels: [["rt", label]],
     });
-    this.bindcache = {
-      misses: router.counter("bindcache/path/misses"),
-      evicts: router.counter("bindcache/path/evicts"),
-      expires: router.counter("bindcache/path/expires"),
-    };
-    this.clientcache = {
-      misses: router.counter("bindcache/client/misses"),
-      evicts: router.counter("bindcache/client/evicts"),
-      expires: router.counter("bindcache/client/expires"),
-    };
+    this.bindcache = cacheCounters(router, "bindcache/path");
+    this.clientcache = cacheCounters(router, "bindcache/client");
   }
 
   /** `ip`/`port` as the server listens. */

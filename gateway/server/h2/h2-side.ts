@@ -16,6 +16,7 @@ import {
 } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import { peerCertificateOf } from "../../http/forwarded-client-cert.js";
 import type { ExchangeHandler } from "../listener.js";
 import { type H2Connection, H2Exchange } from "./h2-exchange.js";
 
@@ -110,10 +111,7 @@ export class H2Side {
     let peerCert: X509Certificate | null | undefined;
     this.accepting = {
       peerCertificate() {
-        if (peerCert === undefined)
-          peerCert =
-            ((socket as TLSSocket).encrypted && (socket as TLSSocket).getPeerX509Certificate()) ||
-            null;
+        if (peerCert === undefined) peerCert = peerCertificateOf(socket) ?? null;
         return peerCert ?? undefined;
       },
       remoteAddress: socket.remoteAddress ?? "",

@@ -6,9 +6,9 @@
 
 import type { X509Certificate } from "node:crypto";
 import type { Socket } from "node:net";
-import type { TLSSocket } from "node:tls";
 import { ProxyError } from "../../http/errors.js";
 import { originForm } from "../../http/exchange.js";
+import { peerCertificateOf } from "../../http/forwarded-client-cert.js";
 import { writeRawError } from "../../http/raw-error.js";
 import { holdWrites, releaseWrites } from "../../http/write-batching.js";
 import { H2_PREFACE } from "../h2/h2-side.js";
@@ -364,8 +364,7 @@ export class Http1Connection implements ExchangeConnection {
   }
 
   peerCertificate(): X509Certificate | undefined {
-    if (this.peerCert === undefined)
-      this.peerCert = (this.secure && (this.socket as TLSSocket).getPeerX509Certificate()) || null;
+    if (this.peerCert === undefined) this.peerCert = peerCertificateOf(this.socket) ?? null;
     return this.peerCert ?? undefined;
   }
 
